@@ -1,0 +1,217 @@
+"""The query-product bipartite graph of a search log, and metapath neighbours.
+
+Nodes are queries and products (text attributes); an edge ``("query", "shown",
+"product")`` is a pair seen in the log (labelled or from the transfer set) and carries
+the teacher score, and the human label on training edges only (NaN elsewhere).
+
+:class:`MetapathNeighbours` gives, for a batch of pairs (q, p), the capped neighbours of
+the four metapaths of BERM (Liu et al., EMNLP 2022 Industry, arXiv 2210.01701):
+
+- ``Q-P``: other products shown for q (never p itself);
+- ``P-Q``: other queries that showed p (never q itself);
+- ``Q-P-Q``: queries q'' reached by q -> p' -> q'' with p' != p and q'' != q;
+- ``P-Q-P``: products p'' reached by p -> q' -> p'' with q' != q and p'' != p.
+
+So the pair's own edge (its teacher score, its label) never reaches its features.
+Neighbours are metapath *instances*, kept highest teacher score first (for two-hop
+paths the product of the two edges' scores), at most ``cap`` per metapath.
+Unseen queries or products (index -1) simply have no neighbours there (inductive use).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch_geometric.data import HeteroData
+
+EDGE = ("query", "shown", "product")
+REVERSE_EDGE = ("product", "rev_shown", "query")
+METAPATHS = ("Q-P", "P-Q", "Q-P-Q", "P-Q-P")
+#: Metapaths used by a k-order student: k=0 text only, k=1 one hop, k=2 two hops.
+METAPATHS_BY_ORDER = {0: (), 1: ("Q-P", "P-Q"), 2: METAPATHS}
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "transfer": 3}
+
+
+def metapaths_for_order(k: int) -> tuple[str, ...]:
+    """The metapaths a k-order student reads (k in {0, 1, 2}).
+
+    Raises:
+        ValueError: for other k.
+    """
+    if k not in METAPATHS_BY_ORDER:
+        raise ValueError(f"order k must be 0, 1 or 2, got {k}")
+    return METAPATHS_BY_ORDER[k]
+
+
+def build_graph(edges: pd.DataFrame, *, label_splits: tuple[str, ...] = ("train",)) -> HeteroData:
+    """Bipartite query-product graph with teacher scores on edges.
+
+    Args:
+        edges: one row per pair with columns ``query_id, query, product_id, product_text,
+            teacher_score`` (float in [0, 1]), ``split`` (train/val/test/transfer) and
+            ``label`` (float in [0, 1] or NaN).
+        label_splits: splits whose human labels are stored on edges; others get NaN, so
+            test labels never enter the graph.
+
+    Returns:
+        ``HeteroData`` with ``data["query"].node_id / .text`` (lists of str, length Nq),
+        likewise for ``"product"``; edge ``("query","shown","product")`` with
+        ``edge_index`` (2, E) int64, ``teacher_score`` (E,) float32, ``label`` (E,)
+        float32 (NaN unless in ``label_splits``), ``split`` (E,) int64 (see
+        ``SPLIT_CODES``); and the reverse edge ``("product","rev_shown","query")``.
+
+    Raises:
+        ValueError: if a required column is missing or a teacher score is NaN.
+    """
+    need = {"query_id", "query", "product_id", "product_text", "teacher_score", "split", "label"}
+    missing = need - set(edges.columns)
+    if missing:
+        raise ValueError(f"edges lack columns {sorted(missing)}")
+    if edges["teacher_score"].isna().any():
+        raise ValueError("every edge needs a teacher score")
+    queries = edges.drop_duplicates("query_id")[["query_id", "query"]]
+    products = edges.drop_duplicates("product_id")[["product_id", "product_text"]]
+    q_index = pd.Index(queries["query_id"])
+    p_index = pd.Index(products["product_id"])
+    data = HeteroData()
+    data["query"].node_id = queries["query_id"].tolist()
+    data["query"].text = queries["query"].tolist()
+    data["query"].num_nodes = len(queries)
+    data["product"].node_id = products["product_id"].tolist()
+    data["product"].text = products["product_text"].tolist()
+    data["product"].num_nodes = len(products)
+    src = q_index.get_indexer(edges["query_id"])
+    dst = p_index.get_indexer(edges["product_id"])
+    edge_index = torch.as_tensor(np.stack([src, dst]), dtype=torch.long)
+    label = edges["label"].to_numpy(dtype=np.float32).copy()
+    label[~edges["split"].isin(label_splits).to_numpy()] = np.nan
+    store = data[EDGE]
+    store.edge_index = edge_index
+    store.teacher_score = torch.as_tensor(edges["teacher_score"].to_numpy(np.float32))
+    store.label = torch.as_tensor(label)
+    store.split = torch.as_tensor(edges["split"].map(SPLIT_CODES).to_numpy(np.int64).copy())
+    reverse = data[REVERSE_EDGE]
+    reverse.edge_index = edge_index.flip(0)
+    for key in ("teacher_score", "label", "split"):
+        reverse[key] = store[key]
+    return data
+
+
+def _top_neighbours(source: np.ndarray, target: np.ndarray, score: np.ndarray, num_sources: int,
+                    width: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per source node, its ``width`` best targets by score; an extra last row of padding.
+
+    Returns ids (num_sources + 1, width) int64 with -1 padding and scores of the same
+    shape (NaN padding). Row -1 (the last) is all padding, so index -1 = unseen node.
+    """
+    ids = np.full((num_sources + 1, width), -1, dtype=np.int64)
+    scores = np.full((num_sources + 1, width), np.nan, dtype=np.float32)
+    order = np.lexsort((-score, source))  # by source, best score first
+    source, target, score = source[order], target[order], score[order]
+    starts = np.searchsorted(source, source, side="left")
+    rank = np.arange(len(source)) - starts
+    keep = rank < width
+    ids[source[keep], rank[keep]] = target[keep]
+    scores[source[keep], rank[keep]] = score[keep]
+    return ids, scores
+
+
+def _compact(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray, cap: int, by_score: bool):
+    """Keep the first (or best-scoring) ``cap`` valid entries per row, padding after."""
+    key = np.where(valid, -scores if by_score else 0.0, np.inf)
+    order = np.argsort(key, axis=1, kind="stable")[:, :cap]
+    ids = np.take_along_axis(np.where(valid, ids, -1), order, axis=1)
+    scores = np.take_along_axis(np.where(valid, scores, np.nan), order, axis=1)
+    if ids.shape[1] < cap:  # fewer candidates than the cap
+        pad = cap - ids.shape[1]
+        ids = np.pad(ids, ((0, 0), (0, pad)), constant_values=-1)
+        scores = np.pad(scores, ((0, 0), (0, pad)), constant_values=np.nan)
+    return ids, scores
+
+
+@dataclass
+class Neighbours:
+    """Neighbours of a batch of pairs along one metapath.
+
+    ids: (B, cap) int64 node indices (queries for P-Q and Q-P-Q, products otherwise), -1 = none.
+    scores: (B, cap) float32 teacher score of the metapath instance in [0, 1], NaN = none.
+    """
+
+    ids: np.ndarray
+    scores: np.ndarray
+
+
+class MetapathNeighbours:
+    """Capped metapath neighbours of pairs in a query-product graph (see module doc).
+
+    Args:
+        graph: from :func:`build_graph`.
+        cap: neighbours kept per metapath and pair (BERM-style cap, e.g. 8).
+    """
+
+    def __init__(self, graph: HeteroData, cap: int = 8) -> None:
+        if cap < 1:
+            raise ValueError(f"cap must be >= 1, got {cap}")
+        self.cap = cap
+        store = graph[EDGE]
+        q, p = store.edge_index.numpy()
+        s = store.teacher_score.numpy()
+        nq, np_ = graph["query"].num_nodes, graph["product"].num_nodes
+        # cap + 1: one slot may be the pair's own edge, removed at look-up.
+        self.query_products = _top_neighbours(q, p, s, nq, cap + 1)
+        self.product_queries = _top_neighbours(p, q, s, np_, cap + 1)
+        self.query_index = pd.Index(graph["query"].node_id)
+        self.product_index = pd.Index(graph["product"].node_id)
+
+    def node_indices(self, query_ids, product_ids) -> tuple[np.ndarray, np.ndarray]:
+        """Graph node indices of query and product ids; -1 where not in the graph. (B,) int64 each."""
+        return (self.query_index.get_indexer(pd.Index(query_ids)).astype(np.int64),
+                self.product_index.get_indexer(pd.Index(product_ids)).astype(np.int64))
+
+    def _one_hop(self, table, centre: np.ndarray, exclude: np.ndarray) -> Neighbours:
+        ids, scores = table[0][centre], table[1][centre]
+        valid = (ids >= 0) & (ids != exclude[:, None])
+        return Neighbours(*_compact(ids, scores, valid, self.cap, by_score=False))
+
+    def _two_hop(self, first: Neighbours, table, exclude: np.ndarray) -> Neighbours:
+        ids = table[0][first.ids]  # (B, cap, cap + 1); first.ids == -1 hits the padding row
+        scores = table[1][first.ids] * first.scores[:, :, None]
+        valid = (ids >= 0) & (ids != exclude[:, None, None])
+        batch = ids.shape[0]
+        return Neighbours(*_compact(ids.reshape(batch, -1), scores.reshape(batch, -1),
+                                    valid.reshape(batch, -1), self.cap, by_score=True))
+
+    def lookup(self, query_index: np.ndarray, product_index: np.ndarray,
+               metapaths: tuple[str, ...] = METAPATHS) -> dict[str, Neighbours]:
+        """Neighbours of pairs (query_index[i], product_index[i]) along ``metapaths``.
+
+        Args:
+            query_index: (B,) int64 graph query indices, -1 for unseen queries.
+            product_index: (B,) int64 graph product indices, -1 for unseen products.
+            metapaths: subset of ``METAPATHS``.
+
+        Returns:
+            metapath name -> :class:`Neighbours` with (B, cap) arrays.
+        """
+        query_index = np.asarray(query_index, dtype=np.int64)
+        product_index = np.asarray(product_index, dtype=np.int64)
+        out: dict[str, Neighbours] = {}
+        if not metapaths:
+            return out
+        qp = self._one_hop(self.query_products, query_index, product_index)
+        pq = self._one_hop(self.product_queries, product_index, query_index)
+        for name in metapaths:
+            if name == "Q-P":
+                out[name] = qp
+            elif name == "P-Q":
+                out[name] = pq
+            elif name == "Q-P-Q":
+                out[name] = self._two_hop(qp, self.product_queries, query_index)
+            elif name == "P-Q-P":
+                out[name] = self._two_hop(pq, self.query_products, product_index)
+            else:
+                raise ValueError(f"unknown metapath {name!r}; choose from {METAPATHS}")
+        return out

@@ -1,0 +1,102 @@
+"""Relevance metrics: RMSE, AUC, Spearman, NDCG@k, recall@k.
+
+All functions take plain arrays (numpy or anything ``np.asarray`` accepts). Library
+implementations are used where they exist (scikit-learn, SciPy); this module only adds
+the per-query grouping the field needs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy.stats import spearmanr
+from sklearn.metrics import ndcg_score, roc_auc_score
+
+#: Binary relevance threshold on the 1-3 Home Depot scale (METHODS.md): label >= 2.5.
+RELEVANT_NORMALISED = 0.75  # (2.5 - 1) / 2
+
+
+def rmse(scores, labels, *, label_range: float = 1.0) -> float:
+    """Root-mean-square error, reported on the label's original scale.
+
+    Args:
+        scores: (N,) float in [0, 1], predictions on the normalised scale.
+        labels: (N,) float in [0, 1], normalised human labels.
+        label_range: ``label_max - label_min`` of the original scale (2.0 for 1-3),
+            so the result is in the original units.
+    """
+    scores, labels = np.asarray(scores, float), np.asarray(labels, float)
+    return float(np.sqrt(np.mean((scores - labels) ** 2)) * label_range)
+
+
+def auc(scores, labels, *, threshold: float = RELEVANT_NORMALISED) -> float:
+    """ROC AUC of ``scores`` against binary relevance ``labels >= threshold``.
+
+    Args:
+        scores: (N,) float, any monotone score.
+        labels: (N,) float in [0, 1], normalised human labels.
+        threshold: normalised label at or above which a pair counts as relevant.
+
+    Returns:
+        AUC in [0, 1]; NaN when only one class is present.
+    """
+    binary = np.asarray(labels, float) >= threshold - 1e-9
+    if binary.all() or not binary.any():
+        return float("nan")
+    return float(roc_auc_score(binary, np.asarray(scores, float)))
+
+
+def spearman(scores, labels) -> float:
+    """Spearman rank correlation in [-1, 1] between scores and labels (ties averaged)."""
+    return float(spearmanr(np.asarray(scores, float), np.asarray(labels, float)).statistic)
+
+
+def ndcg_at_k(scores, labels, query_ids, *, k: int = 10) -> float:
+    """Mean NDCG@k over queries, gains = normalised labels in [0, 1].
+
+    Queries with a single pair or with all-zero gains are skipped (their NDCG is
+    undefined or trivially 1).
+
+    Args:
+        scores: (N,) float, ranking scores.
+        labels: (N,) float in [0, 1], gains.
+        query_ids: (N,) hashable, the query of each pair.
+        k: cut-off rank.
+    """
+    frame = pd.DataFrame({"q": np.asarray(query_ids), "s": np.asarray(scores, float),
+                          "y": np.asarray(labels, float)})
+    values = []
+    for _, group in frame.groupby("q", sort=False):
+        if len(group) < 2 or group.y.max() <= 0:
+            continue
+        values.append(ndcg_score(group.y.to_numpy()[None], group.s.to_numpy()[None], k=k))
+    return float(np.mean(values)) if values else float("nan")
+
+
+def recall_at_k(retrieved, relevant, *, k: int) -> float:
+    """Mean recall@k: share of each query's relevant items found in its top ``k``.
+
+    Args:
+        retrieved: per query, item ids ranked best first.
+        relevant: per query, the set of relevant item ids.
+        k: cut-off.
+    """
+    values = [len(set(list(r)[:k]) & set(g)) / len(g) for r, g in zip(retrieved, relevant) if len(g)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+def relevance_metrics(scores, labels, query_ids, *, label_range: float = 1.0, k: int = 10) -> dict:
+    """The standard report: ``rmse`` (original scale), ``auc``, ``spearman``, ``ndcg@k``.
+
+    Args:
+        scores: (N,) float in [0, 1].
+        labels: (N,) float in [0, 1], normalised human labels (no NaN).
+        query_ids: (N,) the query of each pair.
+        label_range: width of the original label scale (2.0 for Home Depot's 1-3).
+    """
+    return {
+        "rmse": rmse(scores, labels, label_range=label_range),
+        "auc": auc(scores, labels),
+        "spearman": spearman(scores, labels),
+        f"ndcg@{k}": ndcg_at_k(scores, labels, query_ids, k=k),
+    }
