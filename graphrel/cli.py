@@ -1,0 +1,184 @@
+"""``graphrel`` command line.
+
+- ``graphrel fit|validate|test|predict --config configs/<model>.yaml``: Lightning's CLI
+  (``LightningCLI``) on any graphrel model and datamodule (``--print_config`` works).
+- ``graphrel pipeline --config configs/home_depot.yaml --run-dir DIR``: the main job.
+- ``graphrel score --model DIR --input PAIRS --output OUT.parquet``: batch scoring.
+
+User errors print one line ``graphrel: error: ...`` and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError
+
+LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
+USAGE = """usage: graphrel COMMAND [options]
+
+commands:
+  fit | validate | test | predict   Lightning CLI, e.g. graphrel fit --config configs/korder.yaml
+  pipeline                          the main job: graphrel pipeline --config configs/home_depot.yaml --run-dir DIR
+  score                             batch scoring: graphrel score --model DIR --input PAIRS --output OUT.parquet
+
+Run `graphrel COMMAND --help` for every option of a command.
+"""
+
+
+def _lightning(argv: list[str]) -> None:
+    from lightning.pytorch.cli import LightningCLI
+
+    import graphrel.data.datamodules  # noqa: F401  (registers classes for class_path)
+    import graphrel.models.korder  # noqa: F401
+    import graphrel.models.teacher  # noqa: F401
+
+    LightningCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
+                 save_config_kwargs={"overwrite": True})
+
+
+def _pipeline(argv: list[str]) -> None:
+    from jsonargparse import ActionConfigFile, ArgumentParser
+
+    from graphrel.pipeline import Pipeline, PipelineConfig, check_config
+
+    parser = ArgumentParser(prog="graphrel pipeline", description=(
+        "Main job: split pairs by query -> fine-tune the cross-encoder teacher -> transfer set -> "
+        "teacher scores -> query-product graph -> k-order graph students (k=0 and k) -> metrics on "
+        "unseen test queries -> report. Finished stages in --run-dir are reused (resume)."))
+    parser.add_argument("--config", action=ActionConfigFile, help="YAML pipeline config (configs/home_depot.yaml)")
+    parser.add_argument("--run-dir", required=True, help="directory for every output of the run")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_class_arguments(PipelineConfig, "pipeline", as_group=True)
+    args = parser.parse_args(_nest_pipeline_keys(argv))
+    config = parser.instantiate_classes(args).pipeline
+    check_config(config)
+    run_dir = args.run_dir
+    from pathlib import Path
+
+    Path(run_dir).mkdir(parents=True, exist_ok=True)
+    parser.save(args, str(Path(run_dir) / "config.yaml"), overwrite=True, skip_check=True)
+    metrics = Pipeline(config, run_dir, progress=not args.no_progress).run()
+    from graphrel.report import metrics_table
+
+    print(metrics_table(metrics["models"]))
+    print(f"\nreport: {Path(run_dir) / 'report.md'}")
+
+
+def _nest_pipeline_keys(argv: list[str]) -> list[str]:
+    """Let configs write ``seed:``, ``data:`` ... at top level: nest them under ``pipeline``."""
+    import tempfile
+
+    import yaml
+
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "--config" and i + 1 < len(argv):
+            path = argv[i + 1]
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    content = yaml.safe_load(handle) or {}
+            except OSError as error:
+                raise GraphrelInputError(f"cannot read config ({error.strerror})", path=path,
+                                         fix="pass an existing YAML file") from None
+            except yaml.YAMLError as error:
+                raise GraphrelInputError(f"not valid YAML ({error.__class__.__name__})", path=path,
+                                         fix="correct the YAML syntax") from None
+            if not isinstance(content, dict):
+                raise GraphrelInputError("config must be a mapping of keys", path=path, fix="see configs/home_depot.yaml")
+            nested = {k: v for k, v in content.items() if k in ("run_dir", "pipeline")}
+            rest = {k: v for k, v in content.items() if k not in nested}
+            if rest:
+                nested.setdefault("pipeline", {}).update(rest)
+            handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+            yaml.safe_dump(nested, handle)
+            handle.close()
+            out += ["--config", handle.name]
+            i += 2
+        elif argv[i].startswith("--") and argv[i].split("=")[0].lstrip("-").split(".")[0] in (
+                "seed", "data", "transfer", "teacher", "student"):
+            out.append("--pipeline." + argv[i][2:])
+            i += 1
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _score(argv: list[str]) -> None:
+    from graphrel.scoring import score_file
+
+    parser = argparse.ArgumentParser(prog="graphrel score", description=(
+        "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
+        "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order; "
+        "written atomically (no half-written file on a crash)."))
+    parser.add_argument("--model", required=True, help="student directory, e.g. RUN/student_korder")
+    parser.add_argument("--input", required=True, help="pairs file")
+    parser.add_argument("--output", required=True, help="output .parquet path")
+    parser.add_argument("--kind", default="generic", choices=["generic", "home_depot", "esci"],
+                        help="input format (default: generic, with the column options below)")
+    parser.add_argument("--query-column", default="query", help="query text column (generic)")
+    parser.add_argument("--query-id-column", default=None, help="query id column (default: the query text)")
+    parser.add_argument("--product-id-column", default="product_id", help="product id column (generic)")
+    parser.add_argument("--product-text-column", default="product_text", help="product text column (generic)")
+    parser.add_argument("--label-column", default=None, help="optional label column (generic)")
+    parser.add_argument("--label-min", type=float, default=None, help="lowest label of the scale")
+    parser.add_argument("--label-max", type=float, default=None, help="highest label of the scale")
+    parser.add_argument("--encoding", default=None, help="text encoding (generic default utf-8)")
+    parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
+                        help="override the format guessed from the suffix")
+    parser.add_argument("--batch-size", type=int, default=4096, help="pairs per forward pass")
+    args = parser.parse_args(argv)
+    options = {}
+    if args.kind == "generic":
+        options = {"query_column": args.query_column, "query_id_column": args.query_id_column,
+                   "product_id_column": args.product_id_column, "product_text_column": args.product_text_column,
+                   "label_column": args.label_column, "label_min": args.label_min, "label_max": args.label_max,
+                   "file_format": args.file_format}
+    if args.encoding:
+        options["encoding"] = args.encoding
+    out = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size, **options)
+    print(f"scored {len(out):,} pairs -> {args.output}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``graphrel`` console script. Returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logger = logging.getLogger("graphrel")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s graphrel: %(message)s", datefmt="%H:%M:%S"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The given NumPy array is not writable.*")
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if argv else EXIT_USER_ERROR
+    command, rest = argv[0], argv[1:]
+    try:
+        if command in LIGHTNING_COMMANDS:
+            _lightning(argv)
+        elif command == "pipeline":
+            _pipeline(rest)
+        elif command == "score":
+            _score(rest)
+        else:
+            print(f"graphrel: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+            return EXIT_USER_ERROR
+    except GraphrelInputError as error:
+        print(f"graphrel: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("graphrel: interrupted; finished stages are kept, re-run the same command to resume",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Student inputs of pairs: wordpiece ids of their texts and their metapath neighbours."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch_geometric.data import HeteroData
+
+from graphrel.data.graph import METAPATHS, MetapathNeighbours
+from graphrel.data.tokens import WordpieceCache
+
+
+class PairFeaturizer:
+    """Turns pairs into the tensors a student reads.
+
+    Args:
+        graph: query-product graph (:func:`graphrel.data.graph.build_graph`).
+        tokens: wordpiece cache of the teacher's tokenizer.
+        cap: neighbours per metapath.
+        query_length: Lq, wordpieces kept per query.
+        product_length: Lp, wordpieces kept per product text.
+
+    Attributes:
+        query_node_tokens: (Nq, Lq) int64, wordpieces of every graph query.
+        product_node_tokens: (Np, Lp) int64, wordpieces of every graph product.
+
+    A batch is a dict: ``query_tokens`` (B, Lq) int64, ``product_tokens`` (B, Lp) int64,
+    and per metapath m ``"{m}/ids"`` (B, cap) int64 node indices (-1 = none) and
+    ``"{m}/scores"`` (B, cap) float32 teacher scores (NaN = none).
+    """
+
+    def __init__(self, graph: HeteroData, tokens: WordpieceCache, *, cap: int = 8,
+                 query_length: int = 16, product_length: int = 48) -> None:
+        self.graph = graph
+        self.tokens = tokens
+        self.query_length = query_length
+        self.product_length = product_length
+        self.neighbours = MetapathNeighbours(graph, cap=cap)
+        self.query_node_tokens = torch.from_numpy(tokens.encode(graph["query"].text, query_length))
+        self.product_node_tokens = torch.from_numpy(tokens.encode(graph["product"].text, product_length))
+
+    def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray) -> dict:
+        for name, found in self.neighbours.lookup(query_index, product_index, METAPATHS).items():
+            batch[f"{name}/ids"] = torch.from_numpy(found.ids)
+            batch[f"{name}/scores"] = torch.from_numpy(found.scores)
+        return batch
+
+    def from_nodes(self, query_index: np.ndarray, product_index: np.ndarray) -> dict:
+        """Batch for pairs whose query and product are graph nodes (training). (B,) int64 each."""
+        query_index = np.asarray(query_index, dtype=np.int64)
+        product_index = np.asarray(product_index, dtype=np.int64)
+        batch = {"query_tokens": self.query_node_tokens[query_index],
+                 "product_tokens": self.product_node_tokens[product_index]}
+        return self._with_neighbours(batch, query_index, product_index)
+
+    def from_texts(self, query_ids, queries, product_ids, product_texts) -> dict:
+        """Batch for any pairs, from their texts; unseen queries/products get no neighbours there.
+
+        Args:
+            query_ids, product_ids: (B,) str ids, matched against the graph's nodes.
+            queries, product_texts: (B,) str texts, tokenised here.
+        """
+        query_index, product_index = self.neighbours.node_indices(query_ids, product_ids)
+        batch = {"query_tokens": torch.from_numpy(self.tokens.encode(list(queries), self.query_length)),
+                 "product_tokens": torch.from_numpy(self.tokens.encode(list(product_texts), self.product_length))}
+        return self._with_neighbours(batch, query_index, product_index)

@@ -1,0 +1,1 @@
+"""LightningModules: the cross-encoder teacher and the students."""

@@ -1,0 +1,196 @@
+"""k-order graph student: a reconstruction of BERM (Liu et al., "Graph-based Weakly
+Supervised Framework for Semantic Relevance Learning in E-commerce", EMNLP 2022
+Industry, arXiv 2210.01701).
+
+Public facts (the paper): a student scores a pair from its text (0-order relevance, a
+word-interaction matrix between query and title tokens) and from its metapath
+neighbours in the query-product graph (higher-order relevance, graph attention), trained
+on teacher labels. Reconstruction here (METHODS.md §1):
+
+- text: the teacher's frozen wordpiece embeddings, a trainable identity-initialised
+  projection (:class:`graphrel.nn.WordpieceEncoder`);
+- 0-order: K-NRM kernel pooling of the cosine interaction matrix plus pooled query /
+  title vectors [e_q; e_p; e_q*e_p; |e_q-e_p|] -> MLP -> h0;
+- order k: metapaths Q-P, P-Q (k>=1), Q-P-Q, P-Q-P (k=2); each neighbour carries its text
+  vector and its edge's teacher score; GATv2-style attention per metapath, HAN semantic
+  attention across metapaths, plus per-metapath score statistics;
+- head: MLP([h0; graph summary; statistics]) -> logit;
+- loss: soft-target BCE against sigmoid(teacher_logit / T) + ``label_weight`` x BCE on
+  human labels where present (training queries only).
+
+k=0 is the text-only student. Node features come from text only, so unseen queries and
+products are scored (inductive).
+"""
+
+from __future__ import annotations
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+from torch_geometric.nn import MLP
+
+from graphrel.data.graph import metapaths_for_order
+from graphrel.losses import distillation_loss, temperature_targets
+from graphrel.metrics import auc, spearman
+from graphrel.nn.interaction import KernelPooling
+from graphrel.nn.metapath import NUM_STATS, MetapathAttention, SemanticAttention
+from graphrel.nn.text import WordpieceEncoder, masked_mean
+
+#: Node type of each metapath's neighbours and of its centre.
+NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
+
+
+def student_embeddings(backbone: str, backbone_config: dict | None) -> torch.Tensor:
+    """Wordpiece embedding matrix (V, D): the backbone's, or random for a tiny test config."""
+    if backbone_config is not None:
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(backbone_config["vocab_size"], backbone_config["hidden_size"],
+                           generator=generator) * 0.05
+    from graphrel.backbone import load_word_embeddings
+
+    return load_word_embeddings(backbone)
+
+
+class KOrderStudent(L.LightningModule):
+    """k-order graph student (BERM reconstruction; see module docstring).
+
+    Args:
+        order: k in {0, 1, 2}: 0 text only; 1 adds Q-P and P-Q; 2 adds Q-P-Q and P-Q-P.
+        hidden: H, neighbour message size.
+        text_hidden: width of the 0-order MLP.
+        num_kernels: K-NRM kernels.
+        backbone: teacher backbone whose wordpiece embeddings the student starts from
+            (``"minilm-l6"`` or a local HF directory).
+        backbone_config: for tests: ``{"vocab_size": V, "hidden_size": D}`` -> random
+            embeddings instead of the backbone's.
+        learning_rate, weight_decay: AdamW settings.
+        temperature: T of the soft targets sigmoid(teacher_logit / T).
+        label_weight: weight of the human-label BCE term (0 = teacher only).
+
+    Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
+    ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN. ``forward`` returns
+    logits (B,); ``sigmoid(logit)`` is the relevance score in [0, 1].
+    """
+
+    def __init__(self, order: int = 2, hidden: int = 64, text_hidden: int = 256, num_kernels: int = 11,
+                 backbone: str = "minilm-l6", backbone_config: dict | None = None,
+                 learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
+                 label_weight: float = 1.0) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.metapaths = metapaths_for_order(order)
+        self.encoder = WordpieceEncoder(student_embeddings(backbone, backbone_config))
+        dim = self.encoder.dim
+        self.kernels = KernelPooling(num_kernels)
+        self.text_mlp = MLP([num_kernels + 4 * dim, text_hidden, text_hidden // 2], dropout=0.1, norm=None)
+        self.metapath_attention = nn.ModuleDict({m: MetapathAttention(dim, hidden) for m in self.metapaths})
+        head_in = text_hidden // 2
+        if self.metapaths:
+            self.semantic = SemanticAttention(hidden)
+            head_in += hidden + NUM_STATS * len(self.metapaths)
+        self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
+        self.node_vectors: dict[str, torch.Tensor] = {}
+        self._projected_nodes: dict[str, torch.Tensor] = {}
+        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+
+    # -- graph nodes -----------------------------------------------------------------
+    def attach_graph(self, query_node_tokens: torch.Tensor, product_node_tokens: torch.Tensor) -> None:
+        """Pool the text vector of every graph node once (frozen embeddings, so fixed).
+
+        Args:
+            query_node_tokens: (Nq, Lq) int64; product_node_tokens: (Np, Lp) int64.
+            A zero row is appended to each table, so node index -1 means "no neighbour".
+        """
+        for kind, tokens in (("query", query_node_tokens), ("product", product_node_tokens)):
+            vectors = self.encoder.pool_frozen(tokens.to(self.device))
+            self.node_vectors[kind] = torch.cat([vectors, vectors.new_zeros(1, vectors.shape[1])])
+        self._projected_nodes = {}
+
+    def setup(self, stage: str) -> None:
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is not None and hasattr(datamodule, "featurizer"):
+            featurizer = datamodule.featurizer
+            self.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+
+    def clear_inference_cache(self) -> None:
+        """Forget tables projected for inference (weights changed)."""
+        self._projected_nodes = {}
+        self.encoder.clear_inference_cache()
+
+    def train(self, mode: bool = True):
+        self.clear_inference_cache()
+        return super().train(mode)
+
+    def on_train_batch_start(self, batch, batch_idx: int) -> None:
+        # Lightning restores train/eval by setting ``.training`` directly, bypassing
+        # train(); clearing here keeps the inference caches true to the weights.
+        self.clear_inference_cache()
+
+    def _neighbour_projection(self, name: str, ids: torch.Tensor) -> torch.Tensor | None:
+        """Inference cache: each node's neighbour projection computed once per graph."""
+        if self.training or torch.is_grad_enabled():
+            return None
+        if name not in self._projected_nodes:
+            table = self.node_vectors[NEIGHBOUR_TYPE[name]]
+            self._projected_nodes[name] = self.metapath_attention[name].neighbour(table)
+        return self._projected_nodes[name][ids]
+
+    # -- model -------------------------------------------------------------------------
+    def forward(self, batch: dict, return_attention: bool = False):
+        query, query_mask = self.encoder.tokens(batch["query_tokens"])
+        title, title_mask = self.encoder.tokens(batch["product_tokens"])
+        e_q, e_p = masked_mean(query, query_mask), masked_mean(title, title_mask)
+        kernel_features = self.kernels(query, query_mask, title, title_mask)
+        parts = [self.text_mlp(torch.cat([kernel_features, e_q, e_p, e_q * e_p, (e_q - e_p).abs()], -1))]
+        attention = {}
+        if self.metapaths:
+            if not self.node_vectors:
+                raise RuntimeError("call attach_graph() before scoring with a graph student")
+            summaries, stats = [], []
+            for name in self.metapaths:
+                ids = batch[f"{name}/ids"]
+                vectors = self.node_vectors[NEIGHBOUR_TYPE[name]][ids]
+                centre = e_p if NEIGHBOUR_TYPE[name] == "product" else e_q
+                summary, weights, stat = self.metapath_attention[name](
+                    vectors, batch[f"{name}/scores"], centre, self._neighbour_projection(name, ids))
+                summaries.append(summary)
+                stats.append(stat)
+                attention[name] = weights
+            combined, semantic = self.semantic(torch.stack(summaries, 1))
+            attention["metapaths"] = semantic
+            parts += [combined, *stats]
+        logits = self.head(torch.cat(parts, -1)).squeeze(-1)
+        return (logits, attention) if return_attention else logits
+
+    # -- training ----------------------------------------------------------------------
+    def training_step(self, batch: dict, batch_idx: int):
+        logits = self(batch)
+        targets = temperature_targets(batch["teacher_logit"], self.hparams.temperature)
+        loss = distillation_loss(logits, targets, batch.get("label"), label_weight=self.hparams.label_weight)
+        self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
+        return loss
+
+    def validation_step(self, batch: dict, batch_idx: int):
+        scores = torch.sigmoid(self(batch))
+        self._val.append((scores.float().cpu().numpy(), batch["label"].float().cpu().numpy()))
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        scores, labels = (np.concatenate(x) for x in zip(*self._val))
+        self._val = []
+        keep = ~np.isnan(labels)
+        self.log("val_auc", auc(scores[keep], labels[keep]), prog_bar=True)
+        self.log("val_spearman", spearman(scores[keep], labels[keep]), prog_bar=True)
+
+    def predict_step(self, batch: dict, batch_idx: int):
+        return torch.sigmoid(self(batch))
+
+    def configure_optimizers(self):
+        params = [p for p in self.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.learning_rate,
+                                      weight_decay=self.hparams.weight_decay, fused=True)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: max(0.0, 1.0 - step / total))
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}

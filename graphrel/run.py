@@ -1,0 +1,92 @@
+"""A pipeline run directory: what lives where, atomic writes, loading.
+
+Layout of ``<run_dir>``::
+
+    config.yaml              the pipeline config used
+    pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test/transfer)
+    teacher/                 HF model directory of the fine-tuned teacher (+ teacher.ckpt)
+    teacher_scores.parquet   query_id, product_id, teacher_logit, teacher_score (one cache)
+    graph.pt                 query-product HeteroData (teacher scores; train labels only)
+    student_k0/, student_korder/   model.ckpt + student.json (what ``graphrel score`` loads)
+    metrics.json, report.md, student_vs_teacher.png
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from graphrel.errors import GraphrelInputError
+
+PAIRS = "pairs.parquet"
+TEACHER_DIR = "teacher"
+TEACHER_SCORES = "teacher_scores.parquet"
+GRAPH = "graph.pt"
+STUDENT_MANIFEST = "student.json"
+STUDENT_CHECKPOINT = "model.ckpt"
+
+
+@contextmanager
+def atomic_path(path: str | Path):
+    """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
+
+    A crash or interruption leaves no half-written ``path`` (the temporary file is removed).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    """Write ``frame`` to Parquet atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_json(obj, path: str | Path) -> None:
+    """Write JSON atomically (indented, NaN as null)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=float).replace("NaN", "null"))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        raise GraphrelInputError(f"{what} not found", path=path,
+                                 fix="run `graphrel pipeline --run-dir DIR` first, or pass the right run directory")
+    return path
+
+
+def load_run_pairs(run_dir: str | Path) -> pd.DataFrame:
+    """Every pair of a run, with split and teacher scores (``pairs.parquet`` joined with
+    ``teacher_scores.parquet``)."""
+    run_dir = Path(run_dir)
+    pairs = pd.read_parquet(_need(run_dir / PAIRS, "run pairs"))
+    scores = pd.read_parquet(_need(run_dir / TEACHER_SCORES, "teacher scores"))
+    return pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
+
+
+def save_graph(graph, path: str | Path) -> None:
+    """Save a HeteroData graph atomically."""
+    with atomic_path(path) as tmp:
+        torch.save(graph, tmp)
+
+
+def load_run_graph(run_dir_or_file: str | Path):
+    """The run's query-product ``HeteroData`` (``graph.pt``)."""
+    path = Path(run_dir_or_file)
+    if path.is_dir():
+        path = path / GRAPH
+    return torch.load(_need(path, "graph"), weights_only=False)

@@ -1,0 +1,125 @@
+import lightning as L
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from graphrel.backbone import load_tokenizer
+from graphrel.data.datamodules import StudentDataModule
+from graphrel.data.features import PairFeaturizer
+from graphrel.data.graph import build_graph
+from graphrel.data.tokens import WordpieceCache
+from graphrel.models.korder import KOrderStudent
+
+WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge", "light", "bulb"]
+
+
+def synthetic_pairs(seed=0, queries=30):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for q in range(queries):
+        qwords = list(rng.choice(WORDS, 2, replace=False))
+        for p in range(4):
+            overlap = p < 2
+            twords = qwords[:1] + list(rng.choice(WORDS, 3)) if overlap else list(rng.choice(WORDS, 4))
+            product = f"P{rng.integers(60)}"
+            rows.append((f"q{q} " + " ".join(qwords), product, " ".join(twords) + f" {product}", float(overlap)))
+    frame = pd.DataFrame(rows, columns=["query", "product_id", "product_text", "label"])
+    frame["product_text"] = frame.groupby("product_id")["product_text"].transform("first")
+    frame = frame.drop_duplicates(["query", "product_id"]).reset_index(drop=True)
+    frame["query_id"] = frame["query"]
+    frame["teacher_logit"] = np.where(frame.label > 0, 2.0, -2.0) + rng.normal(0, 0.3, len(frame))
+    frame["teacher_score"] = 1 / (1 + np.exp(-frame.teacher_logit))
+    split = np.where(np.arange(queries) < queries * 0.7, "train", "val")
+    frame["split"] = split[frame["query"].str.extract(r"q(\d+)")[0].astype(int)]
+    return frame
+
+
+@pytest.fixture(scope="module")
+def featurizer_and_pairs():
+    pairs = synthetic_pairs()
+    featurizer = PairFeaturizer(build_graph(pairs), WordpieceCache(load_tokenizer()), cap=4)
+    return featurizer, pairs
+
+
+def tiny_student(order=2):
+    return KOrderStudent(order=order, hidden=8, text_hidden=16, learning_rate=1e-2, backbone_config={"vocab_size": 30522, "hidden_size": 16})
+
+
+def test_order_zero_has_no_graph_parts_and_order_two_has_four_metapaths():
+    assert len(tiny_student(0).metapath_attention) == 0
+    assert set(tiny_student(2).metapath_attention) == {"Q-P", "P-Q", "Q-P-Q", "P-Q-P"}
+
+
+def test_scores_unseen_pairs_and_returns_attention(featurizer_and_pairs):
+    featurizer, _ = featurizer_and_pairs
+    model = tiny_student(2)
+    model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+    model.eval()
+    batch = featurizer.from_texts(["never seen"], ["a brand new query"], ["P0"], ["drill bit set"])
+    with torch.inference_mode():
+        logits, attention = model(batch, return_attention=True)
+    assert logits.shape == (1,) and torch.isfinite(logits).all()
+    assert attention["Q-P"].sum() == 0  # unseen query: no Q-P neighbours
+    assert torch.isclose(attention["metapaths"].sum(), torch.tensor(1.0))
+
+
+def test_own_edge_teacher_score_never_reaches_the_pair(featurizer_and_pairs):
+    _, pairs = featurizer_and_pairs
+    model = tiny_student(2)
+    model.eval()
+    row = 0
+    results = []
+    for own_score in (0.01, 0.99):
+        changed = pairs.copy()
+        changed.loc[row, "teacher_score"] = own_score
+        featurizer = PairFeaturizer(build_graph(changed), WordpieceCache(load_tokenizer()), cap=4)
+        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+        batch = featurizer.from_texts(pairs.query_id[:1], pairs["query"][:1], pairs.product_id[:1],
+                                      pairs.product_text[:1])
+        with torch.inference_mode():
+            results.append(model(batch).item())
+    assert results[0] == pytest.approx(results[1], abs=1e-6)
+
+
+def test_neighbour_scores_change_the_graph_student(featurizer_and_pairs):
+    _, pairs = featurizer_and_pairs
+    model = tiny_student(1)
+    model.eval()
+    query = pairs.query_id[0]
+    outputs = []
+    for other_score in (0.01, 0.99):
+        changed = pairs.copy()
+        others = (changed.query_id == query) & (changed.index != 0)
+        changed.loc[others, "teacher_score"] = other_score
+        featurizer = PairFeaturizer(build_graph(changed), WordpieceCache(load_tokenizer()), cap=4)
+        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+        batch = featurizer.from_texts(pairs.query_id[:1], pairs["query"][:1], pairs.product_id[:1],
+                                      pairs.product_text[:1])
+        with torch.inference_mode():
+            outputs.append(model(batch).item())
+    assert outputs[0] != pytest.approx(outputs[1], abs=1e-6)
+
+
+def test_training_learns_the_teacher(featurizer_and_pairs):
+    featurizer, pairs = featurizer_and_pairs
+    L.seed_everything(0, verbose=False)
+    model = tiny_student(2)
+    data = StudentDataModule(batch_size=16)
+    data.set_data(pairs, featurizer)
+    model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+    from graphrel.losses import distillation_loss, temperature_targets
+
+    def loss_now():
+        model.eval()
+        batch = featurizer.from_nodes(*featurizer.neighbours.node_indices(pairs.query_id, pairs.product_id))
+        with torch.inference_mode():
+            return distillation_loss(model(batch), temperature_targets(torch.tensor(pairs.teacher_logit.values,
+                                                                                   dtype=torch.float32))).item()
+
+    before = loss_now()
+    trainer = L.Trainer(max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                        enable_model_summary=False, accelerator="cpu")
+    trainer.fit(model, datamodule=data)
+    assert loss_now() < before - 0.05
+    assert "val_auc" in trainer.callback_metrics

@@ -1,0 +1,82 @@
+"""Bad input through the command line: one line naming file/row/fix, exit code 2, no traceback."""
+
+import subprocess
+import sys
+
+import pytest
+
+from graphrel.cli import main
+
+HEADER = "query,product_id,product_text,label\n"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.err.strip()
+
+
+def score(capsys, tmp_path, content: bytes | str, *extra):
+    source = tmp_path / "pairs.csv"
+    source.write_bytes(content if isinstance(content, bytes) else content.encode("utf-8"))
+    return run(capsys, "score", "--model", str(tmp_path / "no-model"), "--input", str(source),
+               "--output", str(tmp_path / "out.parquet"), "--label-column", "label", "--label-min", "1",
+               "--label-max", "3", *extra)
+
+
+def assert_user_error(code, err, *needles):
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith("graphrel: error:") and "Traceback" not in err
+    for needle in needles:
+        assert needle in err, (needle, err)
+
+
+def test_missing_file(capsys, tmp_path):
+    code, err = run(capsys, "score", "--model", str(tmp_path), "--input", str(tmp_path / "nope.csv"),
+                    "--output", str(tmp_path / "o.parquet"))
+    assert_user_error(code, err, "nope.csv")
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_missing_column(capsys, tmp_path):
+    code, err = score(capsys, tmp_path, "search,product_id,product_text,label\ndrill,1,drill bit,3\n")
+    assert_user_error(code, err, "pairs.csv", "query", "fix")
+
+
+def test_empty_query_text(capsys, tmp_path):
+    code, err = score(capsys, tmp_path, HEADER + "drill,1,drill bit,3\n  ,2,hammer,1\n")
+    assert_user_error(code, err, "pairs.csv", "row 2", "fix")
+
+
+def test_label_outside_declared_scale(capsys, tmp_path):
+    code, err = score(capsys, tmp_path, HEADER + "drill,1,drill bit,3\nhammer,2,claw hammer,5\n")
+    assert_user_error(code, err, "pairs.csv", "row 2", "fix")
+
+
+def test_non_utf8_bytes(capsys, tmp_path):
+    code, err = score(capsys, tmp_path, (HEADER + "drill,1,drill bit,3\n").encode() + b"caf\xe9,2,table,2\n")
+    assert_user_error(code, err, "pairs.csv", "row 2", "UTF-8", "latin-1")
+
+
+def test_unknown_model_directory(capsys, tmp_path):
+    code, err = score(capsys, tmp_path, HEADER + "drill,1,drill bit,3\n")
+    assert_user_error(code, err, "no-model", "student")
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_pipeline_config_errors(capsys, tmp_path):
+    code, err = run(capsys, "pipeline", "--config", str(tmp_path / "missing.yaml"), "--run-dir", str(tmp_path))
+    assert_user_error(code, err, "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("student:\n  order: 5\n")
+    code, err = run(capsys, "pipeline", "--config", str(bad), "--run-dir", str(tmp_path / "run"))
+    assert_user_error(code, err, "student.order")
+
+
+def test_console_script_exit_code_and_help():
+    done = subprocess.run([sys.executable, "-m", "graphrel.cli", "score", "--model", "x", "--input", "/nonexistent.csv",
+                           "--output", "/tmp/o.parquet"], capture_output=True, text=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    helped = subprocess.run([sys.executable, "-m", "graphrel.cli", "pipeline", "--help"], capture_output=True, text=True)
+    assert helped.returncode == 0 and "--run-dir" in helped.stdout and "student.order" in helped.stdout

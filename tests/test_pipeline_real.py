@@ -1,0 +1,93 @@
+"""Integration: `graphrel pipeline` on a slice of the real Home Depot data with the real
+MiniLM-L6 backbone, then `graphrel score` on pairs absent from training."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from graphrel.cli import main
+
+pytestmark = pytest.mark.real_data
+
+SLICE = {
+    "seed": 0,
+    "data": {"kind": "home_depot", "max_queries": 200},
+    "transfer": {"tfidf_per_query": 1, "random_per_query": 1},
+    "teacher": {"backbone": "minilm-l6", "max_train_pairs": 320, "max_val_pairs": 160, "epochs": 1},
+    "student": {"order": 2, "cap": 8, "epochs": 2, "batch_size": 128},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from conftest import real_data_path
+
+    path = real_data_path()
+    if path is None:
+        pytest.skip("real Home Depot data not found (see data/README.md)")
+    root = tmp_path_factory.mktemp("pipeline")
+    config = dict(SLICE, data=dict(SLICE["data"], path=str(path)))
+    (root / "slice.yaml").write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(root / "slice.yaml"), "--run-dir", str(root / "run"),
+                 "--no-progress"]) == 0
+    return root / "run"
+
+
+def test_metrics_for_every_model_on_unseen_test_queries(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert set(metrics["models"]) == {"teacher", "student_k0", "student_korder"}
+    for name, values in metrics["models"].items():
+        for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
+            assert math.isfinite(values[key]), (name, key)
+        assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
+    split = metrics["split"]
+    assert split["test"]["pairs"] > 0 and split["transfer"]["pairs"] > 0
+    assert metrics["models"]["student_korder"]["speedup_vs_teacher"] > 1
+    assert (run_dir / "student_vs_teacher.png").stat().st_size > 10_000
+    assert "| student_korder |" in (run_dir / "report.md").read_text()
+
+
+def test_split_is_query_disjoint_and_test_labels_stay_out_of_the_graph(run_dir):
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    labelled = pairs[pairs.split != "transfer"]
+    per_query = labelled.groupby("query_id")["split"].nunique()
+    assert (per_query == 1).all()
+    graph = torch.load(run_dir / "graph.pt", weights_only=False)
+    store = graph["query", "shown", "product"]
+    assert torch.isnan(store.label[store.split != 0]).all()
+    assert not torch.isnan(store.label[store.split == 0]).any()
+    assert not torch.isnan(store.teacher_score).any()
+
+
+def test_score_unseen_pairs_in_order(run_dir, tmp_path):
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    new = pd.DataFrame({
+        "query": ["cordless drill with battery", "angle bracket", "outdoor led flood light", "zz unknown words qq"],
+        "product_id": ["new-1", "new-2", pairs.product_id.iloc[0], "new-4"],
+        "product_text": ["20V MAX cordless drill kit", "galvanized steel angle", pairs.product_text.iloc[0], "misc"],
+    })
+    source = tmp_path / "new.csv"
+    new.to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "--model", str(run_dir / "student_korder"), "--input", str(source),
+                 "--output", str(out)]) == 0
+    scores = pd.read_parquet(out)
+    assert list(scores.row_id) == [1, 2, 3, 4]
+    assert list(scores.product_id) == list(new.product_id)
+    assert np.isfinite(scores.score).all() and scores.score.between(0, 1).all()
+
+
+def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir):
+    before = json.loads((run_dir / "metrics.json").read_text())
+    assert main(["pipeline", "--config", str(run_dir.parent / "slice.yaml"), "--run-dir", str(run_dir),
+                 "--no-progress"]) == 0
+    after = json.loads((run_dir / "metrics.json").read_text())
+    for name in before["models"]:
+        for key in ("rmse", "auc", "spearman", "ndcg@10"):
+            assert before["models"][name][key] == pytest.approx(after["models"][name][key], abs=1e-6)
+    assert after["timings_seconds"]["teacher_fit"] < 5  # reused, not refitted
