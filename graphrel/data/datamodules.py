@@ -22,7 +22,20 @@ def sample_rows(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFra
     return frame.sample(n=limit, random_state=seed).sort_index()
 
 
-class TeacherDataModule(L.LightningDataModule):
+class _SplitDataModule(L.LightningDataModule):
+    """Train / val / test loaders from one ``_loader(split, shuffle)``."""
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+
+class TeacherDataModule(_SplitDataModule):
     """Labelled pairs for fine-tuning the cross-encoder teacher.
 
     Args:
@@ -69,15 +82,6 @@ class TeacherDataModule(L.LightningDataModule):
         return DataLoader(rows, batch_size=self.hparams.batch_size, shuffle=shuffle,
                           collate_fn=self._collate, generator=generator)
 
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
 
 class _Batches(torch.utils.data.Dataset):
     """Pre-featurised batches: the featuriser is vectorised, so a whole batch is one item."""
@@ -107,7 +111,7 @@ class _Batches(torch.utils.data.Dataset):
         return batch
 
 
-class StudentDataModule(L.LightningDataModule):
+class StudentDataModule(_SplitDataModule):
     """Teacher-scored pairs of a pipeline run, featurised for graph students.
 
     Reads ``<run_dir>/pairs.parquet`` (every pair with ``split`` and teacher scores, written
@@ -155,12 +159,3 @@ class StudentDataModule(L.LightningDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = _Batches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed)
         return DataLoader(dataset, batch_size=None, shuffle=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)

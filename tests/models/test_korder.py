@@ -64,41 +64,31 @@ def test_scores_unseen_pairs_and_returns_attention(featurizer_and_pairs):
     assert torch.isclose(attention["metapaths"].sum(), torch.tensor(1.0))
 
 
+def score_first_pair(model, pairs, edges):
+    """Student score of the first pair of ``pairs`` in the graph built from ``edges``."""
+    featurizer = PairFeaturizer(build_graph(edges), WordpieceCache(load_tokenizer()), cap=4)
+    model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+    batch = featurizer.from_texts(pairs.query_id[:1], pairs["query"][:1], pairs.product_id[:1],
+                                  pairs.product_text[:1])
+    with torch.inference_mode():
+        return model(batch).item()
+
+
 def test_own_edge_teacher_score_never_reaches_the_pair(featurizer_and_pairs):
     _, pairs = featurizer_and_pairs
-    model = tiny_student(2)
-    model.eval()
-    row = 0
-    results = []
-    for own_score in (0.01, 0.99):
-        changed = pairs.copy()
-        changed.loc[row, "teacher_score"] = own_score
-        featurizer = PairFeaturizer(build_graph(changed), WordpieceCache(load_tokenizer()), cap=4)
-        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
-        batch = featurizer.from_texts(pairs.query_id[:1], pairs["query"][:1], pairs.product_id[:1],
-                                      pairs.product_text[:1])
-        with torch.inference_mode():
-            results.append(model(batch).item())
+    model = tiny_student(2).eval()
+    results = [score_first_pair(model, pairs, pairs.assign(teacher_score=np.where(pairs.index == 0, own, pairs.teacher_score)))
+               for own in (0.01, 0.99)]
     assert results[0] == pytest.approx(results[1], abs=1e-6)
 
 
 def test_neighbour_scores_change_the_graph_student(featurizer_and_pairs):
     _, pairs = featurizer_and_pairs
-    model = tiny_student(1)
-    model.eval()
-    query = pairs.query_id[0]
-    outputs = []
-    for other_score in (0.01, 0.99):
-        changed = pairs.copy()
-        others = (changed.query_id == query) & (changed.index != 0)
-        changed.loc[others, "teacher_score"] = other_score
-        featurizer = PairFeaturizer(build_graph(changed), WordpieceCache(load_tokenizer()), cap=4)
-        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
-        batch = featurizer.from_texts(pairs.query_id[:1], pairs["query"][:1], pairs.product_id[:1],
-                                      pairs.product_text[:1])
-        with torch.inference_mode():
-            outputs.append(model(batch).item())
-    assert outputs[0] != pytest.approx(outputs[1], abs=1e-6)
+    model = tiny_student(1).eval()
+    others = ((pairs.query_id == pairs.query_id[0]) & (pairs.index != 0)).to_numpy()
+    results = [score_first_pair(model, pairs, pairs.assign(teacher_score=np.where(others, other, pairs.teacher_score)))
+               for other in (0.01, 0.99)]
+    assert results[0] != pytest.approx(results[1], abs=1e-6)
 
 
 def test_training_learns_the_teacher(featurizer_and_pairs):
