@@ -4,6 +4,7 @@
   (``LightningCLI``) on any graphrel model and datamodule (``--print_config`` works).
 - ``graphrel pipeline --config configs/home_depot.yaml --run-dir DIR``: the main job.
 - ``graphrel score --model DIR --input PAIRS --output OUT.parquet``: batch scoring.
+- ``graphrel inspect --run-dir DIR --query TEXT``: the graph around a query or product.
 
 User errors print one line ``graphrel: error: ...`` and exit with code 2.
 """
@@ -24,6 +25,7 @@ commands:
   fit | validate | test | predict   Lightning CLI, e.g. graphrel fit --config configs/korder.yaml
   pipeline                          the main job: graphrel pipeline --config configs/home_depot.yaml --run-dir DIR
   score                             batch scoring: graphrel score --model DIR --input PAIRS --output OUT.parquet
+  inspect                           the graph around a query or product: graphrel inspect --run-dir DIR --query TEXT
 
 Run `graphrel COMMAND --help` for every option of a command.
 """
@@ -130,7 +132,7 @@ def _score(argv: list[str]) -> None:
     parser.add_argument("--encoding", default=None, help="text encoding (generic default utf-8)")
     parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
                         help="override the format guessed from the suffix")
-    parser.add_argument("--batch-size", type=int, default=4096, help="pairs per forward pass")
+    parser.add_argument("--batch-size", type=int, default=512, help="pairs per forward pass")
     args = parser.parse_args(argv)
     options = {}
     if args.kind == "generic":
@@ -167,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
             _pipeline(rest)
         elif command == "score":
             _score(rest)
+        elif command == "inspect":
+            from graphrel.inspect import inspect_command
+
+            inspect_command(rest)
         else:
             print(f"graphrel: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
             return EXIT_USER_ERROR

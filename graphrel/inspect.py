@@ -253,7 +253,12 @@ class InspectedRun:
         if not self.has_student:
             raise GraphrelInputError("this run has no k-order student yet", path=self.run_dir / STUDENT_DIR,
                                      fix="let `graphrel pipeline` finish the student_korder stage")
-        return StudentScorer.load(self.run_dir / STUDENT_DIR)
+        try:
+            return StudentScorer.load(self.run_dir / STUDENT_DIR)
+        except GraphrelInputError as error:  # e.g. a checkpoint of an older model version
+            raise GraphrelInputError(str(error.args[0]).split(" (fix:")[0],
+                                     fix=f"{error.fix or 're-run the student stage'}; or inspect without student "
+                                         "scores (--no-student, neighborhood(..., student=False))") from None
 
 
 def _open(run_or_graph) -> tuple[_GraphIndex, InspectedRun | None, str]:
@@ -586,9 +591,10 @@ def format_table(ego: nx.Graph) -> str:
         counts[key] = counts.get(key, 0) + 1
     plural = {"query": "queries", "product": "products"}
     by_hop = ", ".join(f"hop {h}: {n} {t if n == 1 else plural[t]}" for (h, t), n in sorted(counts.items()) if h)
+    cap = f", at most {ego.graph['max_per_hop']} new per node" if "max_per_hop" in ego.graph else ""
     lines = [f"centre: {_node_line(ego, centre)}",
-             f"ego graph: {ego.graph['hops']} hop(s){', at most %d new per node' % ego.graph['max_per_hop'] if 'max_per_hop' in ego.graph else ''}"
-             f" -- {ego.number_of_nodes()} nodes, {ego.number_of_edges()} edges ({by_hop or 'no neighbours'})",
+             f"ego graph: {ego.graph['hops']} hop(s){cap} -- {ego.number_of_nodes()} nodes, "
+             f"{ego.number_of_edges()} edges ({by_hop or 'no neighbours'})",
              f"labels shown for {ego.graph['label_splits'].replace(',', ', ') or 'no'} pairs"
              + ("" if "test" in ego.graph["label_splits"].split(",") else " (test labels hidden; --show-test-labels)")
              + ("" if "student" in ego.graph else "; no student scores (no k-order student)"),
@@ -728,23 +734,53 @@ def _spread_on_circle(angles: np.ndarray, gap: float) -> np.ndarray:
     return out
 
 
-def radial_layout(ego: nx.Graph, spacing: float = 0.0) -> dict[str, tuple[float, float]]:
+def _wrap(angle: float) -> float:
+    """Angle in (-pi, pi]."""
+    return math.atan2(math.sin(angle), math.cos(angle))
+
+
+def _crossings(edges: list[tuple[str, str]], pos: dict[str, tuple[float, float]]) -> int:
+    """Number of crossing pairs among straight ``edges``; 0 when there are too many to count."""
+    if len(edges) < 2 or len(edges) > 1500:
+        return 0
+    names = sorted({n for e in edges for n in e})
+    where = {n: i for i, n in enumerate(names)}
+    xy = np.array([pos[n] for n in names])
+    ends = np.array([(where[a], where[b]) for a, b in edges])
+    a, b = xy[ends[:, 0]], xy[ends[:, 1]]
+
+    def side(p, q, r):  # sign of the turn p -> q -> r; rows: segment p-q, columns: point r
+        return np.sign((q[:, None, 0] - p[:, None, 0]) * (r[None, :, 1] - p[:, None, 1])
+                       - (q[:, None, 1] - p[:, None, 1]) * (r[None, :, 0] - p[:, None, 0]))
+
+    straddles = side(a, b, a) * side(a, b, b) < 0  # [i, j]: segment j's ends on both sides of line i
+    shared = ((ends[:, None, 0] == ends[None, :, 0]) | (ends[:, None, 0] == ends[None, :, 1])
+              | (ends[:, None, 1] == ends[None, :, 0]) | (ends[:, None, 1] == ends[None, :, 1]))
+    return int((straddles & straddles.T & ~shared).sum() // 2)
+
+
+def radial_layout(ego: nx.Graph, spacing: float = 0.0, sweeps: int = 8) -> dict[str, tuple[float, float]]:
     """Radial tree layout: the centre in the middle, hop h on the circle of radius h.
 
     Each node hangs under its previous-hop neighbour of highest teacher score; every subtree
     gets an arc proportional to its number of leaves, so a node's neighbours sit next to it
-    and tree edges do not cross. Then nodes of each ring are pushed apart (keeping their
-    order) to at least ``spacing`` (in units of the hop radius) of arc.
+    and tree edges do not cross. ``sweeps`` barycentre passes then reorder siblings so that
+    the other edges (a query shared by two products) cross less: a child sits on the side
+    of its other parents, and first-hop nodes follow the mean angle of their neighbours.
+    Finally the nodes of each ring are pushed apart (keeping their order) to at least
+    ``spacing`` of arc (in units of the hop radius), and the first ring, which has room, to
+    at least half an even share of the circle.
 
     Returns:
         node -> (x, y).
     """
     centre = ego.graph["centre"]
+    hop = nx.get_node_attributes(ego, "hop")
     children: dict[str, list[str]] = {n: [] for n in ego}
-    for name, data in ego.nodes(data=True):
+    for name in ego:
         if name == centre:
             continue
-        parents = [n for n in ego.neighbors(name) if ego.nodes[n]["hop"] == data["hop"] - 1]
+        parents = [n for n in ego.neighbors(name) if hop[n] == hop[name] - 1]
         parent = max(parents, key=lambda n: (ego.edges[name, n]["teacher_score"], n))
         children[parent].append(name)
     leaves: dict[str, int] = {}
@@ -756,6 +792,7 @@ def radial_layout(ego: nx.Graph, spacing: float = 0.0) -> dict[str, tuple[float,
         return leaves[name]
 
     count(centre)
+    top = math.pi / 2  # placement starts at the top and runs clockwise
     theta: dict[str, float] = {}
 
     def place(name, start, span):
@@ -766,16 +803,48 @@ def radial_layout(ego: nx.Graph, spacing: float = 0.0) -> dict[str, tuple[float,
             place(kid, angle, width)
             angle += width
 
-    place(centre, math.pi / 2, -2 * math.pi)  # from the top, clockwise
-    pos = {centre: (0.0, 0.0)}
-    rings: dict[int, list[str]] = {}
-    for name in theta:
-        rings.setdefault(ego.nodes[name]["hop"], []).append(name)
-    for hop, names in rings.items():
-        angles = _spread_on_circle(np.array([theta[n] for n in names]), spacing / hop)
-        for name, angle in zip(names, angles):
-            pos[name] = (hop * math.cos(angle), hop * math.sin(angle))
-    return pos
+    def mean_angle(nodes):
+        if not nodes:
+            return None
+        return math.atan2(sum(math.sin(theta[n]) for n in nodes), sum(math.cos(theta[n]) for n in nodes))
+
+    def positions():
+        pos = {centre: (0.0, 0.0)}
+        rings: dict[int, list[str]] = {}
+        for name in theta:
+            rings.setdefault(hop[name], []).append(name)
+        for ring, names in rings.items():
+            gap = spacing / ring if ring > 1 else max(spacing, math.pi / len(names))
+            angles = _spread_on_circle(np.array([theta[n] for n in names]), gap)
+            for name, angle in zip(names, angles):
+                pos[name] = (ring * math.cos(angle), ring * math.sin(angle))
+        return pos
+
+    place(centre, top, -2 * math.pi)
+    edges = list(ego.edges)
+    best_pos = positions()
+    best = _crossings(edges, best_pos)
+    for _ in range(sweeps if best else 0):
+        first = {}
+        for kid in children[centre]:  # first ring: towards the mean angle of its own neighbours
+            mean = mean_angle([n for n in ego.neighbors(kid) if hop[n] == 2])
+            first[kid] = (top - (theta[kid] if mean is None else mean)) % (2 * math.pi)
+        children[centre].sort(key=lambda n: first[n])
+        for parent, kids in children.items():  # siblings: towards their other parents
+            if parent == centre or len(kids) < 2:
+                continue
+            side = {}
+            for kid in kids:
+                mean = mean_angle([n for n in ego.neighbors(kid) if hop[n] == hop[kid] - 1 and n != parent])
+                side[kid] = 0.0 if mean is None else _wrap(theta[parent] - mean)
+            kids.sort(key=lambda n: side[n])  # stable: ties keep teacher-score order
+        theta.clear()
+        place(centre, top, -2 * math.pi)
+        pos = positions()
+        crossings = _crossings(edges, pos)
+        if crossings < best:
+            best, best_pos = crossings, pos
+    return best_pos
 
 
 def draw_png(ego: nx.Graph, path: str | Path, *, title: str | None = None, label_width: int = 20,
@@ -800,7 +869,7 @@ def draw_png(ego: nx.Graph, path: str | Path, *, title: str | None = None, label
     ring_sizes = {h: sum(1 for _, d in ego.nodes(data=True) if d["hop"] == h) for h in range(1, hops + 1)}
 
     def sizes(font):  # inches: a label's length, a text line, one hop of radius
-        label, line = label_width * font * 0.58 / 72 + 0.1, font * 1.7 / 72
+        label, line = (label_width + 2) * font * 0.58 / 72 + 0.1, font * 1.7 / 72
         unit = max([label + 0.35] + [n * line / (2 * math.pi * h) for h, n in ring_sizes.items()])
         return label, line, unit
 
@@ -846,13 +915,20 @@ def draw_png(ego: nx.Graph, path: str | Path, *, title: str | None = None, label
     drawn.set_zorder(4)
 
     gap = (math.sqrt(node_size) / 2 + 3) / 72 / unit  # node radius + 3 pt, in hop units
+    labels = {n: _short(d["text"], label_width, "…") for n, d in ego.nodes(data=True)}
+    seen: dict[str, int] = {}
+    for label in labels.values():
+        seen[label] = seen.get(label, 0) + 1
+    for name, data in ego.nodes(data=True):  # products cut to the same label (one brand): add the id
+        if data["type"] == "product" and seen[labels[name]] > 1:
+            labels[name] = _short(f"{data['node_id']} {data['text']}", label_width + 2, "…")
     for name, data in ego.nodes(data=True):
         if name == centre:
             continue
         x, y = pos[name]
         angle = math.atan2(y, x)
         flip = math.cos(angle) < -1e-9
-        ax.text(x + gap * math.cos(angle), y + gap * math.sin(angle), _short(data["text"], label_width, "…"),
+        ax.text(x + gap * math.cos(angle), y + gap * math.sin(angle), labels[name],
                 fontsize=font, rotation=math.degrees(angle) + (180 if flip else 0), rotation_mode="anchor",
                 ha="right" if flip else "left", va="center", zorder=2,
                 color="#0d3b66" if data["type"] == "query" else "#8a4000",
@@ -970,6 +1046,8 @@ def inspect_command(argv: list[str]) -> None:
         raise GraphrelInputError(f"cannot write output ({error.strerror})", path=out,
                                  fix="choose a writable --out path") from None
     print(f"wrote {out} ({ego.number_of_nodes()} nodes, {ego.number_of_edges()} edges)")
+    if args.format == "png" and ego.number_of_nodes() > 150 and args.max_per_hop is None:
+        print("tip: --max-per-hop 15 keeps the highest-teacher-score neighbours of each node and the picture small")
     if explanation is not None:
         print(format_explanation(explanation))
 

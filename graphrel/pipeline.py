@@ -66,7 +66,7 @@ class TeacherConfig:
 
     backbone: str = MINILM
     backbone_config: dict | None = None
-    max_train_pairs: int | None = 8000
+    max_train_pairs: int | None = 12000
     max_val_pairs: int | None = 2000
     epochs: int = 1
     batch_size: int = 32
@@ -82,8 +82,8 @@ class StudentConfig:
 
     order: int = 2
     cap: int = 8
-    hidden: int = 64
-    text_hidden: int = 256
+    hidden: int = 32
+    text_hidden: int = 128
     epochs: int = 4
     batch_size: int = 256
     learning_rate: float = 2e-3
@@ -260,7 +260,9 @@ class Pipeline:
             scorer = StudentScorer.load(directory)
             scorer.score(test.query_id[:256], test["query"][:256], test.product_id[:256],
                          test.product_text[:256])  # warm-up (lazy caches), not timed
-            scores, seconds = timed(scorer.score, test.query_id, test["query"], test.product_id, test.product_text)
+            runs = [timed(scorer.score, test.query_id, test["query"], test.product_id, test.product_text)
+                    for _ in range(5)]  # a student run is short: the median of 5 resists machine noise
+            scores, seconds = runs[0][0], float(np.median([t for _, t in runs]))
             predictions[name] = scores
             models[name] = {**relevance_metrics(scores, test.label, test.query_id, label_range=label_range),
                             "pairs_per_second": len(test) / seconds}

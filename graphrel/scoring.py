@@ -118,26 +118,32 @@ class StudentScorer:
         return cls(model=model, featurizer=featurizer, name=directory.name)
 
     @torch.inference_mode()
-    def score(self, query_ids, queries, product_ids, product_texts, *, batch_size: int = 4096,
+    def score(self, query_ids, queries, product_ids, product_texts, *, batch_size: int = 512,
               progress: bool = False) -> np.ndarray:
         """Relevance scores of pairs from their ids and texts, in input order.
+
+        Texts are tokenised and neighbours looked up for all pairs at once (vectorised),
+        then scored in batches of similar product-text length (little padding).
 
         Args:
             query_ids, product_ids: N str ids (graph neighbours are looked up by id; unseen
                 ids have none).
             queries, product_texts: N str texts.
+            batch_size: pairs per forward pass (small batches stay in CPU cache).
 
         Returns:
             (N,) float32 scores in [0, 1].
         """
-        query_ids, queries = np.asarray(query_ids, dtype=object), np.asarray(queries, dtype=object)
-        product_ids, product_texts = np.asarray(product_ids, dtype=object), np.asarray(product_texts, dtype=object)
-        out = np.empty(len(queries), dtype=np.float32)
-        for start in tqdm(range(0, len(queries), batch_size), desc=f"{self.name} scoring", disable=not progress,
-                          unit="batch"):
-            part = slice(start, start + batch_size)
-            batch = self.featurizer.from_texts(query_ids[part], queries[part], product_ids[part], product_texts[part])
-            out[part] = torch.sigmoid(self.model(batch)).numpy()
+        from graphrel.data.features import select_rows
+
+        features = self.featurizer.from_texts(query_ids, queries, product_ids, product_texts)
+        lengths = (features["product_tokens"] != self.featurizer.tokens.pad_id).sum(1).numpy()
+        order = torch.from_numpy(np.argsort(lengths, kind="stable"))
+        out = np.empty(len(lengths), dtype=np.float32)
+        for start in tqdm(range(0, len(order), batch_size), desc=f"{self.name} scoring", disable=not progress,
+                          unit="batch", mininterval=2.0):
+            rows = order[start:start + batch_size]
+            out[rows.numpy()] = torch.sigmoid(self.model(select_rows(features, rows))).numpy()
         return out
 
 
@@ -149,7 +155,7 @@ def timed(function, *args, **kwargs):
 
 
 def score_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
-               kind: str = "generic", batch_size: int = 4096, **load_options) -> pd.DataFrame:
+               kind: str = "generic", batch_size: int = 512, **load_options) -> pd.DataFrame:
     """Score every row of a pairs file with a trained student; write Parquet atomically.
 
     Output columns: ``row_id`` (1-based input row), ``query_id``, ``product_id``, ``score``

@@ -8,6 +8,7 @@ inspection against the raw pairs of that run; no real-data text is written here.
 from __future__ import annotations
 
 import json
+import math
 
 import networkx as nx
 import numpy as np
@@ -356,3 +357,23 @@ def test_table_of_generic_graph(generic_graph):
     assert lines[0] == "centre: query 'cordless drill' [id q1] (degree 3)"
     assert any("product p3  garden hose" in line and "transfer" in line for line in lines)
     assert sum("query 'hose'" in line for line in lines) == 1
+
+
+def test_radial_layout_puts_each_hop_on_its_ring(generic_graph):
+    from graphrel.inspect import radial_layout
+
+    ego = neighborhood(generic_graph, product_id="p4", hops=4)
+    pos = radial_layout(ego, spacing=0.3)
+    for name, (x, y) in pos.items():
+        assert math.hypot(x, y) == pytest.approx(ego.nodes[name]["hop"])
+    ring = [math.atan2(y, x) for n, (x, y) in pos.items() if ego.nodes[n]["hop"] == 2]
+    gaps = np.diff(sorted(ring + [ring[0] + 2 * math.pi] if len(ring) == 1 else ring))
+    assert (gaps >= 0.3 / 2 - 1e-9).all()
+
+
+def test_generic_graph_png(generic_graph, tmp_path):
+    from graphrel.inspect import draw_png
+
+    draw_png(neighborhood(generic_graph, query="q1", hops=3), tmp_path / "g.png")
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
+    assert [p.name for p in tmp_path.iterdir()] == ["g.png"]

@@ -48,7 +48,7 @@ class TeacherDataModule(_SplitDataModule):
 
     def __init__(self, path: str = "data/home-depot/train.csv.zip", kind: str = "home_depot",
                  options: dict | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 seed: int = 0, max_train_pairs: int | None = 8000, max_val_pairs: int | None = 2000,
+                 seed: int = 0, max_train_pairs: int | None = 12000, max_val_pairs: int | None = 2000,
                  batch_size: int = 32, backbone: str = MINILM, max_length: int = 64) -> None:
         super().__init__()
         self.save_hyperparameters()

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
 from graphrel.data.graph import METAPATHS, MetapathNeighbours
 from graphrel.data.tokens import WordpieceCache
+
+
+def trim_padding(batch: dict, pad_id: int = 0) -> dict:
+    """Drop token columns that are padding in every row (tokens are left-aligned)."""
+    for key in ("query_tokens", "product_tokens"):
+        tokens = batch[key]
+        width = int((tokens != pad_id).sum(1).max()) if len(tokens) else 1
+        batch[key] = tokens[:, : max(width, 1)]
+    return batch
+
+
+def select_rows(batch: dict, rows) -> dict:
+    """The rows ``rows`` of every tensor of a batch, padding trimmed."""
+    return trim_padding({key: value[rows] for key, value in batch.items()})
 
 
 class PairFeaturizer:
@@ -51,7 +66,7 @@ class PairFeaturizer:
         product_index = np.asarray(product_index, dtype=np.int64)
         batch = {"query_tokens": self.query_node_tokens[query_index],
                  "product_tokens": self.product_node_tokens[product_index]}
-        return self._with_neighbours(batch, query_index, product_index)
+        return trim_padding(self._with_neighbours(batch, query_index, product_index), self.tokens.pad_id)
 
     def from_texts(self, query_ids, queries, product_ids, product_texts) -> dict:
         """Batch for any pairs, from their texts; unseen queries/products get no neighbours there.
@@ -61,6 +76,7 @@ class PairFeaturizer:
             queries, product_texts: (B,) str texts, tokenised here.
         """
         query_index, product_index = self.neighbours.node_indices(query_ids, product_ids)
-        batch = {"query_tokens": torch.from_numpy(self.tokens.encode(list(queries), self.query_length)),
+        codes, unique_queries = pd.factorize(np.asarray(queries, dtype=object))  # queries repeat: encode once
+        batch = {"query_tokens": torch.from_numpy(self.tokens.encode(list(unique_queries), self.query_length)[codes]),
                  "product_tokens": torch.from_numpy(self.tokens.encode(list(product_texts), self.product_length))}
         return self._with_neighbours(batch, query_index, product_index)

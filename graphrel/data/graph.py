@@ -119,10 +119,14 @@ def _top_neighbours(source: np.ndarray, target: np.ndarray, score: np.ndarray, n
     return ids, scores
 
 
-def _compact(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray, cap: int, by_score: bool):
-    """Keep the first (or best-scoring) ``cap`` valid entries per row, padding after."""
-    key = np.where(valid, -scores if by_score else 0.0, np.inf)
-    order = np.argsort(key, axis=1, kind="stable")[:, :cap]
+def _best(ids: np.ndarray, scores: np.ndarray, valid: np.ndarray, cap: int):
+    """The ``cap`` best-scoring valid entries per row, best first; padding (-1 / NaN) after."""
+    key = np.where(valid, -scores, np.inf)
+    if key.shape[1] > cap:  # top-cap without sorting every candidate
+        top = np.argpartition(key, cap - 1, axis=1)[:, :cap]
+        order = np.take_along_axis(top, np.argsort(np.take_along_axis(key, top, 1), axis=1, kind="stable"), 1)
+    else:
+        order = np.argsort(key, axis=1, kind="stable")
     ids = np.take_along_axis(np.where(valid, ids, -1), order, axis=1)
     scores = np.take_along_axis(np.where(valid, scores, np.nan), order, axis=1)
     if ids.shape[1] < cap:  # fewer candidates than the cap
@@ -172,17 +176,21 @@ class MetapathNeighbours:
                 self.product_index.get_indexer(pd.Index(product_ids)).astype(np.int64))
 
     def _one_hop(self, table, centre: np.ndarray, exclude: np.ndarray) -> Neighbours:
-        ids, scores = table[0][centre], table[1][centre]
-        valid = (ids >= 0) & (ids != exclude[:, None])
-        return Neighbours(*_compact(ids, scores, valid, self.cap, by_score=False))
+        ids, scores = table[0][centre], table[1][centre]  # (B, cap + 1), best first, -1 padding last
+        # At most one entry (the pair's own edge) is removed: shift the columns after it left.
+        hit = ids == exclude[:, None]
+        position = np.where(hit.any(1), hit.argmax(1), self.cap)
+        columns = np.arange(self.cap)
+        columns = columns + (columns >= position[:, None])
+        return Neighbours(np.take_along_axis(ids, columns, 1), np.take_along_axis(scores, columns, 1))
 
     def _two_hop(self, first: Neighbours, table, exclude: np.ndarray) -> Neighbours:
         ids = table[0][first.ids]  # (B, cap, cap + 1); first.ids == -1 hits the padding row
         scores = table[1][first.ids] * first.scores[:, :, None]
         valid = (ids >= 0) & (ids != exclude[:, None, None])
         batch = ids.shape[0]
-        return Neighbours(*_compact(ids.reshape(batch, -1), scores.reshape(batch, -1),
-                                    valid.reshape(batch, -1), self.cap, by_score=True))
+        return Neighbours(*_best(ids.reshape(batch, -1), scores.reshape(batch, -1), valid.reshape(batch, -1),
+                                 self.cap))
 
     def lookup(self, query_index: np.ndarray, product_index: np.ndarray,
                metapaths: tuple[str, ...] = METAPATHS) -> dict[str, Neighbours]:

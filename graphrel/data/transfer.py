@@ -28,7 +28,8 @@ def transfer_candidates(pairs: pd.DataFrame, *, tfidf_per_query: int = 2, random
     Returns:
         DataFrame ``query_id, query, product_id, product_text, source`` (``"tfidf"`` or
         ``"random"``); no pair of ``pairs`` and no duplicate appears; at most
-        ``tfidf_per_query + random_per_query`` rows per query.
+        ``tfidf_per_query + random_per_query`` rows per query. Lexical candidates share at
+        least one term with the query (a query with no known term gets random ones only).
     """
     columns = ["query_id", "query", "product_id", "product_text", "source"]
     if tfidf_per_query + random_per_query <= 0 or pairs.empty:
@@ -44,10 +45,11 @@ def transfer_candidates(pairs: pd.DataFrame, *, tfidf_per_query: int = 2, random
         max_judged = int(pairs.groupby("query_id").size().max())
         k = min(len(products), tfidf_per_query + max_judged)
         index = NearestNeighbors(n_neighbors=k, metric="cosine", algorithm="brute").fit(catalogue)
-        _, neighbours = index.kneighbors(vectorizer.transform(queries["query"]))
-        for qid, found in zip(queries["query_id"], neighbours):
+        distances, neighbours = index.kneighbors(vectorizer.transform(queries["query"]))
+        for qid, found, distance in zip(queries["query_id"], neighbours, distances):
             taken = 0
-            for pid in product_ids[found]:
+            # cosine distance 1 = no shared term: a tie among all products, not a candidate
+            for pid in product_ids[found[distance < 1 - 1e-9]]:
                 if taken == tfidf_per_query:
                     break
                 if (qid, pid) not in judged:

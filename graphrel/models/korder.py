@@ -35,10 +35,11 @@ from graphrel.losses import distillation_loss, temperature_targets
 from graphrel.metrics import auc, spearman
 from graphrel.nn.interaction import KernelPooling
 from graphrel.nn.metapath import NUM_STATS, MetapathAttention, SemanticAttention
-from graphrel.nn.text import WordpieceEncoder, masked_mean
+from graphrel.nn.text import WordpieceEncoder, gather_rows, masked_mean
 
 #: Node type of each metapath's neighbours and of its centre.
 NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
+NODE_TYPES = ("query", "product")
 
 
 def student_embeddings(backbone: str, backbone_config: dict | None) -> torch.Tensor:
@@ -57,6 +58,8 @@ class KOrderStudent(L.LightningModule):
 
     Args:
         order: k in {0, 1, 2}: 0 text only; 1 adds Q-P and P-Q; 2 adds Q-P-Q and P-Q-P.
+        text_dim: D, the student's text space (projection of the wordpiece embeddings,
+            initialised from their top singular vectors); None keeps the backbone's width.
         hidden: H, neighbour message size.
         text_hidden: width of the 0-order MLP.
         num_kernels: K-NRM kernels.
@@ -73,20 +76,22 @@ class KOrderStudent(L.LightningModule):
     logits (B,); ``sigmoid(logit)`` is the relevance score in [0, 1].
     """
 
-    def __init__(self, order: int = 2, hidden: int = 64, text_hidden: int = 256, num_kernels: int = 11,
+    def __init__(self, order: int = 2, hidden: int = 32, text_hidden: int = 128, num_kernels: int = 11,
+                 text_dim: int | None = 128,
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
                  label_weight: float = 1.0) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
-        self.encoder = WordpieceEncoder(student_embeddings(backbone, backbone_config))
+        self.encoder = WordpieceEncoder(student_embeddings(backbone, backbone_config), dim=text_dim)
         dim = self.encoder.dim
         self.kernels = KernelPooling(num_kernels)
         self.text_mlp = MLP([num_kernels + 4 * dim, text_hidden, text_hidden // 2], dropout=0.1, norm=None)
-        self.metapath_attention = nn.ModuleDict({m: MetapathAttention(dim, hidden) for m in self.metapaths})
         head_in = text_hidden // 2
         if self.metapaths:
+            self.metapath_attention = MetapathAttention(dim, hidden, num_metapaths=len(self.metapaths),
+                                                        num_node_types=len(NODE_TYPES))
             self.semantic = SemanticAttention(hidden)
             head_in += hidden + NUM_STATS * len(self.metapaths)
         self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
@@ -127,39 +132,49 @@ class KOrderStudent(L.LightningModule):
         # train(); clearing here keeps the inference caches true to the weights.
         self.clear_inference_cache()
 
-    def _neighbour_projection(self, name: str, ids: torch.Tensor) -> torch.Tensor | None:
-        """Inference cache: each node's neighbour projection computed once per graph."""
-        if self.training or torch.is_grad_enabled():
-            return None
-        if name not in self._projected_nodes:
-            table = self.node_vectors[NEIGHBOUR_TYPE[name]]
-            self._projected_nodes[name] = self.metapath_attention[name].neighbour(table)
-        return self._projected_nodes[name][ids]
+    def _neighbours(self, batch: dict) -> torch.Tensor:
+        """Projected neighbour vectors (B, M, C, H) of every metapath the student reads.
+
+        At inference they come from one per-node table per node type, computed once per
+        graph (a gather of H floats per neighbour); in training from the frozen pooled
+        vectors (the projections learn).
+        """
+        out = []
+        for name in self.metapaths:
+            kind, ids = NEIGHBOUR_TYPE[name], batch[f"{name}/ids"]
+            node_type = NODE_TYPES.index(kind)
+            if self.training or torch.is_grad_enabled():
+                vectors = self.encoder.project(gather_rows(self.node_vectors[kind], ids))
+                out.append(self.metapath_attention.project(vectors, node_type))
+                continue
+            if kind not in self._projected_nodes:
+                table = self.encoder.project(self.node_vectors[kind])
+                self._projected_nodes[kind] = self.metapath_attention.project(table, node_type)
+            out.append(gather_rows(self._projected_nodes[kind], ids))
+        return torch.stack(out, 1)
 
     # -- model -------------------------------------------------------------------------
     def forward(self, batch: dict, return_attention: bool = False):
         query, query_mask = self.encoder.tokens(batch["query_tokens"])
         title, title_mask = self.encoder.tokens(batch["product_tokens"])
         e_q, e_p = masked_mean(query, query_mask), masked_mean(title, title_mask)
-        kernel_features = self.kernels(query, query_mask, title, title_mask)
+        kernel_features = self.kernels(query, query_mask, title, title_mask,
+                                       self.encoder.token_norms(batch["query_tokens"], query),
+                                       self.encoder.token_norms(batch["product_tokens"], title))
         parts = [self.text_mlp(torch.cat([kernel_features, e_q, e_p, e_q * e_p, (e_q - e_p).abs()], -1))]
         attention = {}
         if self.metapaths:
             if not self.node_vectors:
                 raise RuntimeError("call attach_graph() before scoring with a graph student")
-            summaries, stats = [], []
-            for name in self.metapaths:
-                ids = batch[f"{name}/ids"]
-                vectors = self.node_vectors[NEIGHBOUR_TYPE[name]][ids]
-                centre = e_p if NEIGHBOUR_TYPE[name] == "product" else e_q
-                summary, weights, stat = self.metapath_attention[name](
-                    vectors, batch[f"{name}/scores"], centre, self._neighbour_projection(name, ids))
-                summaries.append(summary)
-                stats.append(stat)
-                attention[name] = weights
-            combined, semantic = self.semantic(torch.stack(summaries, 1))
+            projected = {kind: self.metapath_attention.project(e, NODE_TYPES.index(kind))
+                         for kind, e in (("query", e_q), ("product", e_p))}
+            centres = torch.stack([projected[NEIGHBOUR_TYPE[name]] for name in self.metapaths], 1)
+            scores = torch.stack([batch[f"{name}/scores"] for name in self.metapaths], 1)
+            summaries, weights, stats = self.metapath_attention(self._neighbours(batch), scores, centres)
+            combined, semantic = self.semantic(summaries)
+            attention = {name: weights[:, m] for m, name in enumerate(self.metapaths)}
             attention["metapaths"] = semantic
-            parts += [combined, *stats]
+            parts += [combined, stats.flatten(1)]
         logits = self.head(torch.cat(parts, -1)).squeeze(-1)
         return (logits, attention) if return_attention else logits
 

@@ -35,3 +35,10 @@ def test_sizes_and_no_duplicates():
     assert set(out.source) <= {"tfidf", "random"}
     again = transfer_candidates(pairs, tfidf_per_query=2, random_per_query=1, seed=3)
     pd.testing.assert_frame_equal(out, again)
+
+
+def test_queries_without_shared_terms_get_no_lexical_candidates():
+    pairs = catalogue()
+    extra = pairs.iloc[:1].assign(query_id="zzqx", query="zzqx")
+    out = transfer_candidates(pd.concat([pairs, extra]), tfidf_per_query=2, random_per_query=0)
+    assert "zzqx" not in set(out.query_id)
