@@ -37,8 +37,9 @@ def plot_students_vs_teacher(predictions: pd.DataFrame, path: str | Path) -> Non
     students = [c for c in predictions.columns if c.startswith("student")]
     fig, axes = plt.subplots(1, max(1, len(students)), figsize=(5 * max(1, len(students)), 4.6), squeeze=False)
     for ax, name in zip(axes[0], students):
-        ax.scatter(predictions["teacher"], predictions[name], s=3, alpha=0.25,
-                   c=predictions["label"], cmap="viridis", vmin=0, vmax=1)
+        points = ax.scatter(predictions["teacher"], predictions[name], s=3, alpha=0.25,
+                            c=predictions["label"], cmap="viridis", vmin=0, vmax=1)
+        fig.colorbar(points, ax=ax, label="human label (normalised)")
         ax.plot([0, 1], [0, 1], color="grey", lw=1, ls="--")
         ax.set(xlabel="teacher score", ylabel=f"{name} score", xlim=(0, 1), ylim=(0, 1),
                title=f"{name} vs teacher (test pairs; colour = human label)")

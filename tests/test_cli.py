@@ -80,3 +80,11 @@ def test_console_script_exit_code_and_help():
     assert done.returncode == 2 and "Traceback" not in done.stderr
     helped = subprocess.run([sys.executable, "-m", "graphrel.cli", "pipeline", "--help"], capture_output=True, text=True)
     assert helped.returncode == 0 and "--run-dir" in helped.stdout and "student.order" in helped.stdout
+
+
+def test_inspect_missing_run_dir_and_bad_hops(capsys, tmp_path):
+    code, err = run(capsys, "inspect", "--run-dir", str(tmp_path / "no-run"), "--query", "drill")
+    assert_user_error(code, err, "no-run", "fix")
+    (tmp_path / "run").mkdir()
+    code, err = run(capsys, "inspect", "--run-dir", str(tmp_path / "run"), "--query", "drill", "--hops", "-1")
+    assert_user_error(code, err, "hops")
