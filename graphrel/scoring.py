@@ -194,7 +194,8 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     output_path = Path(output_path)
     if output_path.exists() and output_path.is_dir():
         raise GraphrelInputError("output path is a directory", path=output_path, fix="give a .parquet file path")
-    pairs = load_dataset(kind, input_path, **load_options).frame  # validate the input first: cheap
+    # Validate the input first (cheap); every input row is scored, repeated pairs included.
+    pairs = load_dataset(kind, input_path, keep_duplicates=True, **load_options).frame
     if not output_path.parent.exists():
         raise GraphrelInputError("output folder does not exist", path=output_path.parent,
                                  fix="create it or choose another --output")

@@ -395,7 +395,7 @@ def _build(p: Path, row_ids: np.ndarray, *, query: pd.Series, query_col: str,
            product_id: pd.Series, product_id_col: str, product_text: pd.Series,
            product_text_col: str, relevance: pd.Series | None, label_col: str | None,
            label_min: float, label_max: float, query_id: pd.Series | None = None,
-           query_id_col: str | None = None) -> RelevancePairs:
+           query_id_col: str | None = None, keep_duplicates: bool = False) -> RelevancePairs:
     """Validate the mapped columns and assemble a :class:`RelevancePairs` (dedup included)."""
     q = _check_nonempty(_as_text(query), row_ids, p, "query text", query_col)
     if query_id is None:
@@ -428,7 +428,7 @@ def _build(p: Path, row_ids: np.ndarray, *, query: pd.Series, query_col: str,
 
     dup = frame.duplicated(["query_id", "product_id"], keep="first")
     n_dup = int(dup.sum())
-    if n_dup:
+    if n_dup and not keep_duplicates:
         first = int(frame.loc[dup, "row_id"].iloc[0])
         warnings.warn(
             f"{p}: {n_dup} duplicated (query_id, product_id) pair(s), first at row {first}; "
@@ -445,7 +445,7 @@ _HD_FIX = ("this loader expects the Kaggle Home Depot train.csv (columns id, pro
            "with the column options (see data/README.md)")
 
 
-def load_home_depot(path: PathLike, *, encoding: str = "latin-1") -> RelevancePairs:
+def load_home_depot(path: PathLike, *, encoding: str = "latin-1", keep_duplicates: bool = False) -> RelevancePairs:
     """Load the Kaggle "Home Depot Product Search Relevance" ``train.csv``.
 
     Reads ``train.csv.zip`` (a zip holding one CSV) or the plain ``train.csv``; the file is
@@ -467,6 +467,8 @@ def load_home_depot(path: PathLike, *, encoding: str = "latin-1") -> RelevancePa
     Args:
         path: path of ``train.csv.zip`` / ``train.csv``.
         encoding: text encoding of the CSV (latin-1 for the Kaggle files).
+        keep_duplicates: keep repeated (query_id, product_id) pairs (batch scoring scores
+            every input row); by default the first of each is kept, with a warning.
 
     Returns:
         The validated pairs, ``label_min=1.0``, ``label_max=3.0``.
@@ -491,7 +493,8 @@ def load_home_depot(path: PathLike, *, encoding: str = "latin-1") -> RelevancePa
         relevance = _numeric_labels(raw["relevance"], row_ids, p, "relevance")
     return _build(p, row_ids, query=query, query_col="search_term", product_id=pid,
                   product_id_col="product_uid", product_text=ptext, product_text_col="product_title",
-                  relevance=relevance, label_col="relevance", label_min=1.0, label_max=3.0)
+                  relevance=relevance, label_col="relevance", label_min=1.0, label_max=3.0,
+                  keep_duplicates=keep_duplicates)
 
 
 _ESCI_FIX = ("the ESCI loader expects columns query, product_id, product_title, esci_label "
@@ -500,7 +503,7 @@ _ESCI_FIX = ("the ESCI loader expects columns query, product_id, product_title, 
 
 
 def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf-8",
-              file_format: str | None = None) -> RelevancePairs:
+              file_format: str | None = None, keep_duplicates: bool = False) -> RelevancePairs:
     """Load the Amazon "Shopping Queries Dataset" (ESCI), examples merged with products.
 
     Expected columns: ``query`` (str), ``product_id`` (str), ``product_title`` (str),
@@ -518,6 +521,8 @@ def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf
         locale: keep only rows whose ``product_locale`` equals this (``"us"``, ``"es"``,
             ``"jp"``); None keeps all. ``row_id`` still counts rows of the whole file.
         encoding: text encoding for CSV input.
+        keep_duplicates: keep repeated (query_id, product_id) pairs (batch scoring scores
+            every input row); by default the first of each is kept, with a warning.
         file_format: ``"csv"`` or ``"parquet"`` to override the suffix.
 
     Returns:
@@ -562,7 +567,8 @@ def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf
                   query_id=raw["query_id"] if "query_id" in raw.columns else None,
                   query_id_col="query_id", product_id=raw["product_id"], product_id_col="product_id",
                   product_text=raw["product_title"], product_text_col="product_title",
-                  relevance=gains, label_col="esci_label", label_min=0.0, label_max=1.0)
+                  relevance=gains, label_col="esci_label", label_min=0.0, label_max=1.0,
+                  keep_duplicates=keep_duplicates)
 
 
 def _column_fix(option: str) -> str:
@@ -573,7 +579,7 @@ def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column
                product_text_column: str = "product_text", label_column: str | None = None,
                query_id_column: str | None = None, label_min: float | None = None,
                label_max: float | None = None, encoding: str = "utf-8",
-               file_format: str | None = None) -> RelevancePairs:
+               file_format: str | None = None, keep_duplicates: bool = False) -> RelevancePairs:
     """Load query-product pairs from any CSV, Parquet or JSONL file by column mapping.
 
     The format comes from the suffix: ``.csv`` (also ``.csv.zip``, ``.csv.gz``),
@@ -593,6 +599,8 @@ def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column
             labels already lie within [0, 1] and neither end is given (then 0..1).
         label_max: upper end of the label scale (see ``label_min``).
         encoding: text encoding of CSV / JSONL input.
+        keep_duplicates: keep repeated (query_id, product_id) pairs (batch scoring scores
+            every input row); by default the first of each is kept, with a warning.
         file_format: ``"csv"``, ``"parquet"`` or ``"jsonl"`` to override the suffix.
 
     Returns:
@@ -640,7 +648,7 @@ def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column
     return _build(p, row_ids, query=query, query_col=query_column, query_id=qid,
                   query_id_col=query_id_column, product_id=pid, product_id_col=product_id_column,
                   product_text=ptext, product_text_col=product_text_column, relevance=relevance,
-                  label_col=label_column, label_min=lo, label_max=hi)
+                  label_col=label_column, label_min=lo, label_max=hi, keep_duplicates=keep_duplicates)
 
 
 _LOADERS: dict[str, Callable[..., RelevancePairs]] = {

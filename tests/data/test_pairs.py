@@ -419,3 +419,17 @@ def test_real_home_depot(home_depot_path):
     assert not ids["train"] & ids["val"] and not ids["train"] & ids["test"] and not ids["val"] & ids["test"]
     assert sum(len(s) for s in splits.values()) == len(pairs)
     assert abs(len(ids["test"]) / 11_795 - 0.1) < 0.001
+
+
+def test_keep_duplicates_keeps_every_row(tmp_path):
+    import warnings as _warnings
+
+    from graphrel.data import load_pairs
+
+    path = tmp_path / "dup.csv"
+    path.write_text("query,product_id,product_text\ndrill,1,drill bit\ndrill,1,drill bit\nhose,2,garden hose\n")
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("error")  # no duplicate warning when duplicates are wanted
+        kept = load_pairs(path, keep_duplicates=True)
+    assert list(kept.frame.row_id) == [1, 2, 3]
+    assert len(load_pairs(path)) == 2
