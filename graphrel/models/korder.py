@@ -7,13 +7,16 @@ word-interaction matrix between query and title tokens) and from its metapath
 neighbours in the query-product graph (higher-order relevance, graph attention), trained
 on teacher labels. Reconstruction here (METHODS.md §1):
 
-- text: the teacher's frozen wordpiece embeddings, a trainable identity-initialised
-  projection (:class:`graphrel.nn.WordpieceEncoder`);
+- text: the teacher's frozen wordpiece embeddings and a trainable projection to
+  ``text_dim`` (128), initialised from the matrix's top singular vectors
+  (:class:`graphrel.nn.WordpieceEncoder`);
 - 0-order: K-NRM kernel pooling of the cosine interaction matrix plus pooled query /
   title vectors [e_q; e_p; e_q*e_p; |e_q-e_p|] -> MLP -> h0;
-- order k: metapaths Q-P, P-Q (k>=1), Q-P-Q, P-Q-P (k=2); each neighbour carries its text
-  vector and its edge's teacher score; GATv2-style attention per metapath, HAN semantic
-  attention across metapaths, plus per-metapath score statistics;
+- order k: metapaths Q-P, P-Q (k>=1), Q-P-Q, P-Q-P (k=2), at most ``cap`` neighbours each;
+  each neighbour carries its text vector and its edge's teacher score; GATv2-style
+  attention per metapath (:class:`graphrel.nn.MetapathAttention`; similarity to the
+  centre taken in a projected space so inference gathers small per-node tables), HAN
+  semantic attention across metapaths, plus per-metapath score statistics;
 - head: MLP([h0; graph summary; statistics]) -> logit;
 - loss: soft-target BCE against sigmoid(teacher_logit / T) + ``label_weight`` x BCE on
   human labels where present (training queries only).
