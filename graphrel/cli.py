@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import warnings
 
@@ -55,7 +56,12 @@ def _pipeline(argv: list[str]) -> None:
     parser.add_argument("--run-dir", required=True, help="directory for every output of the run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_class_arguments(PipelineConfig, "pipeline", as_group=True)
-    args = parser.parse_args(_nest_pipeline_keys(argv))
+    nested, temporary = _nest_pipeline_keys(argv)
+    try:
+        args = parser.parse_args(nested)
+    finally:
+        for path in temporary:
+            os.remove(path)
     config = parser.instantiate_classes(args).pipeline
     check_config(config)
     run_dir = args.run_dir
@@ -70,13 +76,16 @@ def _pipeline(argv: list[str]) -> None:
     print(f"\nreport: {Path(run_dir) / 'report.md'}")
 
 
-def _nest_pipeline_keys(argv: list[str]) -> list[str]:
-    """Let configs write ``seed:``, ``data:`` ... at top level: nest them under ``pipeline``."""
+def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
+    """Let configs write ``seed:``, ``data:`` ... at top level: nest them under ``pipeline``.
+
+    Returns the rewritten arguments and the temporary config files to delete after parsing.
+    """
     import tempfile
 
     import yaml
 
-    out, i = [], 0
+    out, temporary, i = [], [], 0
     while i < len(argv):
         if argv[i] == "--config" and i + 1 < len(argv):
             path = argv[i + 1]
@@ -98,6 +107,7 @@ def _nest_pipeline_keys(argv: list[str]) -> list[str]:
             handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
             yaml.safe_dump(nested, handle)
             handle.close()
+            temporary.append(handle.name)
             out += ["--config", handle.name]
             i += 2
         elif argv[i].startswith("--") and argv[i].split("=")[0].lstrip("-").split(".")[0] in (
@@ -107,7 +117,7 @@ def _nest_pipeline_keys(argv: list[str]) -> list[str]:
         else:
             out.append(argv[i])
             i += 1
-    return out
+    return out, temporary
 
 
 def _score(argv: list[str]) -> None:

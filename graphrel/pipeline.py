@@ -237,21 +237,22 @@ class Pipeline:
         return directory
 
     # -- evaluation --------------------------------------------------------------------
-    def evaluate(self, scored: pd.DataFrame, students: dict[str, Path]) -> dict:
-        """Metrics of teacher and students on unseen test queries, and their speed."""
+    def evaluate(self, scored: pd.DataFrame, students: dict[str, Path], teacher) -> dict:
+        """Metrics of teacher and students on unseen test queries, and their speed.
+
+        ``teacher`` is the fitted (or reloaded) teacher: it is timed on the test pairs.
+        """
         from graphrel.metrics import relevance_metrics
         from graphrel.scoring import StudentScorer, timed
 
-        from graphrel.scoring import load_teacher, teacher_logits
+        from graphrel.scoring import teacher_logits
 
         test = scored[scored.split == "test"].reset_index(drop=True)
         label_range = self.label_range()
         # Speeds are compared as ratios measured back to back here, on the same test pairs:
         # this machine's speed swings too much between stages.
-        t = self.config.teacher
-        teacher = load_teacher(self.run_dir / R.TEACHER_DIR, max_length=t.max_length, temperature=t.temperature)
         _, seconds = timed(teacher_logits, teacher, test["query"], test.product_text,
-                           batch_size=t.score_batch_size, progress=False)
+                           batch_size=self.config.teacher.score_batch_size, progress=False)
         models = {"teacher": {**relevance_metrics(test.teacher_score, test.label, test.query_id,
                                                   label_range=label_range),
                               "pairs_per_second": len(test) / seconds}}
@@ -305,14 +306,17 @@ class Pipeline:
         scores = self._stage("teacher_scoring", self.score_with_teacher, pairs, teacher)
         scored = pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
         graph = self._stage("graph", self.build_graph, scored)
-        featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(str(self.run_dir / R.TEACHER_DIR))),
-                                    cap=self.config.student.cap)
         students = {"student_k0": 0, "student_korder": self.config.student.order}
         if self.config.student.order == 0:
             students.pop("student_korder")
-        dirs = {name: self._stage(f"fit_{name}", self.fit_student, name, order, scored, featurizer)
-                for name, order in students.items()}
-        metrics = self._stage("evaluate", self.evaluate, scored, dirs)
+        featurizer = None  # built only when a student still has to be trained (resume skips it)
+        dirs = {}
+        for name, order in students.items():
+            if featurizer is None and not (self.run_dir / name / R.STUDENT_MANIFEST).is_file():
+                tokens = WordpieceCache(load_tokenizer(str(self.run_dir / R.TEACHER_DIR)))
+                featurizer = PairFeaturizer(graph, tokens, cap=self.config.student.cap)
+            dirs[name] = self._stage(f"fit_{name}", self.fit_student, name, order, scored, featurizer)
+        metrics = self._stage("evaluate", self.evaluate, scored, dirs, teacher)
         R.write_json(metrics, self.run_dir / "metrics.json")
         write_report(self.run_dir, metrics)
         return metrics

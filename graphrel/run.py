@@ -59,7 +59,18 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
 def write_json(obj, path: str | Path) -> None:
     """Write JSON atomically (indented, NaN as null)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=float).replace("NaN", "null"))
+        tmp.write_text(json.dumps(_nan_to_none(obj), indent=2, default=float))
+
+
+def _nan_to_none(obj):
+    """NaN floats anywhere in nested dicts/lists -> None (JSON null); strings untouched."""
+    if isinstance(obj, dict):
+        return {key: _nan_to_none(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_nan_to_none(value) for value in obj]
+    if isinstance(obj, float) and obj != obj:
+        return None
+    return obj
 
 
 def _need(path: Path, what: str) -> Path:

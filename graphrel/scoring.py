@@ -135,7 +135,7 @@ class StudentScorer:
         model.eval()
         graph = load_run_graph((directory / manifest.get("graph", f"../{GRAPH}")).resolve())
         featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(model.hparams.backbone)),
-                                    cap=manifest.get("cap", 8))
+                                    cap=manifest.get("cap", 8), metapaths=model.metapaths)
         model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
         return cls(model=model, featurizer=featurizer, name=directory.name)
 
@@ -166,7 +166,8 @@ class StudentScorer:
         for start in tqdm(range(0, len(order), batch_size), desc=f"{self.name} scoring", disable=not progress,
                           unit="batch", mininterval=2.0):
             rows = order[start:start + batch_size]
-            out[rows.numpy()] = torch.sigmoid(self.model(select_rows(features, rows))).numpy()
+            batch = select_rows(features, rows, self.featurizer.tokens.pad_id)
+            out[rows.numpy()] = torch.sigmoid(self.model(batch)).numpy()
         return out
 
 

@@ -20,9 +20,9 @@ def trim_padding(batch: dict, pad_id: int = 0) -> dict:
     return batch
 
 
-def select_rows(batch: dict, rows) -> dict:
+def select_rows(batch: dict, rows, pad_id: int = 0) -> dict:
     """The rows ``rows`` of every tensor of a batch, padding trimmed."""
-    return trim_padding({key: value[rows] for key, value in batch.items()})
+    return trim_padding({key: value[rows] for key, value in batch.items()}, pad_id)
 
 
 class PairFeaturizer:
@@ -34,6 +34,7 @@ class PairFeaturizer:
         cap: neighbours per metapath.
         query_length: Lq, wordpieces kept per query.
         product_length: Lp, wordpieces kept per product text.
+        metapaths: metapaths whose neighbours are looked up (a k=0 student needs none).
 
     Attributes:
         query_node_tokens: (Nq, Lq) int64, wordpieces of every graph query.
@@ -45,8 +46,10 @@ class PairFeaturizer:
     """
 
     def __init__(self, graph: HeteroData, tokens: WordpieceCache, *, cap: int = 8,
-                 query_length: int = 16, product_length: int = 48) -> None:
+                 query_length: int = 16, product_length: int = 48,
+                 metapaths: tuple[str, ...] = METAPATHS) -> None:
         self.graph = graph
+        self.metapaths = tuple(metapaths)
         self.tokens = tokens
         self.query_length = query_length
         self.product_length = product_length
@@ -55,7 +58,7 @@ class PairFeaturizer:
         self.product_node_tokens = torch.from_numpy(tokens.encode(graph["product"].text, product_length))
 
     def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray) -> dict:
-        for name, found in self.neighbours.lookup(query_index, product_index, METAPATHS).items():
+        for name, found in self.neighbours.lookup(query_index, product_index, self.metapaths).items():
             batch[f"{name}/ids"] = torch.from_numpy(found.ids)
             batch[f"{name}/scores"] = torch.from_numpy(found.scores)
         return batch

@@ -36,9 +36,6 @@ class WordpieceCache:
         self.pad_id = tokenizer.pad_token_id if pad_id is None else pad_id
         self._cache: dict[str, tuple[int, ...]] = {}
 
-    def __getstate__(self):
-        return {"tokenizer": self.tokenizer, "pad_id": self.pad_id, "_cache": {}}
-
     def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:
         """Wordpiece ids without special tokens, truncated and right-padded.
 
