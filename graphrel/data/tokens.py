@@ -34,7 +34,24 @@ class WordpieceCache:
     def __init__(self, tokenizer, pad_id: int | None = None) -> None:
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id if pad_id is None else pad_id
-        self._cache: dict[str, tuple[int, ...]] = {}
+        # white-space token -> word index; word w's wordpieces are
+        # _pieces[_piece_start[w] : _piece_start[w] + _piece_length[w]]. Word 0 is the end marker.
+        self._cache: dict[str, int] = {_END: 0}
+        self._piece_start = np.zeros(1, dtype=np.int64)
+        self._piece_length = np.zeros(1, dtype=np.int64)
+        self._pieces = np.zeros(0, dtype=np.int64)
+
+    def _add_words(self, words: list[str]) -> None:
+        """Ask the tokenizer once for every new white-space token and append its pieces."""
+        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]  # lower-cases itself
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        starts = len(self._pieces) + np.cumsum(lengths) - lengths
+        first = len(self._piece_start)
+        self._cache.update(zip(words, range(first, first + len(words))))
+        self._piece_start = np.concatenate([self._piece_start, starts])
+        self._piece_length = np.concatenate([self._piece_length, lengths])
+        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+        self._pieces = np.concatenate([self._pieces, flat])
 
     def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:
         """Wordpiece ids without special tokens, truncated and right-padded.
@@ -58,22 +75,23 @@ class WordpieceCache:
             joined = _CONTROL.sub("", joined)
         words = joined.split()
         cache = self._cache
-        cache[_END] = ()
         try:
-            pieces = [cache[w] for w in words]
+            word_index = np.fromiter(map(cache.__getitem__, words), dtype=np.int64, count=len(words))
         except KeyError:  # tokens never seen: ask the tokenizer once for all of them
-            unseen = sorted({w for w in words if w not in cache})
-            ids = self.tokenizer(unseen, add_special_tokens=False)["input_ids"]  # lower-cases itself
-            cache.update(zip(unseen, map(tuple, ids)))
-            pieces = [cache[w] for w in words]
-        piece_lengths = np.fromiter(map(len, pieces), dtype=np.int64, count=len(pieces))
-        is_end = np.fromiter((w == _END for w in words), dtype=bool, count=len(words))
+            self._add_words(sorted({w for w in words if w not in cache}))
+            word_index = np.fromiter(map(cache.__getitem__, words), dtype=np.int64, count=len(words))
+        # Everything below is array arithmetic on word indices (no per-word Python work).
+        is_end = word_index == 0
         row_of_word = np.cumsum(is_end) - is_end  # text index of each word
+        piece_lengths = self._piece_length[word_index]
+        total = int(piece_lengths.sum())
         row = np.repeat(row_of_word, piece_lengths)
-        flat = np.fromiter(itertools.chain.from_iterable(pieces), dtype=np.int64, count=int(piece_lengths.sum()))
+        word_offset = np.cumsum(piece_lengths) - piece_lengths  # first output slot of each word
+        within_word = np.arange(total) - np.repeat(word_offset, piece_lengths)
+        flat = self._pieces[np.repeat(self._piece_start[word_index], piece_lengths) + within_word]
         # position of each wordpiece within its text: index minus the text's first index
         text_start = np.searchsorted(row, np.arange(len(texts)))
-        column = np.arange(len(flat)) - text_start[row]
+        column = np.arange(total) - text_start[row]
         keep = column < max_length
         out[row[keep], column[keep]] = flat[keep]
         return out
