@@ -78,7 +78,13 @@ class TeacherConfig:
 
 @dataclass
 class StudentConfig:
-    """k-order graph students (k=0 is always trained too, as the ablation)."""
+    """k-order graph students (k=0 is always trained too, as the ablation).
+
+    ``neighbourhood_statistics``: graph students (k >= 1) also read uncapped one-hop
+    statistics. ``online``: also train BERM-O (``student_online``), the online model
+    distilled from the k-order student: 0-order text part plus precomputed per-node
+    neighbourhood statistics, no attention.
+    """
 
     order: int = 2
     cap: int = 8
@@ -89,6 +95,20 @@ class StudentConfig:
     learning_rate: float = 2e-3
     label_weight: float = 1.0
     temperature: float = 1.0
+    neighbourhood_statistics: bool = True
+    online: bool = True
+
+
+@dataclass
+class StackingConfig:
+    """Teacher stacking (BERT2DNN; :mod:`graphrel.models.stacking`): the cross-encoder plus a
+    lexical gradient-boosted teacher (fitted on the training labels), combined by a logistic
+    regression fitted on the validation labels. When enabled, students and the graph use the
+    stacked score."""
+
+    enabled: bool = False
+    regularisation: float = 1.0
+    lexical_max_iter: int = 300
 
 
 @dataclass
@@ -100,6 +120,7 @@ class PipelineConfig:
     transfer: TransferConfig = field(default_factory=TransferConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
+    stacking: StackingConfig = field(default_factory=StackingConfig)
 
 
 def _trainer(epochs: int, run_dir: Path, name: str, progress: bool, monitor: str | None = "val_auc"):
@@ -198,6 +219,57 @@ class Pipeline:
         R.write_parquet(scores, path)
         return scores
 
+    def stack_teachers(self, pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+        """Lexical teacher + logistic-regression stack. -> stack/ and stacked_scores.parquet
+
+        Returns the scores table with ``teacher_logit`` / ``teacher_score`` replaced by the
+        stack's, and the single teachers' logits in ``cross_encoder_logit`` and ``lexical_logit``.
+        """
+        import joblib
+
+        from graphrel.metrics import auc, spearman
+        from graphrel.models.lexical import LexicalTeacher
+        from graphrel.models.stacking import TeacherStack
+
+        path = self.run_dir / R.STACKED_SCORES
+        if path.exists():
+            return pd.read_parquet(path)
+        c = self.config
+        scored = pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
+        train, val = scored[scored.split == "train"], scored[scored.split == "val"]
+        lexical = LexicalTeacher(max_iter=c.stacking.lexical_max_iter, seed=c.seed)
+        lexical.fit(train["query"], train.product_text, train.label.to_numpy(),
+                    vocabulary_texts=list(scored["query"].unique()) + list(scored.product_text.unique()))
+        lexical_logits = lexical.logits(scored["query"], scored.product_text)
+        names = ["cross_encoder", "lexical"]
+        all_logits = np.stack([scored.teacher_logit.to_numpy(), lexical_logits], 1)
+        is_val = (scored.split == "val").to_numpy()
+        stack = TeacherStack(names, regularisation=c.stacking.regularisation)
+        val_labels = val.label.to_numpy()
+        out_of_fold = stack.cross_validated_logits(all_logits[is_val], val_labels, val.query_id.to_numpy())
+        stack.fit(all_logits[is_val], val_labels)
+        stacked = stack.logits(all_logits)
+        validation = {name: {"auc": auc(all_logits[is_val, i], val_labels),
+                             "spearman": spearman(all_logits[is_val, i], val_labels)} for i, name in enumerate(names)}
+        validation["stack (out-of-fold)"] = {"auc": auc(out_of_fold, val_labels),
+                                             "spearman": spearman(out_of_fold, val_labels)}
+        directory = self.run_dir / R.STACK_DIR
+        directory.mkdir(exist_ok=True)
+        with R.atomic_path(directory / "lexical_teacher.joblib") as tmp:
+            joblib.dump(lexical, tmp)
+        R.write_json({**stack.to_dict(), "validation": validation}, directory / "stack.json")
+        out = scores.assign(cross_encoder_logit=scores.teacher_logit)
+        out = out.merge(pd.DataFrame({"query_id": scored.query_id, "product_id": scored.product_id,
+                                      "lexical_logit": lexical_logits, "stacked_logit": stacked}),
+                        on=["query_id", "product_id"], how="left", validate="one_to_one")
+        out["teacher_logit"] = out.pop("stacked_logit")
+        out["teacher_score"] = torch.sigmoid(torch.from_numpy(out.teacher_logit.to_numpy())
+                                             / self.config.teacher.temperature).numpy()
+        R.write_parquet(out, path)
+        log.info("teacher stacking, validation AUC: %s",
+                 ", ".join(f"{k} {v['auc']:.3f}" for k, v in validation.items()))
+        return out
+
     def build_graph(self, scored: pd.DataFrame):
         """Query-product graph with teacher scores; train labels only. -> graph.pt"""
         from graphrel.data.graph import build_graph
@@ -209,8 +281,13 @@ class Pipeline:
         R.save_graph(graph, path)
         return graph
 
-    def fit_student(self, name: str, order: int, scored: pd.DataFrame, featurizer) -> Path:
-        """Train one k-order student on teacher scores (+ train labels). -> <name>/"""
+    def fit_student(self, name: str, order: int, scored: pd.DataFrame, featurizer, *,
+                    neighbourhood_statistics: bool | None = None, distilled_from: str = "teacher") -> Path:
+        """Train one k-order student on ``scored.teacher_logit`` (+ train labels). -> <name>/
+
+        ``neighbourhood_statistics`` defaults to the config's for k >= 1 (off for k = 0);
+        ``distilled_from`` names the model whose logits ``teacher_logit`` holds (manifest).
+        """
         from graphrel.data.datamodules import StudentDataModule
         from graphrel.models.korder import KOrderStudent
 
@@ -224,7 +301,10 @@ class Pipeline:
                               backbone_config=(None if c.teacher.backbone_config is None else
                                                {"vocab_size": featurizer.tokens.tokenizer.vocab_size,
                                                 "hidden_size": c.teacher.backbone_config.get("hidden_size", 32)}),
-                              learning_rate=s.learning_rate, temperature=s.temperature, label_weight=s.label_weight)
+                              learning_rate=s.learning_rate, temperature=s.temperature, label_weight=s.label_weight,
+                              neighbourhood_statistics=(s.neighbourhood_statistics and order > 0
+                                                        if neighbourhood_statistics is None
+                                                        else neighbourhood_statistics))
         data = StudentDataModule(run_dir=str(self.run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed)
         data.set_data(scored, featurizer)
         trainer = _trainer(s.epochs, self.run_dir, name, self.progress)
@@ -232,9 +312,25 @@ class Pipeline:
         best = directory / "best.ckpt"
         best.rename(directory / R.STUDENT_CHECKPOINT)
         R.write_json({"model": "KOrderStudent", "order": order, "checkpoint": R.STUDENT_CHECKPOINT,
-                      "graph": f"../{R.GRAPH}", "cap": s.cap, "best_val_auc": float(trainer.checkpoint_callback.best_model_score)},
+                      "graph": f"../{R.GRAPH}", "cap": s.cap, "distilled_from": distilled_from,
+                      "best_val_auc": float(trainer.checkpoint_callback.best_model_score)},
                      directory / R.STUDENT_MANIFEST)
         return directory
+
+    def fit_online_student(self, scored: pd.DataFrame, featurizer, graph_student: Path) -> Path:
+        """BERM-O: a k=0 student with precomputed per-node neighbourhood statistics, distilled
+        from the k-order graph student's logits on every training and transfer pair. -> student_online/"""
+        from graphrel.scoring import StudentScorer
+
+        directory = self.run_dir / R.ONLINE_STUDENT
+        if (directory / R.STUDENT_MANIFEST).is_file():
+            return directory
+        scorer = StudentScorer.load(graph_student)
+        scores = scorer.score(scored.query_id, scored["query"], scored.product_id, scored.product_text)
+        clipped = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
+        distilled = scored.assign(teacher_logit=np.log(clipped / (1 - clipped)).astype(np.float32))
+        return self.fit_student(R.ONLINE_STUDENT, 0, distilled, featurizer, neighbourhood_statistics=True,
+                                distilled_from=graph_student.name)
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, scored: pd.DataFrame, students: dict[str, Path], teacher) -> dict:
@@ -257,6 +353,22 @@ class Pipeline:
                                                   label_range=label_range),
                               "pairs_per_second": len(test) / seconds}}
         predictions = {"teacher": test.teacher_score.to_numpy()}
+        if "cross_encoder_logit" in test:
+            # Stacked run: "teacher" is the cross-encoder (timed above); the stack and the
+            # lexical teacher get their own rows, timed with the stack (cross-encoder + lexical).
+            import joblib
+
+            lexical = joblib.load(self.run_dir / R.STACK_DIR / "lexical_teacher.joblib")
+            _, lexical_seconds = timed(lexical.logits, test["query"], test.product_text)
+            temperature = self.config.teacher.temperature
+            for name, column, speed in (
+                    ("teacher", "cross_encoder_logit", len(test) / seconds),
+                    ("teacher_lexical", "lexical_logit", len(test) / lexical_seconds),
+                    ("teacher_stack", "teacher_logit", len(test) / (seconds + lexical_seconds))):
+                score = 1 / (1 + np.exp(-test[column].to_numpy() / temperature))
+                models[name] = {**relevance_metrics(score, test.label, test.query_id, label_range=label_range),
+                                "pairs_per_second": speed}
+                predictions[name] = score
         for name, directory in students.items():
             scorer = StudentScorer.load(directory)
             scorer.score(test.query_id[:256], test["query"][:256], test.product_id[:256],
@@ -304,18 +416,28 @@ class Pipeline:
         pairs = self._stage("split_and_transfer_set", self.split)
         teacher = self._stage("teacher_fit", self.fit_teacher, pairs)
         scores = self._stage("teacher_scoring", self.score_with_teacher, pairs, teacher)
+        if self.config.stacking.enabled:
+            scores = self._stage("teacher_stacking", self.stack_teachers, pairs, scores)
         scored = pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
         graph = self._stage("graph", self.build_graph, scored)
         students = {"student_k0": 0, "student_korder": self.config.student.order}
         if self.config.student.order == 0:
             students.pop("student_korder")
         featurizer = None  # built only when a student still has to be trained (resume skips it)
-        dirs = {}
-        for name, order in students.items():
+
+        def featurizer_for(name: str):
+            nonlocal featurizer
             if featurizer is None and not (self.run_dir / name / R.STUDENT_MANIFEST).is_file():
                 tokens = WordpieceCache(load_tokenizer(str(self.run_dir / R.TEACHER_DIR)))
                 featurizer = PairFeaturizer(graph, tokens, cap=self.config.student.cap)
-            dirs[name] = self._stage(f"fit_{name}", self.fit_student, name, order, scored, featurizer)
+            return featurizer
+
+        dirs = {}
+        for name, order in students.items():
+            dirs[name] = self._stage(f"fit_{name}", self.fit_student, name, order, scored, featurizer_for(name))
+        if self.config.student.online and "student_korder" in dirs:
+            dirs[R.ONLINE_STUDENT] = self._stage(f"fit_{R.ONLINE_STUDENT}", self.fit_online_student, scored,
+                                                 featurizer_for(R.ONLINE_STUDENT), dirs["student_korder"])
         metrics = self._stage("evaluate", self.evaluate, scored, dirs, teacher)
         R.write_json(metrics, self.run_dir / "metrics.json")
         write_report(self.run_dir, metrics)

@@ -6,8 +6,11 @@ Layout of ``<run_dir>``::
     pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test/transfer)
     teacher/                 HF model directory of the fine-tuned teacher (+ teacher.ckpt)
     teacher_scores.parquet   query_id, product_id, teacher_logit, teacher_score (one cache)
+    stack/, stacked_scores.parquet   (stacking.enabled) lexical teacher, stack weights and
+                             validation figures; the stacked teacher_logit/score students use
     graph.pt                 query-product HeteroData (teacher scores; train labels only)
     student_k0/, student_korder/   model.ckpt + student.json (what ``graphrel score`` loads)
+    student_online/          BERM-O, distilled from student_korder (student.online)
     metrics.json, report.md, student_vs_teacher.png
 """
 
@@ -27,8 +30,11 @@ from graphrel.errors import GraphrelInputError
 PAIRS = "pairs.parquet"
 TEACHER_DIR = "teacher"
 TEACHER_SCORES = "teacher_scores.parquet"
+STACK_DIR = "stack"
+STACKED_SCORES = "stacked_scores.parquet"
 GRAPH = "graph.pt"
 STUDENT_MANIFEST = "student.json"
+ONLINE_STUDENT = "student_online"
 STUDENT_CHECKPOINT = "model.ckpt"
 
 

@@ -35,6 +35,7 @@ class PairFeaturizer:
         query_length: Lq, wordpieces kept per query.
         product_length: Lp, wordpieces kept per product text.
         metapaths: metapaths whose neighbours are looked up (a k=0 student needs none).
+        neighbourhood_statistics: add the uncapped one-hop statistics (``neighbourhood``).
 
     Attributes:
         query_node_tokens: (Nq, Lq) int64, wordpieces of every graph query.
@@ -42,14 +43,17 @@ class PairFeaturizer:
 
     A batch is a dict: ``query_tokens`` (B, Lq) int64, ``product_tokens`` (B, Lp) int64,
     and per metapath m ``"{m}/ids"`` (B, cap) int64 node indices (-1 = none) and
-    ``"{m}/scores"`` (B, cap) float32 teacher scores (NaN = none).
+    ``"{m}/scores"`` (B, cap) float32 teacher scores (NaN = none), and (option)
+    ``neighbourhood`` (B, 4) float32 uncapped one-hop statistics
+    (:meth:`graphrel.data.graph.MetapathNeighbours.neighbourhood_statistics`).
     """
 
     def __init__(self, graph: HeteroData, tokens: WordpieceCache, *, cap: int = 8,
                  query_length: int = 16, product_length: int = 48,
-                 metapaths: tuple[str, ...] = METAPATHS) -> None:
+                 metapaths: tuple[str, ...] = METAPATHS, neighbourhood_statistics: bool = True) -> None:
         self.graph = graph
         self.metapaths = tuple(metapaths)
+        self.neighbourhood_statistics = neighbourhood_statistics
         self.tokens = tokens
         self.query_length = query_length
         self.product_length = product_length
@@ -61,6 +65,9 @@ class PairFeaturizer:
         for name, found in self.neighbours.lookup(query_index, product_index, self.metapaths).items():
             batch[f"{name}/ids"] = torch.from_numpy(found.ids)
             batch[f"{name}/scores"] = torch.from_numpy(found.scores)
+        if self.neighbourhood_statistics:
+            batch["neighbourhood"] = torch.from_numpy(self.neighbours.neighbourhood_statistics(query_index,
+                                                                                               product_index))
         return batch
 
     def from_nodes(self, query_index: np.ndarray, product_index: np.ndarray) -> dict:

@@ -169,6 +169,16 @@ class MetapathNeighbours:
         self.product_queries = _top_neighbours(p, q, s, np_, cap + 1)
         self.query_index = pd.Index(graph["query"].node_id)
         self.product_index = pd.Index(graph["product"].node_id)
+        # Uncapped first-order statistics: score sum and degree per node (last slot: unseen node),
+        # and every edge's score by key q * Np + p, to take the pair's own edge out.
+        self._score_sum = {kind: np.bincount(index, weights=s, minlength=n + 1)
+                           for kind, index, n in (("query", q, nq), ("product", p, np_))}
+        self._degree = {kind: np.bincount(index, minlength=n + 1).astype(np.float64)
+                        for kind, index, n in (("query", q, nq), ("product", p, np_))}
+        self._num_products = np_
+        keys = q.astype(np.int64) * np_ + p
+        order = np.argsort(keys, kind="stable")
+        self._edge_keys, self._edge_scores = keys[order], s[order].astype(np.float64)
 
     def node_indices(self, query_ids, product_ids) -> tuple[np.ndarray, np.ndarray]:
         """Graph node indices of query and product ids; -1 where not in the graph. (B,) int64 each."""
@@ -191,6 +201,37 @@ class MetapathNeighbours:
         batch = ids.shape[0]
         return Neighbours(*_best(ids.reshape(batch, -1), scores.reshape(batch, -1), valid.reshape(batch, -1),
                                  self.cap))
+
+    def neighbourhood_statistics(self, query_index: np.ndarray, product_index: np.ndarray) -> np.ndarray:
+        """Uncapped one-hop statistics of pairs, the pair's own edge left out.
+
+        For the query: mean teacher score over all its other products and log(1 + their
+        number); for the product: the same over all its other queries. Unlike the capped
+        metapath neighbours these see the whole neighbourhood (its size and average
+        relevance), at the cost of two table look-ups.
+
+        Args:
+            query_index, product_index: (B,) int64 graph indices, -1 = unseen.
+
+        Returns:
+            (B, 4) float32: [query mean score in [0, 1], log1p(query degree) >= 0,
+            product mean score, log1p(product degree)]; 0 where there is no other neighbour.
+        """
+        query_index = np.asarray(query_index, dtype=np.int64)
+        product_index = np.asarray(product_index, dtype=np.int64)
+        keys = query_index * self._num_products + product_index
+        own, own_score = np.zeros(len(keys), dtype=bool), np.zeros(len(keys))
+        if len(self._edge_keys):
+            position = np.searchsorted(self._edge_keys, keys).clip(max=len(self._edge_keys) - 1)
+            own = (query_index >= 0) & (product_index >= 0) & (self._edge_keys[position] == keys)
+            own_score = np.where(own, self._edge_scores[position], 0.0)
+        out = np.empty((len(keys), 4), dtype=np.float32)
+        for column, (kind, index) in enumerate((("query", query_index), ("product", product_index))):
+            count = self._degree[kind][index] - own
+            total = self._score_sum[kind][index] - own_score
+            out[:, 2 * column] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
+            out[:, 2 * column + 1] = np.log1p(count)
+        return out
 
     def lookup(self, query_index: np.ndarray, product_index: np.ndarray,
                metapaths: tuple[str, ...] = METAPATHS) -> dict[str, Neighbours]:

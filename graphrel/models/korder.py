@@ -16,7 +16,8 @@ on teacher labels. Reconstruction here (METHODS.md §1):
   each neighbour carries its text vector and its edge's teacher score; GATv2-style
   attention per metapath (:class:`graphrel.nn.MetapathAttention`; similarity to the
   centre taken in a projected space so inference gathers small per-node tables), HAN
-  semantic attention across metapaths, plus per-metapath score statistics;
+  semantic attention across metapaths, plus per-metapath score statistics and (option
+  ``neighbourhood_statistics``) uncapped one-hop statistics of the query and the product;
 - head: MLP([h0; graph summary; statistics]) -> logit;
 - loss: soft-target BCE against sigmoid(teacher_logit / T) + ``label_weight`` x BCE on
   human labels where present (training queries only).
@@ -43,6 +44,8 @@ from graphrel.nn.text import WordpieceEncoder, gather_rows, masked_mean
 #: Node type of each metapath's neighbours and of its centre.
 NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
 NODE_TYPES = ("query", "product")
+#: Width of the batch's ``neighbourhood`` statistics (see ``MetapathNeighbours.neighbourhood_statistics``).
+NUM_NEIGHBOURHOOD_STATISTICS = 4
 
 
 def student_embeddings(backbone: str, backbone_config: dict | None) -> torch.Tensor:
@@ -73,6 +76,12 @@ class KOrderStudent(L.LightningModule):
         learning_rate, weight_decay: AdamW settings.
         temperature: T of the soft targets sigmoid(teacher_logit / T).
         label_weight: weight of the human-label BCE term (0 = teacher only).
+        neighbourhood_statistics: also feed the head the uncapped one-hop statistics of
+            the pair (mean teacher score and log degree of the query's other products and of
+            the product's other queries, own edge left out): the whole neighbourhood's size
+            and average relevance, which capped neighbours miss. With k=0 this is BERM-O,
+            the online model: 0-order text part plus per-node summaries precomputed from the
+            graph (two table look-ups, no attention).
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
     ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN. ``forward`` returns
@@ -83,7 +92,7 @@ class KOrderStudent(L.LightningModule):
                  text_dim: int | None = 128,
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
-                 label_weight: float = 1.0) -> None:
+                 label_weight: float = 1.0, neighbourhood_statistics: bool = False) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
@@ -97,6 +106,8 @@ class KOrderStudent(L.LightningModule):
                                                         num_node_types=len(NODE_TYPES))
             self.semantic = SemanticAttention(hidden)
             head_in += hidden + NUM_STATS * len(self.metapaths)
+        if neighbourhood_statistics:
+            head_in += NUM_NEIGHBOURHOOD_STATISTICS
         self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
         self.node_vectors: dict[str, torch.Tensor] = {}
         self._projected_nodes: dict[str, torch.Tensor] = {}
@@ -178,6 +189,8 @@ class KOrderStudent(L.LightningModule):
             attention = {name: weights[:, m] for m, name in enumerate(self.metapaths)}
             attention["metapaths"] = semantic
             parts += [combined, stats.flatten(1)]
+        if self.hparams.neighbourhood_statistics:
+            parts.append(batch["neighbourhood"])
         logits = self.head(torch.cat(parts, -1)).squeeze(-1)
         return (logits, attention) if return_attention else logits
 

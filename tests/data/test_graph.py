@@ -80,3 +80,19 @@ def test_order_selects_metapaths():
     assert set(metapaths_for_order(2)) == set(METAPATHS)
     with pytest.raises(ValueError):
         metapaths_for_order(3)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_neighbourhood_statistics_match_brute_force_without_own_edge(seed):
+    edges = random_edges(seed)
+    neighbours = MetapathNeighbours(build_graph(edges), cap=2)
+    queries = list(edges.query_id) + ["never seen query", edges.query_id.iloc[0]]
+    products = list(edges.product_id) + [edges.product_id.iloc[0], "never seen product"]
+    stats = neighbours.neighbourhood_statistics(*neighbours.node_indices(queries, products))
+    assert stats.shape == (len(queries), 4) and stats.dtype == np.float32
+    for row, (q, p) in enumerate(zip(queries, products)):
+        other_products = edges[(edges.query_id == q) & (edges.product_id != p)].teacher_score
+        other_queries = edges[(edges.product_id == p) & (edges.query_id != q)].teacher_score
+        want = [other_products.mean() if len(other_products) else 0.0, np.log1p(len(other_products)),
+                other_queries.mean() if len(other_queries) else 0.0, np.log1p(len(other_queries))]
+        assert np.allclose(stats[row], want, atol=1e-5), (row, stats[row], want)

@@ -115,3 +115,19 @@ def test_training_learns_the_teacher(featurizer_and_pairs):
     trainer.fit(model, datamodule=data)
     assert loss_now() < before - 0.05
     assert "val_auc" in trainer.callback_metrics
+
+
+def test_neighbourhood_statistics_reach_the_head_only_when_enabled(featurizer_and_pairs):
+    featurizer, pairs = featurizer_and_pairs
+    batch = featurizer.from_nodes(*featurizer.neighbours.node_indices(pairs.query_id[:16], pairs.product_id[:16]))
+    assert batch["neighbourhood"].shape == (16, 4)
+    changed = {**batch, "neighbourhood": batch["neighbourhood"] + 1.0}
+    for enabled in (False, True):
+        torch.manual_seed(0)
+        model = KOrderStudent(order=1, hidden=8, text_hidden=16, neighbourhood_statistics=enabled,
+                              backbone_config={"vocab_size": 30522, "hidden_size": 16})
+        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+        model.eval()
+        with torch.inference_mode():
+            moved = not torch.allclose(model(batch), model(changed))
+        assert moved == enabled
