@@ -44,7 +44,8 @@ def paused_garbage_collector():
 @torch.inference_mode()
 @paused_garbage_collector()
 def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by_length: bool = True,
-                   progress: bool = True, description: str = "teacher scoring") -> np.ndarray:
+                   pad_to_max_length: bool = False, progress: bool = True,
+                   description: str = "teacher scoring") -> np.ndarray:
     """Teacher logits of pairs, in input order.
 
     Pairs are tokenised once, then batched by token length (little padding: about 2x the
@@ -55,6 +56,8 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
         queries, products: N strings each.
         batch_size: pairs per forward pass.
         sort_by_length: batch pairs of similar length together.
+        pad_to_max_length: pad every batch to the teacher's ``max_length`` (the plain,
+            slow way; for benchmarks) instead of to its longest pair.
 
     Returns:
         (N,) float32 logits; scores are ``sigmoid(logit / T)``.
@@ -69,7 +72,7 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
     for start in tqdm(range(0, len(ids), batch_size), desc=description, disable=not progress,
                       unit="batch", mininterval=2.0):
         rows = order[start:start + batch_size]
-        width = max(len(ids[i]) for i in rows)
+        width = teacher.hparams.max_length if pad_to_max_length else max(len(ids[i]) for i in rows)
         input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
         token_types = torch.zeros((len(rows), width), dtype=torch.long)
         for j, i in enumerate(rows):
@@ -77,6 +80,17 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
             token_types[j, : len(types[i])] = torch.as_tensor(types[i])
         out[rows] = teacher(input_ids, (input_ids != pad).long(), token_types).float().numpy()
     return out
+
+
+def quantize_teacher(teacher):
+    """int8 dynamic quantisation of the teacher's linear layers (``torch.ao.quantization.
+    quantize_dynamic``): weights stored as int8, activations quantised on the fly. In place;
+    returns the teacher. Check its scores against full precision before relying on it
+    (``tools/bench_students.py`` reports the Spearman correlation)."""
+    from torch import nn
+
+    teacher.model = torch.ao.quantization.quantize_dynamic(teacher.model.eval(), {nn.Linear}, dtype=torch.qint8)
+    return teacher
 
 
 def load_teacher(directory: str | Path, **overrides):
@@ -135,7 +149,8 @@ class StudentScorer:
         model.eval()
         graph = load_run_graph((directory / manifest.get("graph", f"../{GRAPH}")).resolve())
         featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(model.hparams.backbone)),
-                                    cap=manifest.get("cap", 8), metapaths=model.metapaths)
+                                    cap=manifest.get("cap", 8), metapaths=model.metapaths,
+                                    neighbourhood_statistics=model.hparams.get("neighbourhood_statistics", False))
         model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
         return cls(model=model, featurizer=featurizer, name=directory.name)
 
@@ -169,6 +184,39 @@ class StudentScorer:
             batch = select_rows(features, rows, self.featurizer.tokens.pad_id)
             out[rows.numpy()] = torch.sigmoid(self.model(batch)).numpy()
         return out
+
+
+#: Model type in a student directory's manifest -> "module:scorer class" that loads it.
+SCORERS = {"KOrderStudent": "graphrel.scoring:StudentScorer",
+           "Bert2DnnStudent": "graphrel.models.bert2dnn:Bert2DnnScorer"}
+
+
+def load_scorer(directory: str | Path):
+    """Load any student directory (k-order graph student, BERM-O, BERT2DNN) for scoring.
+
+    Dispatches on ``student.json``'s ``model``; every scorer has
+    ``score(query_ids, queries, product_ids, product_texts) -> (N,) float32 in [0, 1]``.
+
+    Raises:
+        GraphrelInputError: no manifest, or a model type graphrel cannot score.
+    """
+    import importlib
+
+    directory = Path(directory)
+    manifest_path = directory / STUDENT_MANIFEST
+    if not manifest_path.is_file():
+        raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
+                                 fix="pass a student directory of a run, e.g. RUN/student_korder")
+    try:
+        model = json.loads(manifest_path.read_text()).get("model")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        raise GraphrelInputError("student.json is not a JSON object", path=manifest_path,
+                                 fix="restore the student.json written with this model") from None
+    if model not in SCORERS:
+        raise GraphrelInputError(f"unsupported student type {model!r}", path=manifest_path,
+                                 fix=f"pass a directory of one of: {', '.join(SCORERS)}")
+    module, name = SCORERS[model].split(":")
+    return getattr(importlib.import_module(module), name).load(directory)
 
 
 def timed(function, *args, **kwargs):

@@ -1,0 +1,191 @@
+"""One benchmark over every model of a finished run, on its unseen test pairs.
+
+    python tools/bench_students.py --run-dir runs/home_depot [--students DIR ...] [--repeats 5]
+
+Rows (each model scored in its own fresh process, one after the other, so that its peak
+memory is its own; speeds are only comparable within one run of this tool, because this
+machine's speed swings up to 3x within minutes):
+
+- ``teacher``: the cross-encoder as the pipeline scores (length-sorted batches, inference mode);
+- ``teacher (plain padded)``: the same, unsorted batches padded to max_length: the baseline of
+  the optimised labelling path;
+- ``teacher (int8)``: dynamic int8 quantisation of its linear layers; ``Spearman vs fp32``
+  compares its scores with the full-precision teacher's;
+- ``teacher_lexical`` and ``teacher_stack`` when the run stacked teachers (``stack/``);
+- every ``RUN/student_*/`` and each ``--students`` directory (BERT2DNN, ...), end to end from
+  texts through ``graphrel.scoring.load_scorer`` (the median of ``--repeats`` timed runs).
+
+Columns: parameters, RMSE (label scale), AUC, Spearman, NDCG@10, % of the teacher's AUC and
+Spearman, pairs/s, speed-up over the teacher, peak memory (MB, the process's maximum RSS:
+Python, libraries and model included). Printed as markdown, saved as ``RUN/bench.md`` and
+into ``RUN/metrics.json`` under ``models`` (``report.md`` is rewritten to match).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _test_pairs(run: Path):
+    from graphrel.run import load_run_pairs
+
+    pairs = load_run_pairs(run)
+    return pairs[pairs.split == "test"].reset_index(drop=True)
+
+
+def _parameters(module) -> int:
+    return int(sum(p.numel() for p in module.parameters()))
+
+
+def _peak_memory_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
+    """Score the test pairs with one model; return its scores, speed, size and peak memory."""
+    import torch
+
+    from graphrel.scoring import load_scorer, load_teacher, quantize_teacher, teacher_logits
+
+    test = _test_pairs(run)
+    queries, products = test["query"], test.product_text
+    out: dict = {}
+    if kind.startswith("teacher"):
+        teacher = load_teacher(run / "teacher")
+        temperature = teacher.hparams.temperature
+        if kind == "teacher_int8":
+            quantize_teacher(teacher)
+        teacher_logits(teacher, queries[:64], products[:64], progress=False)  # warm-up
+        start = time.perf_counter()
+        logits = teacher_logits(teacher, queries, products, progress=False,
+                                sort_by_length=kind != "teacher_plain", pad_to_max_length=kind == "teacher_plain")
+        seconds = time.perf_counter() - start
+        scores = torch.sigmoid(torch.from_numpy(logits) / temperature).numpy()
+        out["parameters"] = _parameters(teacher.model)
+        if kind == "teacher_int8":
+            from scipy.stats import spearmanr
+
+            out["spearman_vs_fp32"] = float(spearmanr(logits, test.teacher_logit).statistic)
+    elif kind in ("teacher_lexical", "teacher_stack"):
+        import joblib
+
+        from graphrel.models.stacking import TeacherStack
+
+        lexical = joblib.load(run / "stack" / "lexical_teacher.joblib")
+        start = time.perf_counter()
+        lexical_logits = lexical.logits(queries, products)
+        seconds = time.perf_counter() - start
+        logits = lexical_logits
+        if kind == "teacher_stack":  # cross-encoder time added by the caller
+            stack_config = json.loads((run / "stack" / "stack.json").read_text())
+            stack = TeacherStack(stack_config["teachers"])
+            stack.weights, stack.bias = np.array(stack_config["weights"]), stack_config["bias"]
+            logits = stack.logits(np.stack([test.teacher_logit.to_numpy(), lexical_logits], 1))
+        scores = 1 / (1 + np.exp(-logits))
+        out["parameters"] = None
+    else:
+        scorer = load_scorer(path)
+        texts = (test.query_id, queries, test.product_id, products)
+        scorer.score(*(t[:256] for t in texts))  # warm-up: lazy tables
+        runs = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            scores = scorer.score(*texts)
+            runs.append(time.perf_counter() - start)
+        seconds = float(np.median(runs))
+        out["parameters"] = _parameters(scorer.model)
+    out.update(pairs_per_second=len(test) / seconds, seconds=seconds, peak_memory_mb=_peak_memory_mb(),
+               scores=np.asarray(scores, dtype=np.float64).tolist())
+    return out
+
+
+def _run_worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--run-dir", str(run), "--repeats", str(repeats)]
+    if path:
+        command += ["--path", str(path)]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{kind} {path or ''} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", required=True, help="a finished `graphrel pipeline` run")
+    parser.add_argument("--students", nargs="*", default=[], help="extra student directories (e.g. BERT2DNN)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per student (median)")
+    parser.add_argument("--no-int8", action="store_true", help="skip the int8 teacher row")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--path", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    run = Path(args.run_dir)
+    if args.worker:
+        print(json.dumps(worker(args.worker, run, args.path, args.repeats)))
+        return
+
+    from graphrel.metrics import relevance_metrics
+    from graphrel.report import write_report
+    from graphrel.run import write_json
+
+    test = _test_pairs(run)
+    scale = json.loads((run / "label_scale.json").read_text())
+    label_range = scale["label_max"] - scale["label_min"]
+    jobs = [("teacher", "teacher", None), ("teacher (plain padded)", "teacher_plain", None)]
+    if not args.no_int8:
+        jobs.append(("teacher (int8)", "teacher_int8", None))
+    if (run / "stack" / "stack.json").is_file():
+        jobs += [("teacher_lexical", "teacher_lexical", None), ("teacher_stack", "teacher_stack", None)]
+    students = sorted(d.parent for d in run.glob("student_*/student.json")) + [Path(s) for s in args.students]
+    jobs += [(d.name, "student", d) for d in students]
+    rows = {}
+    for name, kind, path in jobs:
+        print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
+        result = _run_worker(kind, run, path, args.repeats)
+        if kind == "teacher_stack":  # the stack runs the cross-encoder and the lexical teacher
+            result["pairs_per_second"] = len(test) / (result["seconds"] + rows["teacher"]["seconds"])
+        scores = np.asarray(result.pop("scores"))
+        rows[name] = {**relevance_metrics(scores, test.label, test.query_id, label_range=label_range), **result}
+    teacher = rows["teacher"]
+    for name, row in rows.items():
+        row["ratio_to_teacher"] = {k: row[k] / teacher[k] for k in ("auc", "spearman", "ndcg@10")}
+        row["speedup_vs_teacher"] = row["pairs_per_second"] / teacher["pairs_per_second"]
+
+    lines = [f"{len(test):,} unseen test pairs of `{run}`, `python tools/bench_students.py --run-dir {run}`"
+             + (f" --students {' '.join(args.students)}" if args.students else "") + "\n",
+             "| model | parameters | RMSE | AUC | Spearman | NDCG@10 | AUC % teacher | Spearman % teacher | "
+             "pairs/s | speed-up x teacher | peak memory (MB) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, r in rows.items():
+        parameters = f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-"
+        lines.append(f"| {name} | {parameters} | {r['rmse']:.3f} | {r['auc']:.3f} | {r['spearman']:.3f} | "
+                     f"{r['ndcg@10']:.3f} | {100 * r['ratio_to_teacher']['auc']:.1f}% | "
+                     f"{100 * r['ratio_to_teacher']['spearman']:.1f}% | {r['pairs_per_second']:,.0f} | "
+                     f"{r['speedup_vs_teacher']:,.1f}x | {r['peak_memory_mb']:,.0f} |")
+    if "teacher (int8)" in rows:
+        lines.append(f"\nint8 teacher vs full precision: Spearman {rows['teacher (int8)']['spearman_vs_fp32']:.4f} "
+                     "(kept only if >= 0.99)")
+    labelling = rows["teacher"]["pairs_per_second"] / rows["teacher (plain padded)"]["pairs_per_second"]
+    lines.append(f"\nteacher labelling, length-sorted vs plain padded batches: {labelling:.2f}x")
+    table = "\n".join(lines)
+    print(table)
+    (run / "bench.md").write_text(table + "\n")
+    metrics_path = run / "metrics.json"
+    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    metrics.setdefault("models", {}).update(
+        {name: {**{k: v for k, v in row.items() if k != "seconds"}, "source": "tools/bench_students.py"}
+         for name, row in rows.items()})
+    write_json(metrics, metrics_path)
+    if "split" in metrics:
+        write_report(run, metrics)
+
+
+if __name__ == "__main__":
+    main()
