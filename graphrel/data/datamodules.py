@@ -84,13 +84,28 @@ class TeacherDataModule(_SplitDataModule):
 
 
 class _Batches(torch.utils.data.Dataset):
-    """Pre-featurised batches: the featuriser is vectorised, so a whole batch is one item."""
+    """Pre-featurised batches: the featuriser is vectorised, so a whole batch is one item.
 
-    def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int) -> None:
+    Item ``i`` is the batch of rows ``order[i * batch_size:(i + 1) * batch_size]`` of
+    ``frame``: the featuriser's tensors plus ``teacher_logit`` (B,) float32, ``label``
+    (B,) float32 (NaN = none) and ``row_id`` (B,) int64, the frame's index labels of the
+    rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
+    writers use it).
+
+    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``.
+    ``epoch_of`` returns the current epoch (the trainer's), so that every DDP rank, which
+    only sees its share of the items, uses the same permutation; when it is None or
+    returns None, the epoch counts the times item 0 was read (single process only).
+    """
+
+    def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
+                 epoch_of=None) -> None:
         self.featurizer, self.frame, self.batch_size = featurizer, frame, batch_size
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
+        self.epoch_of, self._order_epoch = epoch_of, None
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
                                                                                   frame["product_id"])
+        self.row_ids = frame.index.to_numpy(np.int64)
         self.order = np.arange(len(frame))
 
     def __len__(self) -> int:
@@ -101,13 +116,24 @@ class _Batches(torch.utils.data.Dataset):
             self.order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.frame))
             self.epoch += 1
 
+    def _sync_order(self, i: int) -> None:
+        if not self.shuffle:
+            return
+        epoch = self.epoch_of() if self.epoch_of is not None else None
+        if epoch is None:
+            if i == 0:
+                self.reshuffle()
+        elif epoch != self._order_epoch:
+            self.order = np.random.default_rng(self.seed + epoch).permutation(len(self.frame))
+            self._order_epoch, self.epoch = epoch, epoch + 1
+
     def __getitem__(self, i: int) -> dict:
-        if i == 0:
-            self.reshuffle()
+        self._sync_order(i)
         rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows])
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
         batch["label"] = torch.as_tensor(self.frame["label"].to_numpy(np.float32)[rows])
+        batch["row_id"] = torch.as_tensor(self.row_ids[rows])
         return batch
 
 
@@ -117,7 +143,19 @@ class StudentDataModule(_SplitDataModule):
     Reads ``<run_dir>/pairs.parquet`` (every pair with ``split`` and teacher scores, written
     by ``graphrel pipeline``) and ``<run_dir>/graph.pt``. Training pairs: the ``train``
     split plus transfer pairs of training queries (teacher targets; human labels only on
-    ``train``). Validation: ``val`` pairs with their human labels.
+    ``train``). Validation: ``val`` pairs with their human labels. Prediction: the pairs
+    of ``predict_split``, in file order.
+
+    Every batch carries ``row_id`` (B,) int64, each pair's row in ``pairs.parquet`` (the
+    index of the frame given to :meth:`set_data`), which
+    :class:`graphrel.prediction_writer.ParquetPredictionWriter` pairs with the scores.
+
+    Distributed runs (``trainer.strategy=ddp``): :meth:`setup` runs on every rank, so each
+    rank builds its own featuriser (the student attaches the graph from it). Lightning
+    gives each rank a share of the training and predict batches; every rank validates on
+    the whole ``val`` split, so ``val_auc`` is the global figure and identical on every
+    rank (checkpoint selection agrees); the training rows are shuffled with the same
+    ``seed + epoch`` on every rank.
 
     Args:
         run_dir: a pipeline run directory.
@@ -125,11 +163,22 @@ class StudentDataModule(_SplitDataModule):
         cap: neighbours per metapath.
         backbone: whose tokenizer reads the texts.
         seed: shuffling seed.
+        predict_split: pairs scored by ``graphrel predict``: ``train``, ``val``, ``test``,
+            ``transfer`` (rows of ``pairs.parquet`` with that ``split``) or ``all``.
+
+    Raises:
+        GraphrelInputError: unknown ``predict_split``; a run without training pairs, or
+            without pairs in ``predict_split`` when predicting.
     """
 
+    PREDICT_SPLITS = ("train", "val", "test", "transfer", "all")
+
     def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 8,
-                 backbone: str = MINILM, seed: int = 0) -> None:
+                 backbone: str = MINILM, seed: int = 0, predict_split: str = "test") -> None:
         super().__init__()
+        if predict_split not in self.PREDICT_SPLITS:
+            raise GraphrelInputError(f"unknown predict_split {predict_split!r}",
+                                     fix=f"use one of {', '.join(self.PREDICT_SPLITS)}")
         self.save_hyperparameters()
         self.featurizer = None
 
@@ -146,16 +195,63 @@ class StudentDataModule(_SplitDataModule):
                                             cap=self.hparams.cap))
 
     def set_data(self, pairs: pd.DataFrame, featurizer) -> None:
-        """Use these teacher-scored pairs and this featuriser (the pipeline passes its own)."""
+        """Use these teacher-scored pairs and this featuriser (the pipeline passes its own).
+
+        ``pairs``' index labels become the batches' ``row_id`` (a non-unique or
+        non-integer index is replaced by row positions 0..N-1).
+        """
+        if not pairs.index.is_unique or not pd.api.types.is_integer_dtype(pairs.index):
+            pairs = pairs.reset_index(drop=True)
         train_queries = set(pairs.loc[pairs["split"] == "train", "query_id"])
         is_train = (pairs["split"] == "train") | ((pairs["split"] == "transfer") & pairs["query_id"].isin(train_queries))
         train = pairs[is_train].copy()
         train.loc[train["split"] != "train", "label"] = np.nan
-        self.frames = {"train": train, "val": pairs[pairs["split"] == "val"], "test": pairs[pairs["split"] == "test"]}
+        split = self.hparams.get("predict_split", "test")
+        predict = pairs if split == "all" else pairs[pairs["split"] == split]
+        self.frames = {"train": train, "val": pairs[pairs["split"] == "val"], "test": pairs[pairs["split"] == "test"],
+                       "predict": predict}
         if len(self.frames["train"]) == 0:
             raise GraphrelInputError("no training pairs in the run", fix="check the run's split")
         self.featurizer = featurizer
 
+    @property
+    def predict_frame(self) -> pd.DataFrame:
+        """The pairs :meth:`predict_dataloader` scores (index = ``row_id``); after :meth:`setup`."""
+        return self.frames["predict"]
+
+    def predict_dataloader(self) -> DataLoader:
+        """Batches of the ``predict_split`` pairs in file order, each with ``row_id`` (B,).
+
+        Under DDP Lightning hands the batches to the ranks round-robin; the batch size is
+        lowered so that every rank gets at least one batch.
+        """
+        frame = self.frames["predict"]
+        if len(frame) == 0:
+            raise GraphrelInputError(f"no pairs in split {self.hparams.predict_split!r} of the run",
+                                     path=self.hparams.run_dir, fix="choose another data.init_args.predict_split")
+        world = self._world_size()
+        batch_size = self.hparams.batch_size
+        if world > 1 and -(-len(frame) // batch_size) < world:
+            batch_size = -(-len(frame) // world)
+        return DataLoader(_Batches(self.featurizer, frame, batch_size, False, self.hparams.seed),
+                          batch_size=None, shuffle=False)
+
+    def val_dataloader(self) -> DataLoader:
+        loader = self._loader("val", False)
+        if self._world_size() > 1:
+            # An explicit one-replica DistributedSampler: Lightning leaves it alone, so
+            # every rank validates on all of ``val`` and logs the same global val_auc.
+            sampler = torch.utils.data.DistributedSampler(loader.dataset, num_replicas=1, rank=0, shuffle=False)
+            loader = DataLoader(loader.dataset, batch_size=None, sampler=sampler)
+        return loader
+
+    def _world_size(self) -> int:
+        return int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer is not None else 1
+
+    def _current_epoch(self) -> int | None:
+        return None if self.trainer is None else int(self.trainer.current_epoch)
+
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = _Batches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed)
+        dataset = _Batches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed,
+                           epoch_of=self._current_epoch)
         return DataLoader(dataset, batch_size=None, shuffle=False)
