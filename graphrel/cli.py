@@ -79,54 +79,113 @@ def _pipeline(argv: list[str]) -> None:
 def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     """Let configs write ``seed:``, ``data:`` ... at top level: nest them under ``pipeline``.
 
+    Config keys (in ``--config`` files and dotted options such as ``--student.order``) are
+    checked first: an unknown key (``studnet:``) is a one-line error naming it and the closest
+    known key.
+
     Returns the rewritten arguments and the temporary config files to delete after parsing.
+
+    Raises:
+        GraphrelInputError: unreadable or invalid YAML, or an unknown config key.
     """
+    import dataclasses
+    import difflib
     import tempfile
 
     import yaml
 
+    from graphrel.pipeline import PipelineConfig
+
+    def key_tree(config) -> dict:  # {key: subtree}; {} = a leaf (value or free-form mapping)
+        return {f.name: key_tree(getattr(config, f.name)) if dataclasses.is_dataclass(getattr(config, f.name))
+                else {} for f in dataclasses.fields(config)}
+
+    pipeline_keys = key_tree(PipelineConfig())
+    top_keys = {**pipeline_keys, "pipeline": pipeline_keys, "run_dir": {}, "no_progress": {}}
+
+    def closest(key: str, known: dict) -> str | None:
+        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        return close[0] if close else None
+
+    def check_mapping(mapping: dict, known: dict, where: list[str], path: str) -> None:
+        for key, value in mapping.items():
+            key = str(key)
+            if key not in known:
+                guess = closest(key, known)
+                hint = f" (did you mean {'.'.join(where + [guess])!r}?)" if guess else ""
+                raise GraphrelInputError(
+                    f"unknown config key {'.'.join(where + [key])!r}{hint}", path=path,
+                    fix=f"keys allowed there: {', '.join(sorted(known))} (graphrel pipeline --help)")
+            if known[key] and isinstance(value, dict):
+                check_mapping(value, known[key], where + [key], path)
+
+    def check_dotted(option: str) -> None:
+        parts = option.split(".")
+        start = 1 if parts[0] == "pipeline" else 0
+        known = pipeline_keys
+        for k in range(start, len(parts)):
+            if parts[k] not in known:
+                guess = closest(parts[k], known)
+                hint = f" (did you mean --{'.'.join(parts[:k] + [guess] + parts[k + 1:])}?)" if guess else ""
+                raise GraphrelInputError(f"unknown option --{option}{hint}",
+                                         fix="see graphrel pipeline --help for every key")
+            known = known[parts[k]]
+            if not known:  # a leaf or a free-form mapping (data.options, teacher.backbone_config)
+                break
+
     out, temporary, i = [], [], 0
-    while i < len(argv):
-        if argv[i] == "--config" and i + 1 < len(argv):
-            path = argv[i + 1]
-            try:
-                with open(path, encoding="utf-8") as handle:
-                    content = yaml.safe_load(handle) or {}
-            except OSError as error:
-                raise GraphrelInputError(f"cannot read config ({error.strerror})", path=path,
-                                         fix="pass an existing YAML file") from None
-            except yaml.YAMLError as error:
-                raise GraphrelInputError(f"not valid YAML ({error.__class__.__name__})", path=path,
-                                         fix="correct the YAML syntax") from None
-            if not isinstance(content, dict):
-                raise GraphrelInputError("config must be a mapping of keys", path=path, fix="see configs/home_depot.yaml")
-            nested = {k: v for k, v in content.items() if k in ("run_dir", "pipeline")}
-            rest = {k: v for k, v in content.items() if k not in nested}
-            if rest:
-                nested.setdefault("pipeline", {}).update(rest)
-            handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-            yaml.safe_dump(nested, handle)
-            handle.close()
-            temporary.append(handle.name)
-            out += ["--config", handle.name]
-            i += 2
-        elif argv[i].startswith("--") and argv[i].split("=")[0].lstrip("-").split(".")[0] in (
-                "seed", "data", "transfer", "teacher", "student"):
-            out.append("--pipeline." + argv[i][2:])
+    try:
+        while i < len(argv):
+            if argv[i] == "--config" and i + 1 < len(argv):
+                path = argv[i + 1]
+                try:
+                    with open(path, encoding="utf-8") as handle:
+                        content = yaml.safe_load(handle) or {}
+                except OSError as error:
+                    raise GraphrelInputError(f"cannot read config ({error.strerror})", path=path,
+                                             fix="pass an existing YAML file") from None
+                except yaml.YAMLError as error:
+                    raise GraphrelInputError(f"not valid YAML ({error.__class__.__name__})", path=path,
+                                             fix="correct the YAML syntax") from None
+                if not isinstance(content, dict):
+                    raise GraphrelInputError("config must be a mapping of keys", path=path,
+                                             fix="see configs/home_depot.yaml")
+                check_mapping(content, top_keys, [], path)
+                nested = {k: v for k, v in content.items() if k in ("run_dir", "no_progress", "pipeline")}
+                rest = {k: v for k, v in content.items() if k not in nested}
+                if rest:
+                    nested.setdefault("pipeline", {}).update(rest)
+                handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+                yaml.safe_dump(nested, handle)
+                handle.close()
+                temporary.append(handle.name)
+                out += ["--config", handle.name]
+                i += 2
+                continue
+            option = argv[i].split("=")[0][2:] if argv[i].startswith("--") else ""
+            if "." in option or option in pipeline_keys:
+                check_dotted(option)
+            if option.split(".")[0] in pipeline_keys:
+                out.append("--pipeline." + argv[i][2:])
+            else:
+                out.append(argv[i])
             i += 1
-        else:
-            out.append(argv[i])
-            i += 1
+    except GraphrelInputError:
+        for path in temporary:
+            os.remove(path)
+        raise
     return out, temporary
 
 
 def _score(argv: list[str]) -> None:
-    from graphrel.scoring import score_file
+    from graphrel.streaming import parts_dir, score_file
 
     parser = argparse.ArgumentParser(prog="graphrel score", description=(
         "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
-        "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order; "
-        "written atomically (no half-written file on a crash)."))
+        "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order. "
+        "The input is streamed chunk by chunk (memory stays flat however long it is); each scored chunk is "
+        "saved in OUT.parquet.parts/ as it finishes, merged into OUT.parquet at the end (atomically) and the "
+        "parts folder removed. After a crash or Ctrl-C, run the same command with --resume to continue."))
     parser.add_argument("--model", required=True, help="student directory, e.g. RUN/student_korder")
     parser.add_argument("--input", required=True, help="pairs file")
     parser.add_argument("--output", required=True, help="output .parquet path")
@@ -143,6 +202,12 @@ def _score(argv: list[str]) -> None:
     parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
                         help="override the format guessed from the suffix")
     parser.add_argument("--batch-size", type=int, default=512, help="pairs per forward pass")
+    parser.add_argument("--chunk-size", type=int, default=100_000,
+                        help="input rows read, scored and saved at a time (default 100000; memory grows "
+                             "with it, not with the input)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from the chunks saved in OUT.parquet.parts/ "
+                             "(same input, model and options required)")
     args = parser.parse_args(argv)
     options = {}
     if args.kind == "generic":
@@ -152,8 +217,16 @@ def _score(argv: list[str]) -> None:
                    "file_format": args.file_format}
     if args.encoding:
         options["encoding"] = args.encoding
-    out = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size, **options)
-    print(f"scored {len(out):,} pairs -> {args.output}")
+    try:
+        summary = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size,
+                             chunk_size=args.chunk_size, resume=args.resume, **options)
+    except KeyboardInterrupt:
+        if parts_dir(args.output).exists():
+            print(f"graphrel: finished chunks are kept in {parts_dir(args.output)}; "
+                  "run the same command with --resume to continue", file=sys.stderr)
+        raise
+    reused = f" ({summary.reused_chunks} of {summary.chunks} chunks resumed)" if summary.reused_chunks else ""
+    print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
 
 
 def main(argv: list[str] | None = None) -> int:

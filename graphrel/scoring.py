@@ -1,7 +1,8 @@
 """Batch scoring of pairs: the teacher (length-sorted, the slow part) and students.
 
-Both take texts and return scores in input order. ``graphrel score`` is
-:func:`score_file`: it reads any pairs file and writes one Parquet row per input row.
+Both take texts and return scores in input order. :func:`load_scorer` loads any student
+directory; ``graphrel score`` (:func:`graphrel.streaming.score_file`) streams a pairs file
+through it.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
 from graphrel.errors import GraphrelInputError
-from graphrel.run import GRAPH, STUDENT_CHECKPOINT, STUDENT_MANIFEST, load_run_graph, write_parquet
+from graphrel.run import GRAPH, STUDENT_CHECKPOINT, STUDENT_MANIFEST, load_run_graph
 
 
 @contextmanager
@@ -224,40 +224,3 @@ def timed(function, *args, **kwargs):
     start = time.perf_counter()
     result = function(*args, **kwargs)
     return result, time.perf_counter() - start
-
-
-def score_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
-               kind: str = "generic", batch_size: int = 512, **load_options) -> pd.DataFrame:
-    """Score every row of a pairs file with a trained student; write Parquet atomically.
-
-    Output columns: ``row_id`` (1-based input row), ``query_id``, ``product_id``, ``score``
-    (float in [0, 1]), and ``label`` (normalised) where the input has labels; one row per
-    input row, in input order.
-
-    Raises:
-        GraphrelInputError: bad input file (see :mod:`graphrel.data.pairs`), bad model
-            directory, or an output path that cannot be written.
-    """
-    from graphrel.data.pairs import load_dataset
-
-    output_path = Path(output_path)
-    if output_path.exists() and output_path.is_dir():
-        raise GraphrelInputError("output path is a directory", path=output_path, fix="give a .parquet file path")
-    # Validate the input first (cheap); every input row is scored, repeated pairs included.
-    pairs = load_dataset(kind, input_path, keep_duplicates=True, **load_options).frame
-    if not output_path.parent.exists():
-        raise GraphrelInputError("output folder does not exist", path=output_path.parent,
-                                 fix="create it or choose another --output")
-    scorer = StudentScorer.load(model_dir)
-    scores = scorer.score(pairs["query_id"], pairs["query"], pairs["product_id"], pairs["product_text"],
-                          batch_size=batch_size, progress=True)
-    out = pd.DataFrame({"row_id": pairs["row_id"], "query_id": pairs["query_id"],
-                        "product_id": pairs["product_id"], "score": scores})
-    if pairs["label"].notna().any():
-        out["label"] = pairs["label"]
-    try:
-        write_parquet(out, output_path)
-    except OSError as error:
-        raise GraphrelInputError(f"cannot write output ({error.strerror})", path=output_path,
-                                 fix="choose a writable output path") from None
-    return out

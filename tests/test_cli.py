@@ -88,3 +88,11 @@ def test_inspect_missing_run_dir_and_bad_hops(capsys, tmp_path):
     (tmp_path / "run").mkdir()
     code, err = run(capsys, "inspect", "--run-dir", str(tmp_path / "run"), "--query", "drill", "--hops", "-1")
     assert_user_error(code, err, "hops")
+
+
+def test_score_help_lists_streaming_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["score", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert "--resume" in out and "--chunk-size" in out and "OUT.parquet.parts" in out

@@ -13,6 +13,9 @@ Supported sources:
   table, labels E/S/C/I mapped to gains (:func:`load_esci`).
 - ``generic``: any CSV / Parquet / JSONL file with a column mapping (:func:`load_pairs`).
 
+The loaders read the whole file; :func:`iter_pairs` reads any kind chunk by chunk with the
+same validation and messages (batch scoring of files larger than memory).
+
 Example:
     >>> pairs = load_dataset("home_depot", "data/home-depot/train.csv.zip")  # doctest: +SKIP
     >>> splits = split_by_query(pairs, val_fraction=0.1, test_fraction=0.1, seed=0)  # doctest: +SKIP
@@ -22,6 +25,8 @@ Example:
 
 from __future__ import annotations
 
+import codecs
+import difflib
 import gzip
 import inspect
 import io
@@ -29,11 +34,15 @@ import json
 import math
 import os
 import re
+import shutil
+import tempfile
 import warnings
 import zipfile
+import zlib
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -49,6 +58,7 @@ __all__ = [
     "load_esci",
     "load_pairs",
     "load_dataset",
+    "iter_pairs",
     "split_by_query",
 ]
 
@@ -195,33 +205,84 @@ def _resolve_format(p: Path, file_format: str | None) -> tuple[str, str | None]:
     return fmt, compression
 
 
+def _zip_member(zf: zipfile.ZipFile, p: Path) -> zipfile.ZipInfo:
+    """The one data file of a zip archive."""
+    members = [m for m in zf.infolist() if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
+    if len(members) > 1:
+        data_like = [m for m in members if Path(m.filename).suffix.lower() in _SUFFIX_FORMATS]
+        members = data_like if len(data_like) == 1 else members
+    if len(members) != 1:
+        names = ", ".join(m.filename for m in members) or "none"
+        raise GraphrelInputError(f"zip archive must hold exactly one data file, found: {names}", path=p,
+                                 fix="unzip it and pass the data file itself")
+    return members[0]
+
+
+def _bad_zip(p: Path, err: Exception) -> GraphrelInputError:
+    return GraphrelInputError(f"not a valid zip archive ({err})", path=p,
+                              fix="re-download the file or pass the uncompressed file")
+
+
+def _bad_gzip(p: Path, err: Exception) -> GraphrelInputError:
+    return GraphrelInputError(f"not a valid gzip file ({err})", path=p,
+                              fix="re-download the file or pass the uncompressed file")
+
+
 def _read_bytes(p: Path, compression: str | None) -> bytes:
     """The file's bytes, decompressed for .zip (one data member) and .gz."""
     if compression == ".zip":
         try:
             with zipfile.ZipFile(p) as zf:
-                members = [m for m in zf.infolist()
-                           if not m.is_dir() and not m.filename.startswith("__MACOSX/")]
-                if len(members) > 1:
-                    data_like = [m for m in members
-                                 if Path(m.filename).suffix.lower() in _SUFFIX_FORMATS]
-                    members = data_like if len(data_like) == 1 else members
-                if len(members) != 1:
-                    names = ", ".join(m.filename for m in members) or "none"
-                    raise GraphrelInputError(
-                        f"zip archive must hold exactly one data file, found: {names}", path=p,
-                        fix="unzip it and pass the data file itself")
-                return zf.read(members[0])
+                return zf.read(_zip_member(zf, p))
         except zipfile.BadZipFile as err:
-            raise GraphrelInputError(f"not a valid zip archive ({err})", path=p,
-                                     fix="re-download the file or pass the uncompressed file") from None
+            raise _bad_zip(p, err) from None
     if compression == ".gz":
         try:
             return gzip.decompress(p.read_bytes())
         except (OSError, EOFError) as err:
-            raise GraphrelInputError(f"not a valid gzip file ({err})", path=p,
-                                     fix="re-download the file or pass the uncompressed file") from None
+            raise _bad_gzip(p, err) from None
     return p.read_bytes()
+
+
+@contextmanager
+def _open_binary(p: Path, compression: str | None) -> Iterator[BinaryIO]:
+    """The file as a binary stream, decompressed on the fly for .zip (one data member) and .gz."""
+    if compression == ".zip":
+        try:
+            zf = zipfile.ZipFile(p)
+        except zipfile.BadZipFile as err:
+            raise _bad_zip(p, err) from None
+        with zf, zf.open(_zip_member(zf, p)) as stream:
+            yield stream
+    elif compression == ".gz":
+        with gzip.open(p, "rb") as stream:
+            yield stream
+    else:
+        with open(p, "rb") as stream:
+            yield stream
+
+
+def _python_encoding(encoding: str) -> tuple[str, bool]:
+    """(codec to decode with, whether the encoding is UTF-8); UTF-8 accepts a byte-order mark."""
+    is_utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+    return ("utf-8-sig" if is_utf8 else encoding), is_utf8
+
+
+def _unknown_encoding(p: Path, encoding: str) -> GraphrelInputError:
+    return GraphrelInputError(f"unknown text encoding {encoding!r}", path=p,
+                              fix="pass encoding (--encoding) as e.g. utf-8 or latin-1")
+
+
+def _encoding_error(p: Path, encoding: str, line: int, bad: bytes, *, header: bool) -> GraphrelInputError:
+    """The one-line error for byte ``bad`` at 1-based ``line`` not being valid ``encoding``."""
+    _, is_utf8 = _python_encoding(encoding)
+    row = line - 1 if header else line
+    where = f"line {line}" + (" (the header)" if row < 1 else "")
+    fix = ("re-encode the file as UTF-8 or pass --encoding latin-1 (config key encoding)"
+           if is_utf8 else
+           f"re-encode the file as {encoding} or pass the file's real encoding (--encoding)")
+    return GraphrelInputError(f"byte 0x{bad.hex().upper()} at {where} is not valid {encoding}", path=p,
+                              row=row if row >= 1 else None, fix=fix)
 
 
 def _decode(raw: bytes, p: Path, encoding: str, *, header: bool) -> str:
@@ -230,43 +291,69 @@ def _decode(raw: bytes, p: Path, encoding: str, *, header: bool) -> str:
     Args:
         header: True if line 1 is a header (CSV), so data row = line - 1.
     """
-    enc = encoding.lower().replace("_", "-")
-    is_utf8 = enc in ("utf-8", "utf8")
+    codec, _ = _python_encoding(encoding)
     try:
-        return raw.decode("utf-8-sig" if is_utf8 else encoding)
+        return raw.decode(codec)
     except LookupError:
-        raise GraphrelInputError(f"unknown text encoding {encoding!r}", path=p,
-                                 fix="pass encoding (--encoding) as e.g. utf-8 or latin-1") from None
+        raise _unknown_encoding(p, encoding) from None
     except UnicodeDecodeError as err:
         line = raw.count(b"\n", 0, err.start) + 1
-        row = line - 1 if header else line
-        where = f"line {line}" + (" (the header)" if row < 1 else "")
-        bad = raw[err.start:err.start + 1].hex().upper()
-        fix = ("re-encode the file as UTF-8 or pass --encoding latin-1 (config key encoding)"
-               if is_utf8 else
-               f"re-encode the file as {encoding} or pass the file's real encoding (--encoding)")
-        raise GraphrelInputError(
-            f"byte 0x{bad} at {where} is not valid {encoding}", path=p,
-            row=row if row >= 1 else None, fix=fix) from None
+        raise _encoding_error(p, encoding, line, raw[err.start:err.start + 1], header=header) from None
+
+
+def _locate_decode_error(p: Path, compression: str | None, encoding: str, *,
+                         header: bool) -> GraphrelInputError:
+    """Find the first byte of the file that is not valid ``encoding`` (reading it in 1 MiB
+    blocks with an incremental decoder) and return the error naming its line and row."""
+    codec, _ = _python_encoding(encoding)
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    newlines = 0  # in the blocks decoded so far (pending partial characters hold no newline)
+    with _open_binary(p, compression) as stream:
+        while True:
+            block = stream.read(1 << 20)
+            try:
+                decoder.decode(block, final=not block)
+            except UnicodeDecodeError as err:
+                data = err.object  # what the codec was given: pending bytes + this block
+                line = newlines + data.count(b"\n", 0, err.start) + 1
+                return _encoding_error(p, encoding, line, data[err.start:err.start + 1], header=header)
+            newlines += block.count(b"\n")
+            if not block:
+                break
+    return GraphrelInputError(f"text is not valid {encoding}", path=p,
+                              fix="re-encode the file or pass its real encoding (--encoding)")
+
+
+_CSV_OPTIONS: dict[str, Any] = {"dtype": str, "keep_default_na": False, "na_values": [""]}
+
+
+def _csv_error(err: Exception, p: Path) -> GraphrelInputError:
+    if isinstance(err, pd.errors.EmptyDataError):
+        return GraphrelInputError("file is empty", path=p,
+                                  fix="pass a file with a header line and at least one data row")
+    m = re.search(r"line (\d+)", str(err))
+    row = int(m.group(1)) - 1 if m else None
+    return GraphrelInputError(
+        f"malformed CSV ({str(err).strip()})", path=p, row=row if row and row >= 1 else None,
+        fix="check the separator (comma) and the quoting of that row")
 
 
 def _read_csv_text(text: str, p: Path) -> pd.DataFrame:
     try:
-        return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_values=[""])
-    except pd.errors.EmptyDataError:
-        raise GraphrelInputError("file is empty (no header line)", path=p,
-                                 fix="pass a file with a header line and at least one data row") from None
-    except pd.errors.ParserError as err:
-        m = re.search(r"line (\d+)", str(err))
-        row = int(m.group(1)) - 1 if m else None
-        raise GraphrelInputError(
-            f"malformed CSV ({str(err).strip()})", path=p, row=row if row and row >= 1 else None,
-            fix="check the separator (comma) and the quoting of that row") from None
+        return pd.read_csv(io.StringIO(text), **_CSV_OPTIONS)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise _csv_error(err, p) from None
 
 
-def _read_jsonl_text(text: str, p: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    records, lines = [], []
-    for line_no, line in enumerate(text.splitlines(), start=1):
+def _jsonl_chunks(lines: Iterable[str], p: Path,
+                  chunk_size: int | None = None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Parse JSON Lines: (frame, 1-based line numbers) per ``chunk_size`` records (all if None).
+
+    Blank lines are skipped; a record's row is its line number.
+    """
+    records: list[dict] = []
+    numbers: list[int] = []
+    for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
@@ -278,13 +365,37 @@ def _read_jsonl_text(text: str, p: Path) -> tuple[pd.DataFrame, np.ndarray]:
             raise GraphrelInputError(f"line {line_no} is a JSON {type(obj).__name__}, not an object",
                                      path=p, row=line_no, fix="write one JSON object per line")
         records.append(obj)
-        lines.append(line_no)
-    return pd.DataFrame.from_records(records), np.asarray(lines, dtype=np.int64)
+        numbers.append(line_no)
+        if chunk_size is not None and len(records) >= chunk_size:
+            yield pd.DataFrame.from_records(records), np.asarray(numbers, dtype=np.int64)
+            records, numbers = [], []
+    if records or chunk_size is None:
+        yield pd.DataFrame.from_records(records), np.asarray(numbers, dtype=np.int64)
+
+
+def _read_jsonl_text(text: str, p: Path) -> tuple[pd.DataFrame, np.ndarray]:
+    # Lines end at \n, \r or \r\n only (as when streaming): U+2028 and friends may sit inside
+    # JSON strings unescaped.
+    return next(_jsonl_chunks(io.StringIO(text, newline=None), p))
+
+
+def _strip_columns(raw: pd.DataFrame) -> pd.DataFrame:
+    return raw.rename(columns=lambda c: str(c).strip())
+
+
+def _no_data_rows(p: Path) -> GraphrelInputError:
+    return GraphrelInputError("file has a header but no data rows", path=p,
+                              fix="pass a file with at least one data row")
+
+
+def _unreadable_parquet(p: Path, err: Exception) -> GraphrelInputError:
+    return GraphrelInputError(f"not a readable Parquet file ({err})", path=p,
+                              fix="check the file, or pass file_format (--file-format) if it is CSV or JSONL")
 
 
 def _read_table(p: Path, fmt: str, compression: str | None,
                 encoding: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a file into a raw frame (string columns for CSV) plus its 1-based row ids."""
+    """Read a whole file into a raw frame (string columns for CSV) plus its 1-based row ids."""
     if fmt == "parquet":
         try:
             src = p if compression is None else io.BytesIO(_read_bytes(p, compression))
@@ -292,9 +403,7 @@ def _read_table(p: Path, fmt: str, compression: str | None,
         except GraphrelInputError:
             raise
         except Exception as err:  # pyarrow raises several types for corrupt files
-            raise GraphrelInputError(f"not a readable Parquet file ({err})", path=p,
-                                     fix="check the file, or pass file_format (--file-format) "
-                                         "if it is CSV or JSONL") from None
+            raise _unreadable_parquet(p, err) from None
         row_ids = np.arange(1, len(raw) + 1, dtype=np.int64)
     else:
         text = _decode(_read_bytes(p, compression), p, encoding, header=fmt == "csv")
@@ -306,11 +415,133 @@ def _read_table(p: Path, fmt: str, compression: str | None,
             row_ids = np.arange(1, len(raw) + 1, dtype=np.int64)
         else:
             raw, row_ids = _read_jsonl_text(text, p)
-    raw = raw.rename(columns=lambda c: str(c).strip())
+    raw = _strip_columns(raw)
     if len(raw) == 0:
-        raise GraphrelInputError("file has a header but no data rows", path=p,
-                                 fix="pass a file with at least one data row")
+        raise _no_data_rows(p)
     return raw.reset_index(drop=True), row_ids
+
+
+def _iter_table(p: Path, fmt: str, compression: str | None, encoding: str,
+                chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Read a file in chunks of ``chunk_size`` rows: (raw frame, 1-based row ids) each.
+
+    Same raw frames and errors as :func:`_read_table`, without holding the file in memory:
+    Parquet through ``pyarrow.parquet.ParquetFile.iter_batches``, CSV through
+    ``pandas.read_csv(chunksize=...)`` on a decoding stream, JSON Lines line by line.
+    """
+    if fmt == "parquet":
+        chunks = _iter_parquet(p, compression, chunk_size)
+    elif fmt == "csv":
+        chunks = _iter_csv(p, compression, encoding, chunk_size)
+    else:
+        chunks = _iter_jsonl(p, compression, encoding, chunk_size)
+    n = 0
+    for raw, row_ids in chunks:
+        if len(raw) == 0:
+            break
+        n += len(raw)
+        yield _strip_columns(raw).reset_index(drop=True), row_ids
+    if n == 0:
+        raise _no_data_rows(p)
+
+
+def _iter_parquet(p: Path, compression: str | None,
+                  chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    with ExitStack() as stack:
+        source: Any = p
+        if compression is not None:  # spool the decompressed file to disk, not to memory
+            source = stack.enter_context(tempfile.TemporaryFile())
+            try:
+                with _open_binary(p, compression) as stream:
+                    shutil.copyfileobj(stream, source, 1 << 20)
+            except (OSError, EOFError, zlib.error) as err:
+                raise _bad_gzip(p, err) from None
+            source.seek(0)
+        try:
+            parquet = stack.enter_context(pq.ParquetFile(source))
+        except Exception as err:  # pyarrow raises several types for corrupt files
+            raise _unreadable_parquet(p, err) from None
+        if parquet.metadata.num_rows == 0:
+            raise _no_data_rows(p)
+        pending: list = []
+        n_pending, first_row = 0, 1
+        batches = parquet.iter_batches(batch_size=chunk_size)
+        while True:
+            try:
+                batch = next(batches, None)
+            except Exception as err:
+                raise _unreadable_parquet(p, err) from None
+            if batch is not None:
+                pending.append(batch)
+                n_pending += batch.num_rows
+            # batches stop at row-group ends: regroup them into chunks of exactly chunk_size rows
+            while n_pending >= chunk_size or (batch is None and n_pending):
+                table = pa.Table.from_batches(pending)
+                take = min(chunk_size, n_pending)
+                raw = table.slice(0, take).to_pandas()
+                rest = table.slice(take)
+                pending, n_pending = rest.to_batches(), rest.num_rows
+                yield raw, np.arange(first_row, first_row + take, dtype=np.int64)
+                first_row += take
+            if batch is None:
+                return
+
+
+def _iter_csv(p: Path, compression: str | None, encoding: str,
+              chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    codec, _ = _python_encoding(encoding)
+    try:
+        codecs.lookup(codec)
+    except LookupError:
+        raise _unknown_encoding(p, encoding) from None
+    first_row = 1
+    try:
+        with _open_binary(p, compression) as stream:
+            text = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="")
+            with pd.read_csv(text, chunksize=chunk_size, **_CSV_OPTIONS) as reader:
+                for raw in reader:
+                    yield raw, np.arange(first_row, first_row + len(raw), dtype=np.int64)
+                    first_row += len(raw)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise _csv_error(err, p) from None
+    except UnicodeDecodeError:
+        raise _locate_decode_error(p, compression, encoding, header=True) from None
+    except (OSError, EOFError, zlib.error) as err:
+        if compression != ".gz":
+            raise
+        raise _bad_gzip(p, err) from None
+
+
+def _iter_jsonl(p: Path, compression: str | None, encoding: str,
+                chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    codec, _ = _python_encoding(encoding)
+    try:
+        codecs.lookup(codec)
+    except LookupError:
+        raise _unknown_encoding(p, encoding) from None
+    columns: list[str] | None = None
+    any_text = False
+    try:
+        with _open_binary(p, compression) as stream:
+            text = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline=None)
+            for raw, row_ids in _jsonl_chunks(text, p, chunk_size):
+                any_text = True
+                # a key absent from every record of a later chunk is a column of blanks there
+                columns = list(raw.columns) if columns is None else columns + [
+                    c for c in raw.columns if c not in columns]
+                yield raw.reindex(columns=columns), row_ids
+    except UnicodeDecodeError:
+        raise _locate_decode_error(p, compression, encoding, header=False) from None
+    except (OSError, EOFError, zlib.error) as err:
+        if compression != ".gz":
+            raise
+        raise _bad_gzip(p, err) from None
+    if not any_text:
+        raise GraphrelInputError("file is empty", path=p,
+                                 fix="pass a file with a header line and at least one data row")
 
 
 def _require_column(raw: pd.DataFrame, name: str, p: Path, fix: str) -> pd.Series:
@@ -318,8 +549,13 @@ def _require_column(raw: pd.DataFrame, name: str, p: Path, fix: str) -> pd.Serie
         found = [str(c) for c in raw.columns]
         if len(found) == 1 and any(sep in found[0] for sep in ("\t", ";", "|")):
             fix = "the file does not look comma-separated; save it as comma-separated CSV, then " + fix
+        hint = ""
+        lowered = {c.lower(): c for c in found}
+        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+        if close:
+            hint = f" (did you mean {lowered[close[0]]!r}?)"
         raise GraphrelInputError(
-            f"missing column {name!r}; columns found: {', '.join(found)}", path=p, fix=fix)
+            f"missing column {name!r}{hint}; columns found: {', '.join(found)}", path=p, fix=fix)
     return raw[name]
 
 
@@ -395,8 +631,9 @@ def _build(p: Path, row_ids: np.ndarray, *, query: pd.Series, query_col: str,
            product_id: pd.Series, product_id_col: str, product_text: pd.Series,
            product_text_col: str, relevance: pd.Series | None, label_col: str | None,
            label_min: float, label_max: float, query_id: pd.Series | None = None,
-           query_id_col: str | None = None, keep_duplicates: bool = False) -> RelevancePairs:
-    """Validate the mapped columns and assemble a :class:`RelevancePairs` (dedup included)."""
+           query_id_col: str | None = None) -> RelevancePairs:
+    """Validate the mapped columns of one table or chunk and assemble a
+    :class:`RelevancePairs` (duplicates kept: see :func:`_drop_duplicates`)."""
     q = _check_nonempty(_as_text(query), row_ids, p, "query text", query_col)
     if query_id is None:
         qid = q
@@ -425,24 +662,179 @@ def _build(p: Path, row_ids: np.ndarray, *, query: pd.Series, query_col: str,
         "query_id": qid, "query": q, "product_id": pid, "product_text": ptext,
         "relevance": rel, "label": label.astype(np.float64),
     })[PAIR_COLUMNS]
-
-    dup = frame.duplicated(["query_id", "product_id"], keep="first")
-    n_dup = int(dup.sum())
-    if n_dup and not keep_duplicates:
-        first = int(frame.loc[dup, "row_id"].iloc[0])
-        warnings.warn(
-            f"{p}: {n_dup} duplicated (query_id, product_id) pair(s), first at row {first}; "
-            f"kept the first occurrence of each", stacklevel=3)
-        frame = frame.loc[~dup]
     return RelevancePairs(frame.reset_index(drop=True), label_min=float(label_min),
                           label_max=float(label_max), source=str(p))
 
 
-# --------------------------------------------------------------------------- loaders
+def _drop_duplicates(pairs: RelevancePairs, keep_duplicates: bool) -> RelevancePairs:
+    """Keep the first of each repeated (query_id, product_id) pair, with a warning giving the
+    count and the first repeat's row (or keep every row if ``keep_duplicates``)."""
+    if keep_duplicates:
+        return pairs
+    frame = pairs.frame
+    dup = frame.duplicated(["query_id", "product_id"], keep="first")
+    n_dup = int(dup.sum())
+    if not n_dup:
+        return pairs
+    first = int(frame.loc[dup, "row_id"].iloc[0])
+    warnings.warn(
+        f"{pairs.source}: {n_dup} duplicated (query_id, product_id) pair(s), first at row {first}; "
+        f"kept the first occurrence of each", stacklevel=4)
+    return pairs.subset(~dup.to_numpy())
+
+
+# --------------------------------------------------------------------------- sources
+#
+# A source is how one loader reads a file: where it is, its format, and how to validate and
+# map one raw table (the whole file or one chunk of it) into pairs. The whole-file loaders
+# (load_home_depot, load_esci, load_pairs) and the chunked reader (iter_pairs) share it, so
+# both apply the same rules with the same messages, and a chunk's errors name the true row.
+
+
+@dataclass
+class _Source:
+    p: Path
+    fmt: str
+    compression: str | None
+    encoding: str
+    to_pairs: Callable[[pd.DataFrame, np.ndarray], RelevancePairs]  # raw table + row ids -> pairs
+    finish: Callable[[int], None] = lambda n_pairs: None  # checks once the whole file is read
+
+    def load(self, keep_duplicates: bool) -> RelevancePairs:
+        raw, row_ids = _read_table(self.p, self.fmt, self.compression, self.encoding)
+        pairs = self.to_pairs(raw, row_ids)
+        self.finish(len(pairs))
+        return _drop_duplicates(pairs, keep_duplicates)
+
+    def chunks(self, chunk_size: int) -> Iterator[RelevancePairs]:
+        n_pairs = 0
+        for raw, row_ids in _iter_table(self.p, self.fmt, self.compression, self.encoding, chunk_size):
+            pairs = self.to_pairs(raw, row_ids)
+            n_pairs += len(pairs)
+            yield pairs
+        self.finish(n_pairs)
+
 
 _HD_FIX = ("this loader expects the Kaggle Home Depot train.csv (columns id, product_uid, "
            "product_title, search_term, relevance); for other files use kind 'generic' "
            "with the column options (see data/README.md)")
+
+
+def _home_depot_source(path: PathLike, *, encoding: str = "latin-1") -> _Source:
+    p = _check_path(path)
+    fmt, compression = _resolve_format(p, None)
+    if fmt != "csv":
+        raise GraphrelInputError(f"expected a CSV or zipped CSV, got a {fmt} file", path=p, fix=_HD_FIX)
+
+    def to_pairs(raw: pd.DataFrame, row_ids: np.ndarray) -> RelevancePairs:
+        query = _require_column(raw, "search_term", p, _HD_FIX)
+        pid = _require_column(raw, "product_uid", p, _HD_FIX)
+        ptext = _require_column(raw, "product_title", p, _HD_FIX)
+        relevance = None
+        if "relevance" in raw.columns:
+            relevance = _numeric_labels(raw["relevance"], row_ids, p, "relevance")
+        return _build(p, row_ids, query=query, query_col="search_term", product_id=pid,
+                      product_id_col="product_uid", product_text=ptext, product_text_col="product_title",
+                      relevance=relevance, label_col="relevance", label_min=1.0, label_max=3.0)
+
+    return _Source(p, "csv", compression, encoding, to_pairs)
+
+
+_ESCI_FIX = ("the ESCI loader expects columns query, product_id, product_title, esci_label "
+             "(query_id, product_locale optional): merge shopping_queries_dataset_products into "
+             "shopping_queries_dataset_examples first (see data/README.md), or use kind 'generic'")
+
+
+def _esci_source(path: PathLike, locale: str | None = None, *, encoding: str = "utf-8",
+                 file_format: str | None = None) -> _Source:
+    p = _check_path(path)
+    fmt, compression = _resolve_format(p, file_format)
+    locales_found: set[str] = set()
+
+    def to_pairs(raw: pd.DataFrame, row_ids: np.ndarray) -> RelevancePairs:
+        for col in ("query", "product_id", "product_title", "esci_label"):
+            _require_column(raw, col, p, _ESCI_FIX)
+        if locale is not None:
+            loc = _require_column(raw, "product_locale", p,
+                                  "drop the locale option, or load the examples file that has it")
+            loc = _as_text(loc).str.strip().str.lower()
+            locales_found.update(loc.dropna().unique())
+            keep = np.asarray(loc == str(locale).strip().lower(), dtype=bool)
+            raw, row_ids = raw.loc[keep].reset_index(drop=True), row_ids[keep]
+
+        codes = _as_text(raw["esci_label"]).str.strip().str.upper()
+        codes = codes.map(lambda c: _ESCI_NAMES.get(c, c) if isinstance(c, str) else c).astype(_STR)
+        blank = codes.isna() | (codes == "")
+        bad = ~blank & ~codes.isin(list(ESCI_GAINS))
+        row = _first_bad(bad, row_ids)
+        if row is not None:
+            value = raw["esci_label"][np.asarray(bad, dtype=bool)].iloc[0]
+            raise GraphrelInputError(f"unknown esci_label {value!r}", path=p, row=row,
+                                     fix="use one of E, S, C, I (or leave it blank if unknown)")
+        gains = codes.map(ESCI_GAINS).astype(np.float64)  # blank -> NaN (unlabelled)
+        return _build(p, row_ids, query=raw["query"], query_col="query",
+                      query_id=raw["query_id"] if "query_id" in raw.columns else None,
+                      query_id_col="query_id", product_id=raw["product_id"], product_id_col="product_id",
+                      product_text=raw["product_title"], product_text_col="product_title",
+                      relevance=gains, label_col="esci_label", label_min=0.0, label_max=1.0)
+
+    def finish(n_pairs: int) -> None:
+        if locale is not None and n_pairs == 0:
+            found = ", ".join(sorted(locales_found)) or "none"
+            raise GraphrelInputError(f"no rows with product_locale {locale!r}; locales found: {found}",
+                                     path=p, fix="pass one of the locales found, or no locale")
+
+    return _Source(p, fmt, compression, encoding, to_pairs, finish)
+
+
+def _column_fix(option: str) -> str:
+    return f"pass --{option.replace('_', '-')} NAME (config key {option}) naming the right column"
+
+
+def _generic_source(path: PathLike, *, query_column: str = "query", product_id_column: str = "product_id",
+                    product_text_column: str = "product_text", label_column: str | None = None,
+                    query_id_column: str | None = None, label_min: float | None = None,
+                    label_max: float | None = None, encoding: str = "utf-8",
+                    file_format: str | None = None) -> _Source:
+    p = _check_path(path)
+    fmt, compression = _resolve_format(p, file_format)
+
+    def to_pairs(raw: pd.DataFrame, row_ids: np.ndarray) -> RelevancePairs:
+        query = _require_column(raw, query_column, p, _column_fix("query_column"))
+        pid = _require_column(raw, product_id_column, p, _column_fix("product_id_column"))
+        ptext = _require_column(raw, product_text_column, p, _column_fix("product_text_column"))
+        qid = None
+        if query_id_column is not None:
+            qid = _require_column(raw, query_id_column, p, _column_fix("query_id_column"))
+
+        relevance = None
+        lo, hi = label_min, label_max
+        if (lo is None) != (hi is None):
+            raise GraphrelInputError("only one of label_min / label_max given", path=p,
+                                     fix="pass both --label-min and --label-max (config keys "
+                                         "label_min, label_max)")
+        if label_column is not None:
+            labels = _require_column(raw, label_column, p, _column_fix("label_column"))
+            relevance = _numeric_labels(labels, row_ids, p, label_column)
+            if lo is None:
+                known = relevance.dropna()
+                if len(known) and (known.min() < 0.0 or known.max() > 1.0):
+                    raise GraphrelInputError(
+                        f"labels in column {label_column!r} range from {known.min():g} to "
+                        f"{known.max():g}, outside [0, 1], and no label scale was given", path=p,
+                        fix="pass --label-min and --label-max with the label scale (config keys "
+                            "label_min, label_max), e.g. 1 and 3")
+                lo, hi = 0.0, 1.0
+        lo, hi = _check_scale(0.0 if lo is None else lo, 1.0 if hi is None else hi, p)
+        return _build(p, row_ids, query=query, query_col=query_column, query_id=qid,
+                      query_id_col=query_id_column, product_id=pid, product_id_col=product_id_column,
+                      product_text=ptext, product_text_col=product_text_column, relevance=relevance,
+                      label_col=label_column, label_min=lo, label_max=hi)
+
+    return _Source(p, fmt, compression, encoding, to_pairs)
+
+
+# --------------------------------------------------------------------------- loaders
 
 
 def load_home_depot(path: PathLike, *, encoding: str = "latin-1", keep_duplicates: bool = False) -> RelevancePairs:
@@ -480,26 +872,7 @@ def load_home_depot(path: PathLike, *, encoding: str = "latin-1", keep_duplicate
     Warns:
         UserWarning: duplicated (query, product) pairs (the first of each is kept).
     """
-    p = _check_path(path)
-    fmt, compression = _resolve_format(p, None)
-    if fmt != "csv":
-        raise GraphrelInputError(f"expected a CSV or zipped CSV, got a {fmt} file", path=p, fix=_HD_FIX)
-    raw, row_ids = _read_table(p, "csv", compression, encoding)
-    query = _require_column(raw, "search_term", p, _HD_FIX)
-    pid = _require_column(raw, "product_uid", p, _HD_FIX)
-    ptext = _require_column(raw, "product_title", p, _HD_FIX)
-    relevance = None
-    if "relevance" in raw.columns:
-        relevance = _numeric_labels(raw["relevance"], row_ids, p, "relevance")
-    return _build(p, row_ids, query=query, query_col="search_term", product_id=pid,
-                  product_id_col="product_uid", product_text=ptext, product_text_col="product_title",
-                  relevance=relevance, label_col="relevance", label_min=1.0, label_max=3.0,
-                  keep_duplicates=keep_duplicates)
-
-
-_ESCI_FIX = ("the ESCI loader expects columns query, product_id, product_title, esci_label "
-             "(query_id, product_locale optional): merge shopping_queries_dataset_products into "
-             "shopping_queries_dataset_examples first (see data/README.md), or use kind 'generic'")
+    return _home_depot_source(path, encoding=encoding).load(keep_duplicates)
 
 
 def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf-8",
@@ -535,44 +908,7 @@ def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf
     Warns:
         UserWarning: duplicated (query_id, product_id) pairs (the first of each is kept).
     """
-    p = _check_path(path)
-    fmt, compression = _resolve_format(p, file_format)
-    raw, row_ids = _read_table(p, fmt, compression, encoding)
-    for col in ("query", "product_id", "product_title", "esci_label"):
-        _require_column(raw, col, p, _ESCI_FIX)
-
-    if locale is not None:
-        loc = _require_column(raw, "product_locale", p,
-                              "drop the locale option, or load the examples file that has it")
-        loc = _as_text(loc).str.strip().str.lower()
-        keep = np.asarray(loc == str(locale).strip().lower(), dtype=bool)
-        if not keep.any():
-            found = ", ".join(sorted(loc.dropna().unique())) or "none"
-            raise GraphrelInputError(f"no rows with product_locale {locale!r}; locales found: {found}",
-                                     path=p, fix="pass one of the locales found, or no locale")
-        raw, row_ids = raw.loc[keep].reset_index(drop=True), row_ids[keep]
-
-    codes = _as_text(raw["esci_label"]).str.strip().str.upper()
-    codes = codes.map(lambda c: _ESCI_NAMES.get(c, c) if isinstance(c, str) else c).astype(_STR)
-    blank = codes.isna() | (codes == "")
-    bad = ~blank & ~codes.isin(list(ESCI_GAINS))
-    row = _first_bad(bad, row_ids)
-    if row is not None:
-        value = raw["esci_label"][np.asarray(bad, dtype=bool)].iloc[0]
-        raise GraphrelInputError(f"unknown esci_label {value!r}", path=p, row=row,
-                                 fix="use one of E, S, C, I (or leave it blank if unknown)")
-    gains = codes.map(ESCI_GAINS).astype(np.float64)  # blank -> NaN (unlabelled)
-
-    return _build(p, row_ids, query=raw["query"], query_col="query",
-                  query_id=raw["query_id"] if "query_id" in raw.columns else None,
-                  query_id_col="query_id", product_id=raw["product_id"], product_id_col="product_id",
-                  product_text=raw["product_title"], product_text_col="product_title",
-                  relevance=gains, label_col="esci_label", label_min=0.0, label_max=1.0,
-                  keep_duplicates=keep_duplicates)
-
-
-def _column_fix(option: str) -> str:
-    return f"pass --{option.replace('_', '-')} NAME (config key {option}) naming the right column"
+    return _esci_source(path, locale, encoding=encoding, file_format=file_format).load(keep_duplicates)
 
 
 def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column: str = "product_id",
@@ -615,40 +951,11 @@ def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column
     Warns:
         UserWarning: duplicated (query_id, product_id) pairs (the first of each is kept).
     """
-    p = _check_path(path)
-    fmt, compression = _resolve_format(p, file_format)
-    raw, row_ids = _read_table(p, fmt, compression, encoding)
-
-    query = _require_column(raw, query_column, p, _column_fix("query_column"))
-    pid = _require_column(raw, product_id_column, p, _column_fix("product_id_column"))
-    ptext = _require_column(raw, product_text_column, p, _column_fix("product_text_column"))
-    qid = None
-    if query_id_column is not None:
-        qid = _require_column(raw, query_id_column, p, _column_fix("query_id_column"))
-
-    relevance = None
-    if (label_min is None) != (label_max is None):
-        raise GraphrelInputError("only one of label_min / label_max given", path=p,
-                                 fix="pass both --label-min and --label-max (config keys "
-                                     "label_min, label_max)")
-    if label_column is not None:
-        labels = _require_column(raw, label_column, p, _column_fix("label_column"))
-        relevance = _numeric_labels(labels, row_ids, p, label_column)
-        if label_min is None:
-            known = relevance.dropna()
-            if len(known) and (known.min() < 0.0 or known.max() > 1.0):
-                raise GraphrelInputError(
-                    f"labels in column {label_column!r} range from {known.min():g} to "
-                    f"{known.max():g}, outside [0, 1], and no label scale was given", path=p,
-                    fix="pass --label-min and --label-max with the label scale (config keys "
-                        "label_min, label_max), e.g. 1 and 3")
-            label_min, label_max = 0.0, 1.0
-    lo, hi = _check_scale(0.0 if label_min is None else label_min,
-                          1.0 if label_max is None else label_max, p)
-    return _build(p, row_ids, query=query, query_col=query_column, query_id=qid,
-                  query_id_col=query_id_column, product_id=pid, product_id_col=product_id_column,
-                  product_text=ptext, product_text_col=product_text_column, relevance=relevance,
-                  label_col=label_column, label_min=lo, label_max=hi, keep_duplicates=keep_duplicates)
+    return _generic_source(
+        path, query_column=query_column, product_id_column=product_id_column,
+        product_text_column=product_text_column, label_column=label_column,
+        query_id_column=query_id_column, label_min=label_min, label_max=label_max, encoding=encoding,
+        file_format=file_format).load(keep_duplicates)
 
 
 _LOADERS: dict[str, Callable[..., RelevancePairs]] = {
@@ -675,18 +982,75 @@ def load_dataset(kind: str, path: PathLike, **options: Any) -> RelevancePairs:
         GraphrelInputError: unknown ``kind`` or an option the loader does not take, plus
             everything the loader raises.
     """
+    loader = _LOADERS[_kind_key(kind, path)]
+    _check_options(loader, kind, path, options)
+    return loader(path, **options)
+
+
+_SOURCES: dict[str, Callable[..., _Source]] = {
+    "home_depot": _home_depot_source,
+    "esci": _esci_source,
+    "generic": _generic_source,
+}
+
+
+def _kind_key(kind: str, path: PathLike) -> str:
     key = str(kind).strip().lower().replace("-", "_")
     if key not in _LOADERS:
         raise GraphrelInputError(f"unknown dataset kind {kind!r}", path=path,
                                  fix=f"use one of {', '.join(DATASET_KINDS)}")
-    loader = _LOADERS[key]
-    valid = [n for n in inspect.signature(loader).parameters if n != "path"]
+    return key
+
+
+def _check_options(function: Callable, kind: str, path: PathLike, options: dict) -> None:
+    valid = [n for n in inspect.signature(function).parameters if n != "path"]
     unknown = sorted(set(options) - set(valid))
     if unknown:
         raise GraphrelInputError(
-            f"option(s) {', '.join(unknown)} not known for dataset kind {key!r}", path=path,
-            fix=f"use only {', '.join(valid)}")
-    return loader(path, **options)
+            f"option(s) {', '.join(unknown)} not known for dataset kind {_kind_key(kind, path)!r}",
+            path=path, fix=f"use only {', '.join(valid)}")
+
+
+def iter_pairs(kind: str, path: PathLike, *, chunk_size: int = 100_000,
+               **options: Any) -> Iterator[RelevancePairs]:
+    """Read and validate a pairs file chunk by chunk, never holding the whole file.
+
+    The streaming counterpart of :func:`load_dataset`: the same formats, column mapping,
+    validation rules and one-line error messages, applied to one chunk at a time. Parquet
+    is read with ``pyarrow.parquet.ParquetFile.iter_batches``, CSV (also ``.zip`` / ``.gz``)
+    with ``pandas.read_csv(chunksize=...)`` on a decoding stream, JSON Lines line by line;
+    memory stays flat however long the file is.
+
+    Unlike the loaders, repeated (query_id, product_id) pairs are kept (every row is
+    yielded: batch scoring scores every input row); finding repeats across chunks is the
+    caller's job. Errors are raised when the chunk holding the bad row is read, so chunks
+    before it have already been yielded; errors about the whole file (empty file, header
+    without rows, missing column, unreadable file, no rows for an ESCI ``locale``) come
+    with the first chunk, or at the end for the ESCI locale.
+
+    Args:
+        kind: ``"home_depot"``, ``"esci"`` or ``"generic"`` (as :func:`load_dataset`).
+        path: the data file.
+        chunk_size: input rows per chunk (JSON Lines: records, blank lines skipped), >= 1.
+        **options: the options of that kind's loader except ``keep_duplicates`` (e.g. the
+            column options for generic, ``locale`` for ESCI).
+
+    Yields:
+        :class:`RelevancePairs` of ``chunk_size`` input rows each (the last one may be
+        shorter; with an ESCI ``locale`` only the rows kept, possibly none), in file order;
+        ``row_id`` is the true 1-based data row of the whole file (JSON Lines: the line);
+        ``label_min`` / ``label_max`` as the loader would give.
+
+    Raises:
+        GraphrelInputError: unknown ``kind`` or option, ``chunk_size`` < 1, and everything
+            the loader raises for a bad file, naming the file, the row and the fix.
+    """
+    key = _kind_key(kind, path)
+    _check_options(_SOURCES[key], kind, path, options)
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, (int, np.integer)) or chunk_size < 1:
+        raise GraphrelInputError(f"chunk size must be a whole number >= 1, got {chunk_size!r}", path=path,
+                                 fix="pass --chunk-size N with N >= 1 (e.g. 100000)")
+    yield from _SOURCES[key](path, **options).chunks(int(chunk_size))
 
 
 # --------------------------------------------------------------------------- split

@@ -433,3 +433,85 @@ def test_keep_duplicates_keeps_every_row(tmp_path):
         kept = load_pairs(path, keep_duplicates=True)
     assert list(kept.frame.row_id) == [1, 2, 3]
     assert len(load_pairs(path)) == 2
+
+
+# ----------------------------------------------------------------------------- chunked reading
+
+
+def _chunked(kind, path, chunk_size, **options):
+    from graphrel.data.pairs import iter_pairs
+
+    chunks = list(iter_pairs(kind, path, chunk_size=chunk_size, **options))
+    return chunks, pd.concat([c.frame for c in chunks], ignore_index=True)
+
+
+@pytest.mark.parametrize("name", ["pairs.csv", "pairs.csv.gz", "pairs.csv.zip", "pairs.parquet", "pairs.jsonl"])
+def test_iter_pairs_equals_the_whole_file_loader(tmp_path, name):
+    frame = pd.DataFrame({"q": [f"query {i % 4}" for i in range(23)], "pid": list(range(23)),
+                          "title": [f"Product {i}" for i in range(23)], "y": [i % 3 for i in range(23)]})
+    frame.loc[5, "pid"] = 4  # a repeated pair: kept by both
+    frame.loc[5, "q"] = "query 0"
+    path = tmp_path / name
+    if name.endswith(".jsonl"):
+        lines = [json.dumps(r) for r in frame.to_dict("records")]
+        lines.insert(3, "")  # row ids are line numbers
+        path.write_text("\n".join(lines) + "\n")
+    elif name.endswith(".parquet"):
+        frame.to_parquet(path, row_group_size=4)
+    elif name.endswith(".gz"):
+        path.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
+    elif name.endswith(".zip"):
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr("pairs.csv", frame.to_csv(index=False))
+    else:
+        path.write_text(frame.to_csv(index=False))
+    options = dict(query_column="q", product_id_column="pid", product_text_column="title", label_column="y",
+                   label_min=0, label_max=2)
+    whole = load_dataset("generic", path, keep_duplicates=True, **options)
+    chunks, chunked = _chunked("generic", path, 5, **options)
+    assert [len(c) for c in chunks] == [5, 5, 5, 5, 3]
+    assert all((c.label_min, c.label_max) == (0.0, 2.0) for c in chunks)
+    pd.testing.assert_frame_equal(chunked, whole.frame)
+
+
+def test_iter_pairs_home_depot_and_esci_locale(tmp_path):
+    hd = hd_zip(tmp_path, "".join(f"{i},{100 + i % 5},Thing {i},term {i % 3},{1 + i % 3}\n" for i in range(12)))
+    _, chunked = _chunked("home-depot", hd, 5)
+    pd.testing.assert_frame_equal(chunked, load_home_depot(hd, keep_duplicates=True).frame)
+    esci = write(tmp_path / "esci.csv", "query,product_id,product_title,esci_label,product_locale\n" + "".join(
+        f"q{i},B{i},T{i},{'ESCI'[i % 4]},{'es' if i % 3 == 0 else 'us'}\n" for i in range(10)))
+    chunks, chunked = _chunked("esci", esci, 2, locale="es")
+    assert [len(c) for c in chunks] == [1, 1, 0, 1, 1]  # a chunk may keep no row
+    pd.testing.assert_frame_equal(chunked, load_esci(esci, locale="es").frame)
+    with pytest.raises(GraphrelInputError, match="locales found: es, us"):
+        _chunked("esci", esci, 2, locale="jp")
+
+
+@pytest.mark.parametrize("content,needle,row", [
+    (b"query,product_id,product_text\n" + b"q,1,t\n" * 11 + b"q,2,\n", "empty product text", 12),
+    (b"query,product_id,product_text\n" + b"q,1,t\n" * 11 + b"caf\xe9,2,t\n", "line 13", 12),
+    (b"query,product_id,product_text\n" + b"q,1,t\n" * 11 + b"q,2,t,extra\n", "malformed CSV", 12),
+])
+def test_iter_pairs_errors_name_the_true_row(tmp_path, content, needle, row):
+    path = tmp_path / "pairs.csv"
+    path.write_bytes(content)
+    with pytest.raises(GraphrelInputError, match=needle) as whole:
+        load_pairs(path)
+    with pytest.raises(GraphrelInputError, match=needle) as chunked:
+        _chunked("generic", path, 5)
+    assert chunked.value.row == whole.value.row == row
+    assert str(chunked.value) == str(whole.value)
+
+
+def test_iter_pairs_rejects_bad_chunk_size_and_options(tmp_path):
+    path = generic_csv(tmp_path, ["drill,1,Drill,1"])
+    with pytest.raises(GraphrelInputError, match="chunk size"):
+        _chunked("generic", path, 0)
+    with pytest.raises(GraphrelInputError, match="keep_duplicates"):
+        _chunked("generic", path, 5, keep_duplicates=False)
+
+
+def test_missing_column_suggests_the_closest_name(tmp_path):
+    path = generic_csv(tmp_path, ["drill,1,Drill,1"], header="query,product_id,product_title,grade")
+    with pytest.raises(GraphrelInputError, match=r"missing column 'product_text' \(did you mean 'product_title'\?\)"):
+        load_pairs(path)
