@@ -141,6 +141,13 @@ class KOrderStudent(L.LightningModule):
         self.clear_inference_cache()
         return super().train(mode)
 
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        # The class path lets LightningCLI (`graphrel predict --ckpt_path`) rebuild the model in
+        # subclass mode from a checkpoint written by `graphrel pipeline`.
+        if "hyper_parameters" in checkpoint:
+            checkpoint["hyper_parameters"] = {**checkpoint["hyper_parameters"],
+                                              "_class_path": f"{type(self).__module__}.{type(self).__qualname__}"}
+
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Lightning restores train/eval by setting ``.training`` directly, bypassing
         # train(); clearing here keeps the inference caches true to the weights.

@@ -131,3 +131,15 @@ def test_neighbourhood_statistics_reach_the_head_only_when_enabled(featurizer_an
         with torch.inference_mode():
             moved = not torch.allclose(model(batch), model(changed))
         assert moved == enabled
+
+
+def test_checkpoint_names_its_class_for_the_lightning_cli_and_still_loads(tmp_path):
+    model = tiny_student(1)
+    checkpoint = {"hyper_parameters": dict(model.hparams), "state_dict": model.state_dict(),
+                  "pytorch-lightning_version": L.__version__}
+    model.on_save_checkpoint(checkpoint)
+    assert checkpoint["hyper_parameters"]["_class_path"] == "graphrel.models.korder.KOrderStudent"
+    torch.save(checkpoint, tmp_path / "model.ckpt")
+    loaded = KOrderStudent.load_from_checkpoint(tmp_path / "model.ckpt", map_location="cpu")
+    assert loaded.hparams.order == 1
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
