@@ -218,9 +218,24 @@ def test_save_load_score_round_trip(tmp_path):
     # bfloat16 MLP: the same scores to about 1e-2
     fast = Bert2DnnScorer.load(directory, dtype="bfloat16")
     np.testing.assert_allclose(fast.score(queries, queries, titles, titles), got, atol=2e-2)
+    # `graphrel score` loads any student type through the manifest
+    from graphrel.scoring import load_scorer
+
+    assert isinstance(load_scorer(directory), Bert2DnnScorer)
     # a rewrite replaces the directory whole
     save_student(model, featurizer, directory)
     assert Bert2DnnScorer.load(directory).score([0], ["drill"], [0], ["drill bit"]).shape == (1,)
+
+
+def test_load_scorer_rejects_unknown_model_types(tmp_path):
+    from graphrel.scoring import load_scorer
+
+    (tmp_path / "student.json").write_text(json.dumps({"model": "SomethingElse"}))
+    with pytest.raises(GraphrelInputError, match="unsupported student type 'SomethingElse'"):
+        load_scorer(tmp_path)
+    (tmp_path / "student.json").write_text("[1, 2]")
+    with pytest.raises(GraphrelInputError, match="not a JSON object"):
+        load_scorer(tmp_path)
 
 
 def test_load_rejects_bad_directories(tmp_path):
