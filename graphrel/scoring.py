@@ -104,6 +104,39 @@ def load_teacher(directory: str | Path, **overrides):
     return CrossEncoderTeacher(backbone=str(directory), **overrides)
 
 
+def read_student_manifest(directory: Path, model_type: str | None = None, *,
+                          fix: str = "re-run the stage that wrote this student") -> tuple[dict, Path]:
+    """``student.json`` of a student directory and the path of its checkpoint.
+
+    Args:
+        directory: a student directory.
+        model_type: the manifest's ``model`` the caller can load (None: any).
+        fix: what to tell the user when the checkpoint is missing.
+
+    Raises:
+        GraphrelInputError: no manifest, a manifest that is not a JSON object, another model
+            type, or a missing checkpoint.
+    """
+    manifest_path = directory / STUDENT_MANIFEST
+    if not manifest_path.is_file():
+        raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
+                                 fix="pass a student directory of a run, e.g. RUN/student_korder")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        manifest = None
+    if not isinstance(manifest, dict):
+        raise GraphrelInputError("student.json is not a JSON object", path=manifest_path,
+                                 fix="restore the student.json written with this model")
+    if model_type is not None and manifest.get("model") != model_type:
+        raise GraphrelInputError(f"unsupported student type {manifest.get('model')!r} (expected {model_type})",
+                                 path=manifest_path, fix="load this directory with graphrel.scoring.load_scorer")
+    checkpoint = directory / manifest.get("checkpoint", STUDENT_CHECKPOINT)
+    if model_type is not None and not checkpoint.is_file():
+        raise GraphrelInputError("student checkpoint not found", path=checkpoint, fix=fix)
+    return manifest, checkpoint
+
+
 @dataclass
 class StudentScorer:
     """A trained student with its graph, ready to score pairs from text.
@@ -129,18 +162,8 @@ class StudentScorer:
         from graphrel.models.korder import KOrderStudent
 
         directory = Path(directory)
-        manifest_path = directory / STUDENT_MANIFEST
-        if not manifest_path.is_file():
-            raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
-                                     fix="pass a student directory of a run, e.g. RUN/student_korder")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("model") != "KOrderStudent":
-            raise GraphrelInputError(f"unsupported student type {manifest.get('model')!r}", path=manifest_path,
-                                     fix="pass a directory written by graphrel pipeline")
-        checkpoint = directory / manifest.get("checkpoint", STUDENT_CHECKPOINT)
-        if not checkpoint.is_file():
-            raise GraphrelInputError("student checkpoint not found", path=checkpoint,
-                                     fix="re-run the pipeline's student stage")
+        manifest, checkpoint = read_student_manifest(directory, "KOrderStudent",
+                                                     fix="re-run the pipeline's student stage")
         try:
             model = KOrderStudent.load_from_checkpoint(checkpoint, map_location="cpu")
         except (KeyError, TypeError, RuntimeError) as error:
@@ -203,17 +226,9 @@ def load_scorer(directory: str | Path):
     import importlib
 
     directory = Path(directory)
-    manifest_path = directory / STUDENT_MANIFEST
-    if not manifest_path.is_file():
-        raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
-                                 fix="pass a student directory of a run, e.g. RUN/student_korder")
-    try:
-        model = json.loads(manifest_path.read_text()).get("model")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        raise GraphrelInputError("student.json is not a JSON object", path=manifest_path,
-                                 fix="restore the student.json written with this model") from None
+    model = read_student_manifest(directory)[0].get("model")
     if model not in SCORERS:
-        raise GraphrelInputError(f"unsupported student type {model!r}", path=manifest_path,
+        raise GraphrelInputError(f"unsupported student type {model!r}", path=directory / STUDENT_MANIFEST,
                                  fix=f"pass a directory of one of: {', '.join(SCORERS)}")
     module, name = SCORERS[model].split(":")
     return getattr(importlib.import_module(module), name).load(directory)

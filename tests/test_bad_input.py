@@ -19,21 +19,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import graphrel.streaming as streaming
 from graphrel.data.pairs import load_dataset
 from graphrel.streaming import parts_dir
-from test_streaming import FakeScorer, assert_one_line_error, run_cli, tiny_run_dir
+from test_streaming import assert_one_line_error, fake_model, run_cli, tiny_run_dir  # noqa: F401 (fixture)
 
 HEADER = "query,product_id,product_text\n"
-
-
-@pytest.fixture
-def fake_model(monkeypatch, tmp_path):
-    """A model directory served by a stand-in scorer (for errors that are not about the model)."""
-    monkeypatch.setattr(streaming, "_load_scorer", lambda model_dir: FakeScorer())
-    model = tmp_path / "model"
-    model.mkdir()
-    return model
 
 
 def score(capsys, model, source, out, *extra):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from graphrel.data.datamodules import _SplitDataModule
 from graphrel.data.ngrams import NgramFeaturizer, gather_bags
 from graphrel.errors import GraphrelInputError
 
@@ -52,7 +52,7 @@ class _BagBatches(Dataset):
         return batch
 
 
-class Bert2DnnDataModule(L.LightningDataModule):
+class Bert2DnnDataModule(_SplitDataModule):
     """Teacher-scored pairs of a pipeline run, as n-gram bags for a BERT2DNN student.
 
     Reads ``<run_dir>/pairs.parquet`` (every pair with its ``split``: train / val / test /
@@ -124,15 +124,6 @@ class Bert2DnnDataModule(L.LightningDataModule):
             self._datasets[split] = _BagBatches(self.ngrams, self.frames[split], self.hparams.batch_size,
                                                 shuffle, self.hparams.seed)
         return DataLoader(self._datasets[split], batch_size=None, shuffle=False)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
 
     def predict_dataloader(self) -> DataLoader:
         return self._loader("test", False)

@@ -490,13 +490,19 @@ def _iter_parquet(p: Path, compression: str | None,
                 return
 
 
-def _iter_csv(p: Path, compression: str | None, encoding: str,
-              chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+def _checked_codec(p: Path, encoding: str) -> str:
+    """Python codec name of ``encoding``; GraphrelInputError naming the file if unknown."""
     codec, _ = _python_encoding(encoding)
     try:
         codecs.lookup(codec)
     except LookupError:
         raise _unknown_encoding(p, encoding) from None
+    return codec
+
+
+def _iter_csv(p: Path, compression: str | None, encoding: str,
+              chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    codec = _checked_codec(p, encoding)
     first_row = 1
     try:
         with _open_binary(p, compression) as stream:
@@ -517,11 +523,7 @@ def _iter_csv(p: Path, compression: str | None, encoding: str,
 
 def _iter_jsonl(p: Path, compression: str | None, encoding: str,
                 chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    codec, _ = _python_encoding(encoding)
-    try:
-        codecs.lookup(codec)
-    except LookupError:
-        raise _unknown_encoding(p, encoding) from None
+    codec = _checked_codec(p, encoding)
     columns: list[str] | None = None
     any_text = False
     try:

@@ -357,21 +357,10 @@ class Bert2DnnScorer:
         """
         from graphrel.data.ngrams import NgramFeaturizer
         from graphrel.errors import GraphrelInputError
-        from graphrel.run import STUDENT_CHECKPOINT, STUDENT_MANIFEST
+        from graphrel.scoring import read_student_manifest
 
         directory = Path(directory)
-        manifest_path = directory / STUDENT_MANIFEST
-        if not manifest_path.is_file():
-            raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
-                                     fix="pass a directory written by train_bert2dnn")
-        manifest = json.loads(manifest_path.read_text())
-        if manifest.get("model") != "Bert2DnnStudent":
-            raise GraphrelInputError(f"not a BERT2DNN student ({manifest.get('model')!r})", path=manifest_path,
-                                     fix="load this directory with the scorer of its model type")
-        checkpoint = directory / manifest.get("checkpoint", STUDENT_CHECKPOINT)
-        if not checkpoint.is_file():
-            raise GraphrelInputError("student checkpoint not found", path=checkpoint,
-                                     fix="re-run train_bert2dnn")
+        manifest, checkpoint = read_student_manifest(directory, "Bert2DnnStudent", fix="re-run train_bert2dnn")
         try:
             model = Bert2DnnStudent.load_from_checkpoint(checkpoint, map_location="cpu")
         except (KeyError, TypeError, RuntimeError) as error:

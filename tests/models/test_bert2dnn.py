@@ -242,7 +242,7 @@ def test_load_rejects_bad_directories(tmp_path):
     with pytest.raises(GraphrelInputError, match="no student.json"):
         Bert2DnnScorer.load(tmp_path)
     (tmp_path / "student.json").write_text(json.dumps({"model": "KOrderStudent", "checkpoint": "model.ckpt"}))
-    with pytest.raises(GraphrelInputError, match="not a BERT2DNN student"):
+    with pytest.raises(GraphrelInputError, match="expected Bert2DnnStudent"):
         Bert2DnnScorer.load(tmp_path)
     (tmp_path / "student.json").write_text(json.dumps({"model": "Bert2DnnStudent", "checkpoint": "model.ckpt"}))
     with pytest.raises(GraphrelInputError, match="checkpoint not found"):
