@@ -205,18 +205,22 @@ class Pipeline:
 
     def score_with_teacher(self, pairs: pd.DataFrame, teacher) -> pd.DataFrame:
         """Teacher logits and scores of every pair (labelled and transfer). -> teacher_scores.parquet"""
-        from graphrel.scoring import teacher_logits
+        import shutil
+
+        from graphrel.scoring import teacher_logits_resumable
 
         path = self.run_dir / R.TEACHER_SCORES
         if path.exists():
             return pd.read_parquet(path)
         t = self.config.teacher
-        logits = teacher_logits(teacher, pairs["query"], pairs["product_text"], batch_size=t.score_batch_size,
-                                progress=self.progress)
+        parts = self.run_dir / R.TEACHER_SCORE_PARTS  # resumable: saved chunks survive an interruption
+        logits = teacher_logits_resumable(teacher, pairs["query"], pairs["product_text"], parts,
+                                          batch_size=t.score_batch_size, progress=self.progress)
         scores = pd.DataFrame({"query_id": pairs["query_id"], "product_id": pairs["product_id"],
                                "teacher_logit": logits,
                                "teacher_score": torch.sigmoid(torch.from_numpy(logits) / t.temperature).numpy()})
         R.write_parquet(scores, path)
+        shutil.rmtree(parts)
         return scores
 
     def stack_teachers(self, pairs: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ Layout of ``<run_dir>``::
     pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test/transfer)
     teacher/                 HF model directory of the fine-tuned teacher (+ teacher.ckpt)
     teacher_scores.parquet   query_id, product_id, teacher_logit, teacher_score (one cache)
+    teacher_scores.parts/    while teacher scoring runs: saved chunks (an interrupted run resumes)
     stack/, stacked_scores.parquet   (stacking.enabled) lexical teacher, stack weights and
                              validation figures; the stacked teacher_logit/score students use
     graph.pt                 query-product HeteroData (teacher scores; train labels only)
@@ -30,6 +31,7 @@ from graphrel.errors import GraphrelInputError
 PAIRS = "pairs.parquet"
 TEACHER_DIR = "teacher"
 TEACHER_SCORES = "teacher_scores.parquet"
+TEACHER_SCORE_PARTS = "teacher_scores.parts"
 STACK_DIR = "stack"
 STACKED_SCORES = "stacked_scores.parquet"
 GRAPH = "graph.pt"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import json
+import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -79,6 +80,63 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
             input_ids[j, : len(ids[i])] = torch.as_tensor(ids[i])
             token_types[j, : len(types[i])] = torch.as_tensor(types[i])
         out[rows] = teacher(input_ids, (input_ids != pad).long(), token_types).float().numpy()
+    return out
+
+
+def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, *, chunk_size: int = 8192,
+                             batch_size: int = 128, progress: bool = True) -> np.ndarray:
+    """:func:`teacher_logits` of many pairs, saved chunk by chunk so an interrupted run resumes.
+
+    Pairs are ordered by token length once; each chunk of ``chunk_size`` pairs of that order
+    is scored (length-sorted batches, as :func:`teacher_logits`) and saved atomically as
+    ``parts_dir/chunk-NNNNN.npy``. A re-run with the same pairs and settings loads the saved
+    chunks and scores only the rest. With ``chunk_size`` a multiple of ``batch_size`` the
+    batches are exactly those of one uninterrupted :func:`teacher_logits` call, so the
+    result is identical. ``parts_dir`` records the settings (``manifest.json``); saved chunks
+    of other pairs or settings are discarded. The caller deletes ``parts_dir`` once the
+    result is safely stored.
+
+    Args:
+        teacher: a :class:`graphrel.models.teacher.CrossEncoderTeacher`.
+        queries, products: N strings each.
+        parts_dir: folder for the saved chunks.
+        chunk_size: pairs per saved chunk.
+        batch_size: pairs per forward pass.
+
+    Returns:
+        (N,) float32 logits in input order.
+    """
+    import hashlib
+    import shutil
+
+    queries, products = list(queries), list(products)
+    parts_dir = Path(parts_dir)
+    encoded = teacher.tokenizer(queries, products, truncation=True, max_length=teacher.hparams.max_length)
+    lengths = np.fromiter(map(len, encoded["input_ids"]), dtype=np.int64, count=len(queries))
+    order = np.argsort(lengths, kind="stable")
+    digest = hashlib.sha256("\x1f".join(q + "\x1e" + p for q, p in zip(queries, products)).encode()).hexdigest()
+    settings = {"pairs": len(queries), "pairs_sha256": digest, "chunk_size": chunk_size, "batch_size": batch_size,
+                "max_length": teacher.hparams.max_length}
+    manifest = parts_dir / "manifest.json"
+    if parts_dir.exists() and (not manifest.is_file() or json.loads(manifest.read_text()) != settings):
+        shutil.rmtree(parts_dir)  # chunks of other pairs or settings: start over
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    if not manifest.is_file():
+        manifest.write_text(json.dumps(settings))
+    out = np.empty(len(queries), dtype=np.float32)
+    starts = range(0, len(queries), chunk_size)
+    for index, start in enumerate(tqdm(starts, desc="teacher scoring (chunks)", disable=not progress, unit="chunk")):
+        rows = order[start:start + chunk_size]
+        path = parts_dir / f"chunk-{index:05d}.npy"
+        if path.is_file():
+            out[rows] = np.load(path)
+            continue
+        logits = teacher_logits(teacher, [queries[i] for i in rows], [products[i] for i in rows],
+                                batch_size=batch_size, progress=False)
+        tmp = path.with_suffix(".tmp.npy")
+        np.save(tmp, logits)
+        os.replace(tmp, path)
+        out[rows] = logits
     return out
 
 

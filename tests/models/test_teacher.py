@@ -49,3 +49,44 @@ def test_saved_teacher_gives_the_same_logits(tmp_path):
     b = teacher_logits(again, QUERIES, PRODUCTS, progress=False)
     assert np.allclose(a, b, atol=1e-5)
     assert torch.allclose(teacher.scores(torch.tensor([2.0])), torch.sigmoid(torch.tensor([1.0])))
+
+
+def test_interrupted_labelling_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
+    import graphrel.scoring as scoring
+    from graphrel.scoring import teacher_logits_resumable
+
+    rng = np.random.default_rng(0)
+    words = "drill bit hose garden paint brush door hinge led light bulb steel ft in pack".split()
+    queries = [" ".join(rng.choice(words, rng.integers(1, 4))) for _ in range(90)]
+    products = [" ".join(rng.choice(words, rng.integers(2, 12))) for _ in range(90)]
+    teacher = tiny_teacher().eval()
+    whole = teacher_logits(teacher, queries, products, batch_size=8, progress=False)
+
+    calls, real = [], scoring.teacher_logits
+
+    def crash_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt  # stands in for a kill mid-run
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(scoring, "teacher_logits", crash_on_third_chunk)
+    parts = tmp_path / "parts"
+    try:
+        teacher_logits_resumable(teacher, queries, products, parts, chunk_size=16, batch_size=8, progress=False)
+    except KeyboardInterrupt:
+        pass
+    assert sorted(p.name for p in parts.glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00001.npy"]
+    monkeypatch.setattr(scoring, "teacher_logits", real)
+    calls.clear()
+    counted = []
+    monkeypatch.setattr(scoring, "teacher_logits", lambda *a, **k: counted.append(1) or real(*a, **k))
+    resumed = teacher_logits_resumable(teacher, queries, products, parts, chunk_size=16, batch_size=8,
+                                       progress=False)
+    assert len(counted) == 4  # 6 chunks, 2 already saved
+    assert np.array_equal(resumed, whole)  # same batches as one uninterrupted call: identical
+    # other pairs in the same folder: the stale chunks are discarded, every chunk is scored anew
+    counted.clear()
+    other = teacher_logits_resumable(teacher, queries[::-1], products[::-1], parts, chunk_size=16, batch_size=8,
+                                     progress=False)
+    assert len(counted) == 6 and np.allclose(other, whole[::-1], atol=1e-6)
