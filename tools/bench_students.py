@@ -158,8 +158,9 @@ def main() -> None:
         row["ratio_to_teacher"] = {k: row[k] / teacher[k] for k in ("auc", "spearman", "ndcg@10")}
         row["speedup_vs_teacher"] = row["pairs_per_second"] / teacher["pairs_per_second"]
 
-    lines = [f"{len(test):,} unseen test pairs of `{run}`, `python tools/bench_students.py --run-dir {run}`"
-             + (f" --students {' '.join(args.students)}" if args.students else "") + "\n",
+    command = f"python tools/bench_students.py --run-dir {run}" + (
+        f" --students {' '.join(args.students)}" if args.students else "")
+    lines = [f"{len(test):,} unseen test pairs of `{run}`: `{command}`\n",
              "| model | parameters | RMSE | AUC | Spearman | NDCG@10 | AUC % teacher | Spearman % teacher | "
              "pairs/s | speed-up x teacher | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
