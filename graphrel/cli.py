@@ -231,12 +231,20 @@ def _score(argv: list[str]) -> None:
     print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Log to whatever ``sys.stderr`` is now (test runners and notebooks swap it)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphrel`` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     logger = logging.getLogger("graphrel")
     if not logger.handlers:
-        handler = logging.StreamHandler()
+        handler = _CurrentStderrHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s graphrel: %(message)s", datefmt="%H:%M:%S"))
         logger.addHandler(handler)
         logger.setLevel(logging.INFO)

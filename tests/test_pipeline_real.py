@@ -40,7 +40,7 @@ def run_dir(tmp_path_factory):
 
 def test_metrics_for_every_model_on_unseen_test_queries(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"teacher", "student_k0", "student_korder"}
+    assert set(metrics["models"]) == {"teacher", "student_k0", "student_korder", "student_online"}
     for name, values in metrics["models"].items():
         for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
             assert math.isfinite(values[key]), (name, key)
