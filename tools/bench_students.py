@@ -11,7 +11,9 @@ machine's speed swings up to 3x within minutes):
   the optimised labelling path;
 - ``teacher (int8)``: dynamic int8 quantisation of its linear layers; ``Spearman vs fp32``
   compares its scores with the full-precision teacher's;
-- ``teacher_lexical`` and ``teacher_stack`` when the run stacked teachers (``stack/``);
+- ``teacher_lexical`` and ``teacher_stack`` when the run stacked teachers (``stack/``); the
+  stack's pairs/s counts both teachers' time, its peak memory is the lexical teacher's process
+  (the cross-encoder's is the ``teacher`` row);
 - every ``RUN/student_*/`` and each ``--students`` directory (BERT2DNN, ...), end to end from
   texts through ``graphrel.scoring.load_scorer`` (the median of ``--repeats`` timed runs).
 
@@ -58,7 +60,7 @@ def worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
     test = _test_pairs(run)
     queries, products = test["query"], test.product_text
     out: dict = {}
-    if kind.startswith("teacher"):
+    if kind in ("teacher", "teacher_plain", "teacher_int8"):
         teacher = load_teacher(run / "teacher")
         temperature = teacher.hparams.temperature
         if kind == "teacher_int8":
