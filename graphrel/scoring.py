@@ -63,26 +63,42 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
     Returns:
         (N,) float32 logits; scores are ``sigmoid(logit / T)``.
     """
-    teacher.eval()
-    queries, products = list(queries), list(products)
-    encoded = teacher.tokenizer(queries, products, truncation=True, max_length=teacher.hparams.max_length)
-    ids, types = encoded["input_ids"], encoded["token_type_ids"]
+    ids, types = _encode_pairs(teacher, queries, products)
     order = np.argsort([len(x) for x in ids], kind="stable") if sort_by_length else np.arange(len(ids))
     out = np.empty(len(ids), dtype=np.float32)
-    pad = teacher.tokenizer.pad_token_id
-    for start in tqdm(range(0, len(ids), batch_size), desc=description, disable=not progress,
-                      unit="batch", mininterval=2.0):
-        rows = order[start:start + batch_size]
-        width = teacher.hparams.max_length if pad_to_max_length else max(len(ids[i]) for i in rows)
-        input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        token_types = torch.zeros((len(rows), width), dtype=torch.long)
-        for j, i in enumerate(rows):
-            input_ids[j, : len(ids[i])] = torch.as_tensor(ids[i])
-            token_types[j, : len(types[i])] = torch.as_tensor(types[i])
-        out[rows] = teacher(input_ids, (input_ids != pad).long(), token_types).float().numpy()
+    out[order] = _logits_of_rows(teacher, ids, types, order, batch_size=batch_size,
+                                 pad_to_max_length=pad_to_max_length, progress=progress, description=description)
     return out
 
 
+def _encode_pairs(teacher, queries, products) -> tuple[list, list]:
+    """Wordpiece ids and token types of (query, product) pairs, truncated to max_length."""
+    teacher.eval()
+    encoded = teacher.tokenizer(list(queries), list(products), truncation=True,
+                                max_length=teacher.hparams.max_length)
+    return encoded["input_ids"], encoded["token_type_ids"]
+
+
+def _logits_of_rows(teacher, ids, types, rows, *, batch_size: int, pad_to_max_length: bool = False,
+                    progress: bool = False, description: str = "teacher scoring") -> np.ndarray:
+    """Teacher logits (len(rows),) of the encoded pairs ``rows``, batched in that order."""
+    out = np.empty(len(rows), dtype=np.float32)
+    pad = teacher.tokenizer.pad_token_id
+    for start in tqdm(range(0, len(rows), batch_size), desc=description, disable=not progress,
+                      unit="batch", mininterval=2.0):
+        batch = rows[start:start + batch_size]
+        width = teacher.hparams.max_length if pad_to_max_length else max(len(ids[i]) for i in batch)
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        token_types = torch.zeros((len(batch), width), dtype=torch.long)
+        for j, i in enumerate(batch):
+            input_ids[j, : len(ids[i])] = torch.as_tensor(ids[i])
+            token_types[j, : len(types[i])] = torch.as_tensor(types[i])
+        out[start:start + len(batch)] = teacher(input_ids, (input_ids != pad).long(), token_types).float().numpy()
+    return out
+
+
+@torch.inference_mode()
+@paused_garbage_collector()
 def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, *, chunk_size: int = 8192,
                              batch_size: int = 128, progress: bool = True) -> np.ndarray:
     """:func:`teacher_logits` of many pairs, saved chunk by chunk so an interrupted run resumes.
@@ -111,9 +127,8 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
 
     queries, products = list(queries), list(products)
     parts_dir = Path(parts_dir)
-    encoded = teacher.tokenizer(queries, products, truncation=True, max_length=teacher.hparams.max_length)
-    lengths = np.fromiter(map(len, encoded["input_ids"]), dtype=np.int64, count=len(queries))
-    order = np.argsort(lengths, kind="stable")
+    ids, types = _encode_pairs(teacher, queries, products)  # once: chunks reuse the encoding
+    order = np.argsort([len(x) for x in ids], kind="stable")
     digest = hashlib.sha256("\x1f".join(q + "\x1e" + p for q, p in zip(queries, products)).encode()).hexdigest()
     settings = {"pairs": len(queries), "pairs_sha256": digest, "chunk_size": chunk_size, "batch_size": batch_size,
                 "max_length": teacher.hparams.max_length}
@@ -131,8 +146,7 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
         if path.is_file():
             out[rows] = np.load(path)
             continue
-        logits = teacher_logits(teacher, [queries[i] for i in rows], [products[i] for i in rows],
-                                batch_size=batch_size, progress=False)
+        logits = _logits_of_rows(teacher, ids, types, rows, batch_size=batch_size)
         tmp = path.with_suffix(".tmp.npy")
         np.save(tmp, logits)
         os.replace(tmp, path)

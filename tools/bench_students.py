@@ -87,9 +87,7 @@ def worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
         seconds = time.perf_counter() - start
         logits = lexical_logits
         if kind == "teacher_stack":  # cross-encoder time added by the caller
-            stack_config = json.loads((run / "stack" / "stack.json").read_text())
-            stack = TeacherStack(stack_config["teachers"])
-            stack.weights, stack.bias = np.array(stack_config["weights"]), stack_config["bias"]
+            stack = TeacherStack.from_dict(json.loads((run / "stack" / "stack.json").read_text()))
             logits = stack.logits(np.stack([test.teacher_logit.to_numpy(), lexical_logits], 1))
         scores = 1 / (1 + np.exp(-logits))
         out["parameters"] = None

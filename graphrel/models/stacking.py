@@ -88,3 +88,11 @@ class TeacherStack:
     def to_dict(self) -> dict:
         return {"teachers": self.names, "weights": None if self.weights is None else self.weights.tolist(),
                 "bias": self.bias, "regularisation": self.regularisation}
+
+    @classmethod
+    def from_dict(cls, state: dict) -> "TeacherStack":
+        """The stack saved by :meth:`to_dict` (e.g. a run's ``stack/stack.json``)."""
+        stack = cls(state["teachers"], regularisation=state.get("regularisation", 1.0))
+        if state.get("weights") is not None:
+            stack.weights, stack.bias = np.asarray(state["weights"], dtype=np.float64), float(state["bias"])
+        return stack

@@ -44,6 +44,7 @@ def test_stack_beats_each_noisy_teacher_and_weights_the_better_one_more():
     stack = TeacherStack(["good", "worse"]).fit(logits[:2000], labels[:2000])
     assert stack.weights[0] > stack.weights[1] > 0
     stacked = stack.logits(logits[2000:])
+    assert np.array_equal(TeacherStack.from_dict(stack.to_dict()).logits(logits[2000:]), stacked)
     assert stacked.shape == (2000,) and stacked.dtype == np.float32
     held_out = labels[2000:]
     assert auc(stacked, held_out, threshold=0.5) > max(auc(good[2000:], held_out, threshold=0.5),

@@ -62,7 +62,7 @@ def test_interrupted_labelling_resumes_to_the_uninterrupted_result(tmp_path, mon
     teacher = tiny_teacher().eval()
     whole = teacher_logits(teacher, queries, products, batch_size=8, progress=False)
 
-    calls, real = [], scoring.teacher_logits
+    calls, real = [], scoring._logits_of_rows
 
     def crash_on_third_chunk(*args, **kwargs):
         calls.append(1)
@@ -70,17 +70,15 @@ def test_interrupted_labelling_resumes_to_the_uninterrupted_result(tmp_path, mon
             raise KeyboardInterrupt  # stands in for a kill mid-run
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(scoring, "teacher_logits", crash_on_third_chunk)
+    monkeypatch.setattr(scoring, "_logits_of_rows", crash_on_third_chunk)
     parts = tmp_path / "parts"
     try:
         teacher_logits_resumable(teacher, queries, products, parts, chunk_size=16, batch_size=8, progress=False)
     except KeyboardInterrupt:
         pass
     assert sorted(p.name for p in parts.glob("chunk-*.npy")) == ["chunk-00000.npy", "chunk-00001.npy"]
-    monkeypatch.setattr(scoring, "teacher_logits", real)
-    calls.clear()
     counted = []
-    monkeypatch.setattr(scoring, "teacher_logits", lambda *a, **k: counted.append(1) or real(*a, **k))
+    monkeypatch.setattr(scoring, "_logits_of_rows", lambda *a, **k: counted.append(1) or real(*a, **k))
     resumed = teacher_logits_resumable(teacher, queries, products, parts, chunk_size=16, batch_size=8,
                                        progress=False)
     assert len(counted) == 4  # 6 chunks, 2 already saved
