@@ -10,7 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from graphrel.data.datamodules import _SplitDataModule
-from graphrel.data.ngrams import NgramFeaturizer, gather_bags
+from graphrel.data.ngrams import NgramFeaturizer, gather_bags, match_features
 from graphrel.errors import GraphrelInputError
 
 #: Which transfer pairs join the training pairs.
@@ -47,6 +47,10 @@ class _BagBatches(Dataset):
         for side, (codes, ids, offsets) in self.sides.items():
             bag_ids, bag_offsets = gather_bags(ids, offsets, codes[rows])
             batch[f"{side}_ids"], batch[f"{side}_offsets"] = torch.from_numpy(bag_ids), torch.from_numpy(bag_offsets)
+        # exact n-gram overlap (B, 3): cheap, used only by students with match_features=True
+        batch["match"] = torch.from_numpy(match_features(batch["query_ids"].numpy(), batch["query_offsets"].numpy(),
+                                                         batch["product_ids"].numpy(),
+                                                         batch["product_offsets"].numpy()))
         batch["teacher_logit"] = torch.from_numpy(self.teacher_logit[rows])
         batch["label"] = torch.from_numpy(self.label[rows])
         return batch

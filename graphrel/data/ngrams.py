@@ -321,3 +321,55 @@ def gather_bags(ids: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple
     new_offsets = np.cumsum(lengths) - lengths
     index = np.repeat(offsets[rows] - new_offsets, lengths) + np.arange(int(lengths.sum()))
     return ids[index], new_offsets
+
+
+#: Columns of :func:`match_features`.
+MATCH_FEATURES = ("query_unigram_coverage", "query_bigram_coverage", "product_unigram_coverage")
+
+
+def match_features(query_ids: np.ndarray, query_offsets: np.ndarray, product_ids: np.ndarray,
+                   product_offsets: np.ndarray) -> np.ndarray:
+    """Exact n-gram overlap of each pair's two bags (vectorised over pairs).
+
+    Bags are laid out as :meth:`NgramFeaturizer.encode` writes them: a text of w words
+    has bigram, word, bigram, ..., word, bigram (boundary bigrams included), so unigrams
+    sit at odd positions. Two n-grams match when their feature ids are equal (hashed
+    out-of-vocabulary words match when they share a bucket, rare with 65,536 buckets).
+
+    Args:
+        query_ids, query_offsets: B query bags, (Mq,) and (B,) int64.
+        product_ids, product_offsets: B product bags, (Mp,) and (B,) int64.
+
+    Returns:
+        (B, 3) float32 in [0, 1], columns :data:`MATCH_FEATURES`: the fraction of the
+        query's unigrams (bigrams) found among the product's unigrams (bigrams), and the
+        fraction of the product's unigrams found among the query's. 0 for an empty bag.
+
+    Raises:
+        ValueError: if the two sides hold a different number of bags.
+    """
+    n = len(query_offsets)
+    if len(product_offsets) != n:
+        raise ValueError(f"{n} query bags but {len(product_offsets)} product bags")
+
+    def layout(ids, offsets):
+        lengths = bag_lengths(offsets, len(ids))
+        pair = np.repeat(np.arange(n, dtype=np.int64), lengths)
+        unigram = ((np.arange(len(ids)) - np.repeat(offsets, lengths)) % 2 == 1)
+        # one key per (pair, n-gram kind, id): matches stay within a pair and a kind
+        key = (pair * 2 + unigram) * (1 << 32) + np.asarray(ids, dtype=np.int64)
+        return pair, unigram, key
+
+    query_pair, query_unigram, query_key = layout(query_ids, query_offsets)
+    product_pair, product_unigram, product_key = layout(product_ids, product_offsets)
+    query_hit = np.isin(query_key, product_key)
+    product_hit = np.isin(product_key, query_key)
+
+    def fraction(pair, select, hit):
+        total = np.bincount(pair[select], minlength=n)
+        found = np.bincount(pair[select], weights=hit[select], minlength=n)
+        return np.divide(found, total, out=np.zeros(n), where=total > 0)
+
+    return np.stack([fraction(query_pair, query_unigram, query_hit),
+                     fraction(query_pair, ~query_unigram, query_hit),
+                     fraction(product_pair, product_unigram, product_hit)], axis=1).astype(np.float32)

@@ -22,6 +22,11 @@ Reconstruction choices (METHODS.md §2 and calibration):
 
 - a pair is two bags (query, product text) over the shared table, fed to the MLP as
   ``[e_q; e_p; e_q*e_p; |e_q-e_p|]`` (256-d; ``interaction=False``: ``[e_q; e_p]``);
+- ``match_features=True`` (not in the paper) appends the pair's exact n-gram overlap
+  (:func:`graphrel.data.ngrams.match_features`: query unigram and bigram coverage,
+  product unigram coverage; 3 numbers). Two 64-d bag sums cannot tell "the title holds
+  every query word" from "the title holds related words"; on Home Depot, where a lexical
+  model alone reaches the cross-encoder's AUC, this is the largest single gain;
 - ``init="wordpiece"``: each vocabulary n-gram starts at the mean of its words' vectors,
   a word's vector being the mean of its wordpiece embeddings in the teacher backbone
   (MiniLM-L6: 30522 x 384), projected to 64-d by the matrix's top-64 right singular
@@ -29,6 +34,10 @@ Reconstruction choices (METHODS.md §2 and calibration):
   RMS (1/sqrt(64) per component). Random-start n-grams learn words from the transfer set
   alone (METHODS.md: AUC 0.57 on unseen queries with ~60k pairs); this way the student
   inherits the teacher's word knowledge. Hashing buckets start small and random.
+  ``init="sentence"``: each n-gram's words run through the backbone's sentence encoder
+  (all-MiniLM-L6-v2, mean-pooled last layer), centred and projected to 64-d the same way
+  (:func:`sentence_ngram_vectors`): contextual rather than static wordpiece vectors, so
+  synonyms ("fridge", "refrigerator") start close. About 2 minutes for 72k n-grams.
 - optimiser: on a transfer set of ~10^5 pairs the paper's Adagrad underfits (Home Depot,
   wordpiece init: validation AUC 0.616 after 3 epochs, still rising), so the default is
   Adam (``SparseAdam`` on the table, AdamW on the MLP), learning rate 1e-3: 0.662 after 2;
@@ -57,9 +66,10 @@ from torch import nn
 
 from graphrel.backbone import MINILM
 from graphrel.losses import distillation_loss, temperature_targets
+from graphrel.data.ngrams import MATCH_FEATURES, gather_bags, match_features as pair_match_features
 from graphrel.metrics import auc, spearman
 
-INITS = ("random", "wordpiece")
+INITS = ("random", "wordpiece", "sentence")
 OPTIMIZERS = ("adagrad", "adam")
 #: Vocabulary file of a saved BERT2DNN student directory.
 NGRAMS_FILE = "ngrams.json"
@@ -112,6 +122,66 @@ def wordpiece_ngram_vectors(featurizer, embeddings: torch.Tensor, tokenizer, dim
     return vectors * (1.0 / math.sqrt(dim)) / rms
 
 
+def backbone_encoder(backbone: str, backbone_config: dict | None):
+    """The backbone as a text encoder (``transformers.AutoModel``, eval mode): the shipped
+    sentence encoder, or a tiny random BERT for a test config ``{"vocab_size": V,
+    "hidden_size": E}``."""
+    from transformers import AutoModel, BertConfig, BertModel
+
+    if backbone_config is not None:
+        torch.manual_seed(0)
+        hidden = backbone_config["hidden_size"]
+        config = BertConfig(vocab_size=backbone_config["vocab_size"], hidden_size=hidden, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=2 * hidden)
+        return BertModel(config).eval()
+    from graphrel.backbone import resolve_backbone
+
+    return AutoModel.from_pretrained(resolve_backbone(backbone)).eval()
+
+
+def sentence_ngram_vectors(featurizer, encoder, tokenizer, dim: int, *, batch_size: int = 1024,
+                           progress: bool = False) -> torch.Tensor:
+    """Initial vectors of a featuriser's vocabulary n-grams from the backbone's sentence
+    encoder: each n-gram's words (markers left out) run through the encoder as a short
+    text, its last layer mean-pooled over the wordpieces (sentence-transformers' pooling
+    of all-MiniLM-L6-v2), centred and projected to ``dim`` by the top right singular vectors.
+
+    Unlike :func:`wordpiece_ngram_vectors` (static input embeddings), the vector of "ac
+    unit" here comes from the words in context, in the space where the backbone's
+    sentence embeddings of related texts lie close.
+
+    Args:
+        featurizer: a :class:`graphrel.data.ngrams.NgramFeaturizer` (V n-grams).
+        encoder: a ``transformers`` encoder (``last_hidden_state`` (B, L, E)).
+        tokenizer: its tokenizer.
+        dim: D <= E, width of the n-gram table.
+        batch_size: n-grams per encoder pass (length-sorted; ~700 n-grams/s on 2 CPU cores).
+
+    Returns:
+        (V, D) float32, scaled so the RMS of a component is 1/sqrt(D).
+    """
+    from tqdm.auto import tqdm
+
+    texts = [" ".join(featurizer.ngram_words(i)) for i in range(featurizer.vocab_size)]
+    if not texts:
+        return torch.zeros(0, dim)
+    pooled = torch.zeros(len(texts), encoder.config.hidden_size)
+    order = np.argsort([len(t) for t in texts], kind="stable")
+    with torch.inference_mode():
+        for start in tqdm(range(0, len(texts), batch_size), desc="n-gram vectors", disable=not progress):
+            rows = order[start:start + batch_size]
+            encoded = tokenizer([texts[r] for r in rows], padding=True, truncation=True, max_length=16,
+                                return_tensors="pt")
+            hidden = encoder(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"]).last_hidden_state
+            mask = encoded["attention_mask"].unsqueeze(-1).float()
+            pooled[torch.from_numpy(rows)] = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+    pooled = pooled - pooled.mean(0, keepdim=True)
+    _, _, right = torch.linalg.svd(pooled, full_matrices=False)
+    vectors = pooled @ right[:dim].T
+    rms = vectors.pow(2).mean().sqrt().clamp_min(1e-12)
+    return vectors * (1.0 / math.sqrt(dim)) / rms
+
+
 class Bert2DnnStudent(L.LightningModule):
     """BERT2DNN student (see module docstring; Jiang et al., ICDM 2020, arXiv 2010.10442).
 
@@ -121,8 +191,9 @@ class Bert2DnnStudent(L.LightningModule):
         embedding_dim: width of the n-gram table (64).
         hidden: MLP widths (1024, 512, 128, 64), ReLU, then one logit.
         interaction: MLP input [e_q; e_p; e_q*e_p; |e_q-e_p|] (True) or [e_q; e_p].
-        init: ``"wordpiece"`` (n-grams start from the teacher's wordpiece embeddings) or
-            ``"random"`` (truncated normal, std 1/sqrt(embedding_dim), as TensorFlow's
+        init: ``"wordpiece"`` (n-grams start from the teacher's wordpiece embeddings),
+            ``"sentence"`` (from the backbone's sentence encoder, :func:`sentence_ngram_vectors`)
+            or ``"random"`` (truncated normal, std 1/sqrt(embedding_dim), as TensorFlow's
             embedding column).
         backbone: teacher backbone of the wordpiece init (``"minilm-l6"`` or a local HF dir).
         backbone_config: for tests: ``{"vocab_size": V, "hidden_size": E}`` -> random
@@ -136,15 +207,23 @@ class Bert2DnnStudent(L.LightningModule):
         temperature: T of the soft targets sigmoid(teacher_logit / T).
         label_weight: weight of BCE on human labels where present (0 = teacher only).
         calibrate_output: :meth:`scores` returns sigmoid(T * logit) (True) or sigmoid(logit).
+        match_features: the MLP also reads the pair's exact n-gram overlap (batch key
+            ``match`` (B, 3) float in [0, 1], :func:`graphrel.data.ngrams.match_features`;
+            not in the paper, see the module docstring).
 
     Batch: ``query_ids`` (Mq,) int64 and ``query_offsets`` (B,) int64, ``product_ids``
     (Mp,) and ``product_offsets`` (B,) (bags as :meth:`NgramFeaturizer.encode` returns),
-    plus for training ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN.
+    plus for training ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN, and
+    ``match`` (B, 3) when ``match_features``.
 
     Shapes:
         - forward(batch) -> logits (B,), any real; :meth:`scores` -> (B,) in [0, 1]
         - embed(ids, offsets) -> (N, embedding_dim)
-        - pair_logits(e_q, e_p): (B, D), (B, D) -> (B,)
+        - pair_logits(e_q, e_p, match=None): (B, D), (B, D), (B, 3) or None -> (B,)
+
+    Raises:
+        ValueError: unknown ``init`` / ``optimizer``, ``temperature`` <= 0; in forward, a
+            ``match_features`` model given a batch without ``match``.
     """
 
     def __init__(self, num_embeddings: int | None = None, embedding_dim: int = 64,
@@ -152,7 +231,7 @@ class Bert2DnnStudent(L.LightningModule):
                  init: str = "wordpiece", backbone: str = MINILM, backbone_config: dict | None = None,
                  optimizer: str = "adam", learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  embedding_lr: float | None = None, temperature: float = 1.0, label_weight: float = 0.0,
-                 calibrate_output: bool = True) -> None:
+                 calibrate_output: bool = True, match_features: bool = False) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -167,7 +246,7 @@ class Bert2DnnStudent(L.LightningModule):
         self.ngram_state: dict | None = None  # the featuriser's vocabulary, kept in checkpoints
         if num_embeddings is not None:
             self._build_embedding(num_embeddings)
-        widths = [(4 if interaction else 2) * embedding_dim, *hidden]
+        widths = [(4 if interaction else 2) * embedding_dim + (len(MATCH_FEATURES) if match_features else 0), *hidden]
         layers: list[nn.Module] = []
         for width_in, width_out in zip(widths[:-1], widths[1:]):
             layers += [nn.Linear(width_in, width_out), nn.ReLU()]
@@ -200,12 +279,16 @@ class Bert2DnnStudent(L.LightningModule):
         if self.embedding is None or self.embedding.num_embeddings != featurizer.num_embeddings:
             self._build_embedding(featurizer.num_embeddings)
         self.hparams.num_embeddings = featurizer.num_embeddings
-        if self.hparams.init == "wordpiece" and featurizer.vocab_size:
+        if self.hparams.init != "random" and featurizer.vocab_size:
             from graphrel.backbone import load_tokenizer
 
             h = self.hparams
-            vectors = wordpiece_ngram_vectors(featurizer, backbone_embeddings(h.backbone, h.backbone_config),
-                                              load_tokenizer(h.backbone), h.embedding_dim)
+            if h.init == "sentence":
+                vectors = sentence_ngram_vectors(featurizer, backbone_encoder(h.backbone, h.backbone_config),
+                                                 load_tokenizer(h.backbone), h.embedding_dim)
+            else:
+                vectors = wordpiece_ngram_vectors(featurizer, backbone_embeddings(h.backbone, h.backbone_config),
+                                                  load_tokenizer(h.backbone), h.embedding_dim)
             with torch.no_grad():
                 self.embedding.weight[:featurizer.vocab_size] = vectors
                 self.embedding.weight[featurizer.vocab_size:] *= 0.1
@@ -240,8 +323,13 @@ class Bert2DnnStudent(L.LightningModule):
         lengths = torch.diff(offsets, append=offsets.new_tensor([len(ids)]))
         return self.embedding(ids, offsets) * lengths.clamp_min(1).to(torch.float32).rsqrt().unsqueeze(1)
 
-    def pair_logits(self, e_q: torch.Tensor, e_p: torch.Tensor) -> torch.Tensor:
+    def pair_logits(self, e_q: torch.Tensor, e_p: torch.Tensor, match: torch.Tensor | None = None) -> torch.Tensor:
         parts = [e_q, e_p, e_q * e_p, (e_q - e_p).abs()] if self.hparams.interaction else [e_q, e_p]
+        if self.hparams.get("match_features", False):
+            if match is None:
+                raise ValueError("this student was built with match_features=True: pass the pairs' match "
+                                 "features (graphrel.data.ngrams.match_features)")
+            parts.append(match.to(e_q.dtype))
         return self.mlp(torch.cat(parts, -1)).squeeze(-1)
 
     def forward(self, batch: dict) -> torch.Tensor:
@@ -250,7 +338,7 @@ class Bert2DnnStudent(L.LightningModule):
         ids = torch.cat([query_ids, product_ids])
         offsets = torch.cat([batch["query_offsets"], batch["product_offsets"] + len(query_ids)])
         e_q, e_p = self.embed(ids, offsets).split(len(batch["query_offsets"]))
-        return self.pair_logits(e_q, e_p)
+        return self.pair_logits(e_q, e_p, batch.get("match"))
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Relevance scores in [0, 1] from logits (see ``calibrate_output``)."""
@@ -331,7 +419,8 @@ class Bert2DnnScorer:
 
     ``dtype=torch.bfloat16`` runs the MLP in bfloat16 (several times faster on CPUs with
     AMX / AVX-512 BF16 units; scores differ from float32 by about 1e-3); n-gram bags stay
-    float32.
+    float32. A student directory may name its scoring dtype in ``student.json``
+    (``"scoring_dtype"``, see :func:`train_bert2dnn`); :meth:`load` uses it unless told.
     """
 
     model: Bert2DnnStudent
@@ -344,12 +433,13 @@ class Bert2DnnScorer:
         self.model.mlp.to(self.dtype)
 
     @classmethod
-    def load(cls, directory: str | Path, *, dtype: str | torch.dtype = "float32") -> "Bert2DnnScorer":
+    def load(cls, directory: str | Path, *, dtype: str | torch.dtype | None = None) -> "Bert2DnnScorer":
         """Load a student directory written by :func:`save_student` / :func:`train_bert2dnn`.
 
         Args:
             directory: the student directory.
-            dtype: ``"float32"`` (exact) or ``"bfloat16"`` (faster MLP on CPUs with bf16 units).
+            dtype: ``"float32"`` (exact) or ``"bfloat16"`` (faster MLP on CPUs with bf16 units);
+                None: the manifest's ``scoring_dtype``, else float32.
 
         Raises:
             GraphrelInputError: missing directory, manifest, checkpoint or vocabulary, or a
@@ -376,9 +466,12 @@ class Bert2DnnScorer:
         if featurizer.num_embeddings != model.embedding.num_embeddings:
             raise GraphrelInputError("n-gram vocabulary does not match the checkpoint", path=vocabulary,
                                      fix="keep the ngrams.json saved with this checkpoint")
-        dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        if dtype is None:
+            dtype = manifest.get("scoring_dtype", "float32")
+        dtype = getattr(torch, dtype, None) if isinstance(dtype, str) else dtype
         if dtype not in (torch.float32, torch.bfloat16):
-            raise GraphrelInputError(f"unsupported scoring dtype {dtype}", fix="use float32 or bfloat16")
+            raise GraphrelInputError(f"unsupported scoring dtype {dtype}", path=directory / "student.json",
+                                     fix="use float32 or bfloat16")
         return cls(model=model, featurizer=featurizer, name=directory.name, dtype=dtype)
 
     @torch.inference_mode()
@@ -403,8 +496,9 @@ class Bert2DnnScorer:
         from graphrel.scoring import paused_garbage_collector
 
         with paused_garbage_collector():
-            query_rows, query_vectors = self._embed_unique(queries)
-            product_rows, product_vectors = self._embed_unique(product_texts)
+            query_rows, query_vectors, query_bags = self._embed_unique(queries)
+            product_rows, product_vectors, product_bags = self._embed_unique(product_texts)
+            with_match = self.model.hparams.get("match_features", False)
             n = len(query_rows)
             if len(product_rows) != n:
                 raise ValueError(f"{n} queries but {len(product_rows)} product texts")
@@ -414,16 +508,22 @@ class Bert2DnnScorer:
                 rows = slice(start, start + batch_size)
                 e_q = query_vectors.index_select(0, query_rows[rows])
                 e_p = product_vectors.index_select(0, product_rows[rows])
-                logits = self.model.pair_logits(e_q, e_p).float()
+                match = None
+                if with_match:
+                    match = torch.from_numpy(pair_match_features(
+                        *gather_bags(*query_bags, query_rows[rows].numpy()),
+                        *gather_bags(*product_bags, product_rows[rows].numpy())))
+                logits = self.model.pair_logits(e_q, e_p, match).float()
                 out[rows] = self.model.scores(logits).numpy()
         return out
 
-    def _embed_unique(self, texts) -> tuple[torch.Tensor, torch.Tensor]:
-        """Row of each text in a table of distinct-text vectors: (N,) int64, (U, D)."""
+    def _embed_unique(self, texts) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, np.ndarray]]:
+        """Row of each text in a table of distinct-text vectors: (N,) int64, (U, D), and
+        the distinct texts' bags (ids (M,), offsets (U,))."""
         codes, unique = pd.factorize(np.asarray(texts, dtype=object))
         ids, offsets = self.featurizer.encode(list(unique))
         vectors = self.model.embed(torch.from_numpy(ids), torch.from_numpy(offsets)).to(self.dtype)
-        return torch.from_numpy(codes.astype(np.int64)), vectors
+        return torch.from_numpy(codes.astype(np.int64)), vectors, (ids, offsets)
 
 
 # -- training + saving -----------------------------------------------------------------------
@@ -471,7 +571,8 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
                    label_weight: float = 0.0, min_count: int = 2, num_buckets: int = 1 << 16,
                    transfer: str = "train_queries",
                    backbone: str = MINILM, backbone_config: dict | None = None, seed: int = 0,
-                   progress: bool = False, model_options: dict | None = None) -> dict:
+                   progress: bool = False, model_options: dict | None = None,
+                   scoring_dtype: str = "float32") -> dict:
     """Fit a BERT2DNN student on a finished pipeline run and save a scorer directory.
 
     Trains on the run's teacher logits (train split + transfer pairs, see
@@ -487,6 +588,11 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
         min_count, num_buckets, transfer: see the datamodule (``transfer="all"`` also trains
             on transfer pairs of val/test queries).
         model_options: further :class:`Bert2DnnStudent` arguments.
+        scoring_dtype: ``"float32"`` or ``"bfloat16"``: the MLP's dtype when the directory
+            is loaded for scoring (:class:`Bert2DnnScorer`), kept in ``student.json``.
+
+    Raises:
+        ValueError: unknown ``scoring_dtype`` (before any training).
 
     Returns:
         The manifest written (with ``best_val_auc``, ``train_pairs``, ``fit_seconds``).
@@ -495,6 +601,8 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
 
     from graphrel.data.bert2dnn_data import Bert2DnnDataModule
 
+    if scoring_dtype not in ("float32", "bfloat16"):
+        raise ValueError(f"scoring_dtype must be 'float32' or 'bfloat16', got {scoring_dtype!r}")
     L.seed_everything(seed, workers=True, verbose=False)
     data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=batch_size, min_count=min_count,
                               num_buckets=num_buckets, transfer=transfer, seed=seed)
@@ -515,6 +623,6 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
         seconds = time.perf_counter() - start
         extra = {"best_val_auc": float(checkpoint.best_model_score), "epochs": epochs,
                  "train_pairs": len(data.frames["train"]), "fit_seconds": round(seconds, 1),
-                 "transfer": transfer, "run_dir": str(run_dir)}
+                 "transfer": transfer, "run_dir": str(run_dir), "scoring_dtype": scoring_dtype}
         save_student(model, data.ngrams, out_dir, checkpoint=checkpoint.best_model_path, extra=extra)
     return json.loads((out_dir / "student.json").read_text())

@@ -5,7 +5,8 @@ import sys
 import numpy as np
 import pytest
 
-from graphrel.data.ngrams import BOS, EOS, NgramFeaturizer, gather_bags, ngram_key, text_ngrams, word_hash
+from graphrel.data.ngrams import (BOS, EOS, MATCH_FEATURES, NgramFeaturizer, gather_bags, match_features, ngram_key,
+                                  text_ngrams, word_hash)
 
 TEXTS = ["Simpson Strong-Tie 12-Gauge Angle", "angle bracket", "Angle Bracket (2-pack)", "deck over",
          "3/4 in. x 10 ft. PVC pipe", "drill bit", "drill bit set", "drill"]
@@ -125,3 +126,28 @@ def test_ids_are_identical_across_processes_and_hash_seeds(seed):
     child_ngrams, child_ids, child_offsets = json.loads(out.strip().splitlines()[-1])
     assert child_ngrams == featurizer.ngrams
     assert child_ids == ids.tolist() and child_offsets == offsets.tolist()
+
+
+def test_match_features_equal_a_set_overlap_of_the_readable_ngrams():
+    featurizer = NgramFeaturizer.fit(TEXTS, min_count=1, num_buckets=64)
+    queries = ["drill bit", "angle bracket", "", "hammer drill", "deck over", "pvc"]
+    titles = ["drill bit set", "Simpson Strong-Tie 12-Gauge Angle", "drill", "", "deck over", "3/4 in. x 10 ft. PVC pipe"]
+    got = match_features(*featurizer.encode(queries), *featurizer.encode(titles))
+    assert got.shape == (len(queries), len(MATCH_FEATURES)) and got.dtype == np.float32
+
+    def split(text):
+        grams = text_ngrams(text)
+        return grams[1::2], grams[0::2]  # unigrams at odd positions, bigrams at even ones
+
+    def covered(mine, theirs):
+        return sum(g in set(theirs) for g in mine) / len(mine) if mine else 0.0
+
+    for row, (query, title) in enumerate(zip(queries, titles)):
+        (query_words, query_bigrams), (title_words, title_bigrams) = split(query), split(title)
+        want = [covered(query_words, title_words), covered(query_bigrams, title_bigrams),
+                covered(title_words, query_words)]
+        np.testing.assert_allclose(got[row], want, atol=1e-6, err_msg=f"{query!r} / {title!r}")
+    # "drill bit" in "drill bit set": both words; "<s> drill" and "drill bit" of 3 bigrams; 2 of 3 title words
+    assert got[0].tolist() == [1.0, pytest.approx(2 / 3), pytest.approx(2 / 3)]
+    with pytest.raises(ValueError, match="query bags"):
+        match_features(*featurizer.encode(queries[:2]), *featurizer.encode(titles[:3]))

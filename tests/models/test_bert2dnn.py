@@ -195,6 +195,60 @@ def test_datamodule_splits_and_transfer_choices(run_dir):
         Bert2DnnDataModule(run_dir=str(run_dir), transfer="everything")
 
 
+def test_sentence_init_places_related_ngrams_close_with_the_real_backbone():
+    """init="sentence": n-gram vectors from the shipped sentence encoder (integration: real
+    MiniLM-L6, a dozen n-grams), so synonyms that share no wordpiece start close."""
+    featurizer = NgramFeaturizer.fit(["fridge", "refrigerator", "drill bit", "paint brush", "garden hose",
+                                      "ceiling fan", "lawn mower", "toilet seat"], min_count=1, num_buckets=16)
+    model = Bert2DnnStudent(embedding_dim=8, hidden=(16,), init="sentence")
+    model.attach_ngrams(featurizer)
+    table = model.embedding.weight.detach()
+
+    def cos(a, b):
+        vectors = table[featurizer.ngrams.index(a)], table[featurizer.ngrams.index(b)]
+        return torch.nn.functional.cosine_similarity(*vectors, dim=0).item()
+
+    assert cos("fridge", "<s> fridge") == pytest.approx(1.0, abs=1e-5)  # markers add no words
+    for other in ("drill bit", "paint brush", "garden hose", "toilet seat"):
+        assert cos("fridge", "refrigerator") > cos("fridge", other)
+    rms = table[:featurizer.vocab_size].pow(2).mean().sqrt().item()
+    assert rms == pytest.approx(1 / np.sqrt(8), rel=1e-3)
+
+
+def test_sentence_init_with_a_tiny_encoder_fills_every_vocabulary_row():
+    featurizer = NgramFeaturizer.fit(["cordless drill", "drill bit", "paint brush", "hammer"], min_count=1,
+                                     num_buckets=16)
+    model = tiny_student(init="sentence")
+    model.attach_ngrams(featurizer)
+    table = model.embedding.weight.detach()[:featurizer.vocab_size]
+    assert torch.isfinite(table).all() and (table.abs().sum(1) > 0).all()
+    assert table.pow(2).mean().sqrt().item() == pytest.approx(1 / np.sqrt(16), rel=1e-3)
+
+
+def test_match_features_learn_exact_overlap_and_score_through_the_scorer(tmp_path):
+    """match_features=True: the MLP also reads the pair's n-gram overlap; the batch, the
+    forward pass and the scorer agree, and a model built with them refuses a batch without."""
+    frame = synthetic_run()
+    featurizer = NgramFeaturizer.fit(pd.concat([frame["query"], frame.product_text]), min_count=2, num_buckets=32)
+    model = tiny_student(match_features=True)
+    model.attach_ngrams(featurizer)
+    model.eval()
+    assert model.mlp[0].in_features == 4 * 16 + 3
+    queries, titles = frame["query"].tolist(), frame.product_text.tolist()
+    batch = batch_of(featurizer, queries, titles)
+    with pytest.raises(ValueError, match="match_features"):
+        model(batch)
+    from graphrel.data.ngrams import match_features
+
+    batch["match"] = torch.from_numpy(match_features(batch["query_ids"].numpy(), batch["query_offsets"].numpy(),
+                                                     batch["product_ids"].numpy(), batch["product_offsets"].numpy()))
+    with torch.inference_mode():
+        want = model.scores(model(batch)).numpy()
+    directory = save_student(model, featurizer, tmp_path / "student")
+    got = Bert2DnnScorer.load(directory).score(frame.query_id, queries, frame.product_id, titles, batch_size=7)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def test_save_load_score_round_trip(tmp_path):
     frame = synthetic_run()
     featurizer = NgramFeaturizer.fit(pd.concat([frame["query"], frame.product_text]), min_count=2, num_buckets=32)
@@ -221,7 +275,14 @@ def test_save_load_score_round_trip(tmp_path):
     # `graphrel score` loads any student type through the manifest
     from graphrel.scoring import load_scorer
 
-    assert isinstance(load_scorer(directory), Bert2DnnScorer)
+    assert isinstance(load_scorer(directory), Bert2DnnScorer) and load_scorer(directory).dtype == torch.float32
+    # the manifest's scoring dtype is what `graphrel score` uses; an unknown one is refused
+    save_student(model, featurizer, tmp_path / "fast", extra={"scoring_dtype": "bfloat16"})
+    assert load_scorer(tmp_path / "fast").dtype == torch.bfloat16
+    np.testing.assert_allclose(load_scorer(tmp_path / "fast").score(queries, queries, titles, titles), got, atol=2e-2)
+    save_student(model, featurizer, tmp_path / "odd", extra={"scoring_dtype": "float8"})
+    with pytest.raises(GraphrelInputError, match="unsupported scoring dtype"):
+        load_scorer(tmp_path / "odd")
     # a rewrite replaces the directory whole
     save_student(model, featurizer, directory)
     assert Bert2DnnScorer.load(directory).score([0], ["drill"], [0], ["drill bit"]).shape == (1,)
