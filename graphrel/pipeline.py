@@ -112,6 +112,33 @@ class StackingConfig:
 
 
 @dataclass
+class Bert2DnnConfig:
+    """BERT2DNN student (``student_bert2dnn``; :mod:`graphrel.models.bert2dnn`, Jiang et al.
+    ICDM 2020): n-gram bags + MLP, text only, distilled from the run's (stacked) teacher
+    scores on the training and transfer pairs of training queries.
+
+    Defaults are the best measured on Home Depot (see the module docstring): n-grams
+    initialised from the backbone's sentence encoder, exact n-gram match features, human
+    labels added to the loss, bfloat16 MLP when scoring. ``init: wordpiece`` /
+    ``match_features: false`` / ``label_weight: 0`` give the paper's plainer variants.
+    """
+
+    enabled: bool = False
+    init: str = "sentence"
+    match_features: bool = True
+    label_weight: float = 1.0
+    temperature: float = 1.0
+    epochs: int = 4
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    embedding_dim: int = 64
+    hidden: tuple[int, ...] = (1024, 512, 128, 64)
+    min_count: int = 2
+    scoring_dtype: str = "bfloat16"
+    backbone_config: dict | None = None  # tests: {vocab_size, hidden_size} of a tiny random encoder
+
+
+@dataclass
 class PipelineConfig:
     """Everything the main job needs; one ``seed`` drives split, init and sampling."""
 
@@ -121,6 +148,7 @@ class PipelineConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     student: StudentConfig = field(default_factory=StudentConfig)
     stacking: StackingConfig = field(default_factory=StackingConfig)
+    bert2dnn: Bert2DnnConfig = field(default_factory=Bert2DnnConfig)
 
 
 def _trainer(epochs: int, run_dir: Path, name: str, progress: bool, monitor: str | None = "val_auc"):
@@ -336,6 +364,23 @@ class Pipeline:
         return self.fit_student(R.ONLINE_STUDENT, 0, distilled, featurizer, neighbourhood_statistics=True,
                                 distilled_from=graph_student.name)
 
+    def fit_bert2dnn_student(self, scored: pd.DataFrame) -> Path:
+        """BERT2DNN student on the run's (stacked) teacher scores. -> student_bert2dnn/"""
+        from graphrel.models.bert2dnn import train_bert2dnn
+
+        directory = self.run_dir / R.BERT2DNN_STUDENT
+        if (directory / R.STUDENT_MANIFEST).is_file():
+            return directory
+        c = self.config.bert2dnn
+        train_bert2dnn(self.run_dir, directory, pairs=scored, init=c.init, temperature=c.temperature,
+                       epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
+                       label_weight=c.label_weight, min_count=c.min_count, backbone=self.config.teacher.backbone,
+                       backbone_config=c.backbone_config, seed=self.config.seed, progress=self.progress,
+                       scoring_dtype=c.scoring_dtype,
+                       model_options={"match_features": c.match_features, "embedding_dim": c.embedding_dim,
+                                      "hidden": tuple(c.hidden)})
+        return directory
+
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, scored: pd.DataFrame, students: dict[str, Path], teacher) -> dict:
         """Metrics of teacher and students on unseen test queries, and their speed.
@@ -343,7 +388,7 @@ class Pipeline:
         ``teacher`` is the fitted (or reloaded) teacher: it is timed on the test pairs.
         """
         from graphrel.metrics import relevance_metrics
-        from graphrel.scoring import StudentScorer, timed
+        from graphrel.scoring import load_scorer, timed
 
         from graphrel.scoring import teacher_logits
 
@@ -374,7 +419,7 @@ class Pipeline:
                                 "pairs_per_second": speed}
                 predictions[name] = score
         for name, directory in students.items():
-            scorer = StudentScorer.load(directory)
+            scorer = load_scorer(directory)
             scorer.score(test.query_id[:256], test["query"][:256], test.product_id[:256],
                          test.product_text[:256])  # warm-up (lazy caches), not timed
             runs = [timed(scorer.score, test.query_id, test["query"], test.product_id, test.product_text)
@@ -442,6 +487,8 @@ class Pipeline:
         if self.config.student.online and "student_korder" in dirs:
             dirs[R.ONLINE_STUDENT] = self._stage(f"fit_{R.ONLINE_STUDENT}", self.fit_online_student, scored,
                                                  featurizer_for(R.ONLINE_STUDENT), dirs["student_korder"])
+        if self.config.bert2dnn.enabled:
+            dirs[R.BERT2DNN_STUDENT] = self._stage(f"fit_{R.BERT2DNN_STUDENT}", self.fit_bert2dnn_student, scored)
         metrics = self._stage("evaluate", self.evaluate, scored, dirs, teacher)
         R.write_json(metrics, self.run_dir / "metrics.json")
         write_report(self.run_dir, metrics)
@@ -461,3 +508,15 @@ def check_config(config: PipelineConfig) -> None:
                        ("student.cap", config.student.cap)):
         if value < 1:
             raise GraphrelInputError(f"{key} must be >= 1, got {value}", fix=f"set {key} in the config")
+    if config.bert2dnn.enabled:
+        from graphrel.models.bert2dnn import INITS
+
+        if config.bert2dnn.init not in INITS:
+            raise GraphrelInputError(f"bert2dnn.init must be one of {INITS}, got {config.bert2dnn.init!r}",
+                                     fix="set bert2dnn.init in the config")
+        if config.bert2dnn.scoring_dtype not in ("float32", "bfloat16"):
+            raise GraphrelInputError(f"bert2dnn.scoring_dtype must be float32 or bfloat16, got "
+                                     f"{config.bert2dnn.scoring_dtype!r}", fix="set bert2dnn.scoring_dtype")
+        if config.bert2dnn.epochs < 1:
+            raise GraphrelInputError(f"bert2dnn.epochs must be >= 1, got {config.bert2dnn.epochs}",
+                                     fix="set bert2dnn.epochs in the config")

@@ -37,6 +37,7 @@ STACKED_SCORES = "stacked_scores.parquet"
 GRAPH = "graph.pt"
 STUDENT_MANIFEST = "student.json"
 ONLINE_STUDENT = "student_online"
+BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
 
 

@@ -572,7 +572,7 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
                    transfer: str = "train_queries",
                    backbone: str = MINILM, backbone_config: dict | None = None, seed: int = 0,
                    progress: bool = False, model_options: dict | None = None,
-                   scoring_dtype: str = "float32") -> dict:
+                   scoring_dtype: str = "float32", pairs: pd.DataFrame | None = None) -> dict:
     """Fit a BERT2DNN student on a finished pipeline run and save a scorer directory.
 
     Trains on the run's teacher logits (train split + transfer pairs, see
@@ -590,6 +590,9 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
         model_options: further :class:`Bert2DnnStudent` arguments.
         scoring_dtype: ``"float32"`` or ``"bfloat16"``: the MLP's dtype when the directory
             is loaded for scoring (:class:`Bert2DnnScorer`), kept in ``student.json``.
+        pairs: the run's teacher-scored pairs (columns as
+            :meth:`Bert2DnnDataModule.set_pairs`) instead of reading ``run_dir``: the
+            pipeline passes its stacked scores this way.
 
     Raises:
         ValueError: unknown ``scoring_dtype`` (before any training).
@@ -606,7 +609,10 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
     L.seed_everything(seed, workers=True, verbose=False)
     data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=batch_size, min_count=min_count,
                               num_buckets=num_buckets, transfer=transfer, seed=seed)
-    data.setup("fit")
+    if pairs is not None:
+        data.set_pairs(pairs)
+    else:
+        data.setup("fit")
     model = Bert2DnnStudent(init=init, temperature=temperature, learning_rate=learning_rate, optimizer=optimizer,
                             label_weight=label_weight, backbone=backbone, backbone_config=backbone_config,
                             **(model_options or {}))
