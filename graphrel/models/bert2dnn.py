@@ -86,6 +86,18 @@ def backbone_embeddings(backbone: str, backbone_config: dict | None) -> torch.Te
     return load_word_embeddings(backbone)
 
 
+def _to_table_scale(vectors: torch.Tensor) -> torch.Tensor:
+    """(V, D) vectors rescaled so the RMS of a component is 1/sqrt(D), as the random init."""
+    rms = vectors.pow(2).mean().sqrt().clamp_min(1e-12)
+    return vectors * (1.0 / math.sqrt(vectors.shape[1])) / rms
+
+
+def _top_directions(matrix: torch.Tensor, dim: int) -> torch.Tensor:
+    """(E, dim): the top-``dim`` right singular vectors of ``matrix`` (N, E), as columns."""
+    _, _, right = torch.linalg.svd(matrix, full_matrices=False)
+    return right[:dim].T
+
+
 def wordpiece_ngram_vectors(featurizer, embeddings: torch.Tensor, tokenizer, dim: int) -> torch.Tensor:
     """Initial vectors of a featuriser's vocabulary n-grams from wordpiece embeddings.
 
@@ -103,8 +115,7 @@ def wordpiece_ngram_vectors(featurizer, embeddings: torch.Tensor, tokenizer, dim
     from graphrel.data.tokens import WordpieceCache
 
     embeddings = embeddings.float()
-    _, _, right = torch.linalg.svd(embeddings, full_matrices=False)
-    projected = embeddings @ right[:dim].T  # (W, D)
+    projected = embeddings @ _top_directions(embeddings, dim)  # (W, D)
     words_of = [featurizer.ngram_words(i) for i in range(featurizer.vocab_size)]
     words = sorted({w for ws in words_of for w in ws})
     if not words:
@@ -117,9 +128,7 @@ def wordpiece_ngram_vectors(featurizer, embeddings: torch.Tensor, tokenizer, dim
     flat = torch.tensor([position[w] for ws in words_of for w in ws])
     owner = torch.repeat_interleave(torch.arange(len(words_of)), lengths)
     vectors = torch.zeros(len(words_of), dim).index_add_(0, owner, word_vectors[flat])
-    vectors = vectors / lengths.clamp_min(1).unsqueeze(1)
-    rms = vectors.pow(2).mean().sqrt().clamp_min(1e-12)
-    return vectors * (1.0 / math.sqrt(dim)) / rms
+    return _to_table_scale(vectors / lengths.clamp_min(1).unsqueeze(1))
 
 
 def backbone_encoder(backbone: str, backbone_config: dict | None):
@@ -176,10 +185,7 @@ def sentence_ngram_vectors(featurizer, encoder, tokenizer, dim: int, *, batch_si
             mask = encoded["attention_mask"].unsqueeze(-1).float()
             pooled[torch.from_numpy(rows)] = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
     pooled = pooled - pooled.mean(0, keepdim=True)
-    _, _, right = torch.linalg.svd(pooled, full_matrices=False)
-    vectors = pooled @ right[:dim].T
-    rms = vectors.pow(2).mean().sqrt().clamp_min(1e-12)
-    return vectors * (1.0 / math.sqrt(dim)) / rms
+    return _to_table_scale(pooled @ _top_directions(pooled, dim))
 
 
 class Bert2DnnStudent(L.LightningModule):
