@@ -26,7 +26,7 @@ Reconstruction choices (METHODS.md §2 and calibration):
   (:func:`graphrel.data.ngrams.match_features`: query unigram and bigram coverage,
   product unigram coverage; 3 numbers). Two 64-d bag sums cannot tell "the title holds
   every query word" from "the title holds related words"; on Home Depot, where a lexical
-  model alone reaches the cross-encoder's AUC, this is the largest single gain;
+  model alone reaches the cross-encoder's AUC, it adds +0.016 to +0.021 test AUC;
 - ``init="wordpiece"``: each vocabulary n-gram starts at the mean of its words' vectors,
   a word's vector being the mean of its wordpiece embeddings in the teacher backbone
   (MiniLM-L6: 30522 x 384), projected to 64-d by the matrix's top-64 right singular
