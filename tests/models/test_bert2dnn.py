@@ -190,6 +190,12 @@ def test_datamodule_splits_and_transfer_choices(run_dir):
         assert (data.frames["val"].split == "val").all() and len(data.frames["test"]) == (frame.split == "test").sum()
     batch = next(iter(data.train_dataloader()))
     assert batch["query_offsets"].shape == (16,) and batch["teacher_logit"].shape == (16,)
+    # every batch carries its pairs' exact n-gram overlap, computed from the batch's own bags
+    from graphrel.data.ngrams import match_features
+
+    want = match_features(*(batch[k].numpy() for k in ("query_ids", "query_offsets", "product_ids",
+                                                      "product_offsets")))
+    assert batch["match"].shape == (16, 3) and np.array_equal(batch["match"].numpy(), want)
     assert sum(len(b["label"]) for b in data.val_dataloader()) == (frame.split == "val").sum()
     with pytest.raises(GraphrelInputError):
         Bert2DnnDataModule(run_dir=str(run_dir), transfer="everything")
@@ -225,7 +231,7 @@ def test_sentence_init_with_a_tiny_encoder_fills_every_vocabulary_row():
     assert table.pow(2).mean().sqrt().item() == pytest.approx(1 / np.sqrt(16), rel=1e-3)
 
 
-def test_match_features_learn_exact_overlap_and_score_through_the_scorer(tmp_path):
+def test_match_features_reach_the_mlp_in_forward_and_in_the_scorer(tmp_path):
     """match_features=True: the MLP also reads the pair's n-gram overlap; the batch, the
     forward pass and the scorer agree, and a model built with them refuses a batch without."""
     frame = synthetic_run()
