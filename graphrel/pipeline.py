@@ -388,9 +388,7 @@ class Pipeline:
         ``teacher`` is the fitted (or reloaded) teacher: it is timed on the test pairs.
         """
         from graphrel.metrics import relevance_metrics
-        from graphrel.scoring import load_scorer, timed
-
-        from graphrel.scoring import teacher_logits
+        from graphrel.scoring import load_scorer, teacher_logits, timed
 
         test = scored[scored.split == "test"].reset_index(drop=True)
         label_range = self.label_range()

@@ -25,8 +25,8 @@ class _BagBatches(Dataset):
     """
 
     def __init__(self, featurizer: NgramFeaturizer, frame: pd.DataFrame, batch_size: int, shuffle: bool,
-                 seed: int) -> None:
-        self.batch_size, self.shuffle, self.seed, self.epoch = batch_size, shuffle, seed, 0
+                 seed: int, match: bool = True) -> None:
+        self.batch_size, self.shuffle, self.seed, self.epoch, self.match = batch_size, shuffle, seed, 0, match
         self.sides = {}
         for side, column in (("query", "query"), ("product", "product_text")):
             codes, unique = pd.factorize(frame[column].to_numpy(dtype=object))
@@ -47,10 +47,11 @@ class _BagBatches(Dataset):
         for side, (codes, ids, offsets) in self.sides.items():
             bag_ids, bag_offsets = gather_bags(ids, offsets, codes[rows])
             batch[f"{side}_ids"], batch[f"{side}_offsets"] = torch.from_numpy(bag_ids), torch.from_numpy(bag_offsets)
-        # exact n-gram overlap (B, 3): cheap, used only by students with match_features=True
-        batch["match"] = torch.from_numpy(match_features(batch["query_ids"].numpy(), batch["query_offsets"].numpy(),
-                                                         batch["product_ids"].numpy(),
-                                                         batch["product_offsets"].numpy()))
+        if self.match:  # exact n-gram overlap (B, 3), for students with match_features=True
+            batch["match"] = torch.from_numpy(match_features(batch["query_ids"].numpy(),
+                                                             batch["query_offsets"].numpy(),
+                                                             batch["product_ids"].numpy(),
+                                                             batch["product_offsets"].numpy()))
         batch["teacher_logit"] = torch.from_numpy(self.teacher_logit[rows])
         batch["label"] = torch.from_numpy(self.label[rows])
         return batch
@@ -77,10 +78,13 @@ class Bert2DnnDataModule(_SplitDataModule):
             get its own id; rarer ones share ``num_buckets`` hashing buckets.
         num_buckets: hashing buckets of the featuriser.
         seed: shuffling seed.
+        match_features: add each batch's exact n-gram overlap (``match`` (B, 3), see
+            :func:`graphrel.data.ngrams.match_features`), which a student built with
+            ``match_features=True`` needs; False skips the work for one without.
     """
 
     def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 128, transfer: str = "train_queries",
-                 min_count: int = 2, num_buckets: int = 1 << 16, seed: int = 0) -> None:
+                 min_count: int = 2, num_buckets: int = 1 << 16, seed: int = 0, match_features: bool = True) -> None:
         super().__init__()
         if transfer not in TRANSFER_CHOICES:
             raise GraphrelInputError(f"transfer must be one of {TRANSFER_CHOICES}, got {transfer!r}",
@@ -126,7 +130,7 @@ class Bert2DnnDataModule(_SplitDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self._datasets:
             self._datasets[split] = _BagBatches(self.ngrams, self.frames[split], self.hparams.batch_size,
-                                                shuffle, self.hparams.seed)
+                                                shuffle, self.hparams.seed, self.hparams.match_features)
         return DataLoader(self._datasets[split], batch_size=None, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:

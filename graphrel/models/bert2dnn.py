@@ -138,11 +138,12 @@ def backbone_encoder(backbone: str, backbone_config: dict | None):
     from transformers import AutoModel, BertConfig, BertModel
 
     if backbone_config is not None:
-        torch.manual_seed(0)
         hidden = backbone_config["hidden_size"]
         config = BertConfig(vocab_size=backbone_config["vocab_size"], hidden_size=hidden, num_hidden_layers=1,
                             num_attention_heads=2, intermediate_size=2 * hidden)
-        return BertModel(config).eval()
+        with torch.random.fork_rng():  # a fixed tiny encoder, without resetting the caller's seed
+            torch.manual_seed(0)
+            return BertModel(config).eval()
     from graphrel.backbone import resolve_backbone
 
     return AutoModel.from_pretrained(resolve_backbone(backbone)).eval()
@@ -614,7 +615,8 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
         raise ValueError(f"scoring_dtype must be 'float32' or 'bfloat16', got {scoring_dtype!r}")
     L.seed_everything(seed, workers=True, verbose=False)
     data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=batch_size, min_count=min_count,
-                              num_buckets=num_buckets, transfer=transfer, seed=seed)
+                              num_buckets=num_buckets, transfer=transfer, seed=seed,
+                              match_features=bool((model_options or {}).get("match_features", False)))
     if pairs is not None:
         data.set_pairs(pairs)
     else:

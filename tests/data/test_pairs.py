@@ -210,17 +210,17 @@ def test_generic_without_labels_and_query_id_column(tmp_path):
     assert pairs.frame["relevance"].isna().all()
 
 
-@pytest.mark.parametrize("name", ["pairs.jsonl", "pairs.ndjson", "pairs.parquet", "pairs.csv.gz",
-                                  "pairs.csv.zip", "pairs.data"])
-def test_generic_formats(tmp_path, name):
-    frame = pd.DataFrame({"q": ["drill", "saw"], "pid": [11, 12], "title": ["Drill", "Saw"],
-                          "y": [1.0, 0.0]})
-    path = tmp_path / name
-    file_format = None
+def write_frame(frame, path, *, jsonl_blank_line_at=None, row_group_size=None):
+    """Write ``frame`` in the format its name says (JSONL / NDJSON, Parquet, gzip or zip CSV,
+    else CSV); optionally one blank JSONL line before record ``jsonl_blank_line_at``."""
+    name = path.name
     if name.endswith(("jsonl", "ndjson")):
-        path.write_text("".join(json.dumps(r) + "\n" for r in frame.to_dict("records")))
+        lines = [json.dumps(r) for r in frame.to_dict("records")]
+        if jsonl_blank_line_at is not None:
+            lines.insert(jsonl_blank_line_at, "")
+        path.write_text("".join(line + "\n" for line in lines))
     elif name.endswith(".parquet"):
-        frame.to_parquet(path)
+        frame.to_parquet(path, row_group_size=row_group_size)
     elif name.endswith(".gz"):
         path.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
     elif name.endswith(".zip"):
@@ -228,7 +228,16 @@ def test_generic_formats(tmp_path, name):
             zf.writestr("pairs.csv", frame.to_csv(index=False))
     else:
         path.write_text(frame.to_csv(index=False))
-        file_format = "csv"
+    return path
+
+
+@pytest.mark.parametrize("name", ["pairs.jsonl", "pairs.ndjson", "pairs.parquet", "pairs.csv.gz",
+                                  "pairs.csv.zip", "pairs.data"])
+def test_generic_formats(tmp_path, name):
+    frame = pd.DataFrame({"q": ["drill", "saw"], "pid": [11, 12], "title": ["Drill", "Saw"],
+                          "y": [1.0, 0.0]})
+    path = write_frame(frame, tmp_path / name)
+    file_format = "csv" if name.endswith(".data") else None
     pairs = load_dataset("generic", path, query_column="q", product_id_column="pid",
                          product_text_column="title", label_column="y", file_format=file_format)
     f = pairs.frame
@@ -451,20 +460,8 @@ def test_iter_pairs_equals_the_whole_file_loader(tmp_path, name):
                           "title": [f"Product {i}" for i in range(23)], "y": [i % 3 for i in range(23)]})
     frame.loc[5, "pid"] = 4  # a repeated pair: kept by both
     frame.loc[5, "q"] = "query 0"
-    path = tmp_path / name
-    if name.endswith(".jsonl"):
-        lines = [json.dumps(r) for r in frame.to_dict("records")]
-        lines.insert(3, "")  # row ids are line numbers
-        path.write_text("\n".join(lines) + "\n")
-    elif name.endswith(".parquet"):
-        frame.to_parquet(path, row_group_size=4)
-    elif name.endswith(".gz"):
-        path.write_bytes(gzip.compress(frame.to_csv(index=False).encode()))
-    elif name.endswith(".zip"):
-        with zipfile.ZipFile(path, "w") as zf:
-            zf.writestr("pairs.csv", frame.to_csv(index=False))
-    else:
-        path.write_text(frame.to_csv(index=False))
+    # a blank JSONL line (row ids are line numbers) and small Parquet row groups (chunks cut them)
+    path = write_frame(frame, tmp_path / name, jsonl_blank_line_at=3, row_group_size=4)
     options = dict(query_column="q", product_id_column="pid", product_text_column="title", label_column="y",
                    label_min=0, label_max=2)
     whole = load_dataset("generic", path, keep_duplicates=True, **options)

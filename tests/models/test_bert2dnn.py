@@ -196,6 +196,9 @@ def test_datamodule_splits_and_transfer_choices(run_dir):
     want = match_features(*(batch[k].numpy() for k in ("query_ids", "query_offsets", "product_ids",
                                                       "product_offsets")))
     assert batch["match"].shape == (16, 3) and np.array_equal(batch["match"].numpy(), want)
+    plain = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=16, min_count=1, match_features=False)
+    plain.setup("fit")
+    assert "match" not in next(iter(plain.train_dataloader()))  # no overlap work for plain students
     assert sum(len(b["label"]) for b in data.val_dataloader()) == (frame.split == "val").sum()
     with pytest.raises(GraphrelInputError):
         Bert2DnnDataModule(run_dir=str(run_dir), transfer="everything")
