@@ -92,15 +92,19 @@ class _Batches(torch.utils.data.Dataset):
     rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
     writers use it).
 
-    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``.
+    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``, and a
+    share ``new_query_share`` of each batch's rows, drawn with ``(seed, epoch, i)``, is read
+    as if its query were new to the log (no query-side neighbours or statistics): a graph
+    student then knows a missing neighbourhood (BERM evaluated on new queries).
     ``epoch_of`` returns the current epoch (the trainer's), so that every DDP rank, which
     only sees its share of the items, uses the same permutation; when it is None or
     returns None, the epoch counts the times item 0 was read (single process only).
     """
 
     def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
-                 epoch_of=None) -> None:
+                 epoch_of=None, new_query_share: float = 0.0) -> None:
         self.featurizer, self.frame, self.batch_size = featurizer, frame, batch_size
+        self.new_query_share = new_query_share
         self.shuffle, self.seed, self.epoch = shuffle, seed, 0
         self.epoch_of, self._order_epoch = epoch_of, None
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
@@ -130,7 +134,11 @@ class _Batches(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict:
         self._sync_order(i)
         rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
-        batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows])
+        hide_query = None
+        if self.shuffle and self.new_query_share > 0:
+            epoch = max(self.epoch - 1, 0)  # the epoch whose permutation ``order`` is
+            hide_query = np.random.default_rng((self.seed, epoch, i)).random(len(rows)) < self.new_query_share
+        batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query)
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
         batch["label"] = torch.as_tensor(self.frame["label"].to_numpy(np.float32)[rows])
         batch["row_id"] = torch.as_tensor(self.row_ids[rows])
@@ -164,21 +172,29 @@ class StudentDataModule(_SplitDataModule):
         backbone: whose tokenizer reads the texts.
         seed: shuffling seed.
         predict_split: pairs scored by ``graphrel predict``: ``train``, ``val``, ``test``,
-            ``transfer`` (rows of ``pairs.parquet`` with that ``split``) or ``all``.
+            ``test_context``, ``transfer`` (rows of ``pairs.parquet`` with that ``split``) or ``all``.
+        new_query_share: share in [0, 1) of training pairs read as if their query were new
+            to the log (query-side neighbourhood hidden), so that a graph student scores
+            queries the log has never seen (protocol ``new_query``) at least as well as a
+            text-only one.
 
     Raises:
         GraphrelInputError: unknown ``predict_split``; a run without training pairs, or
             without pairs in ``predict_split`` when predicting.
     """
 
-    PREDICT_SPLITS = ("train", "val", "test", "transfer", "all")
+    PREDICT_SPLITS = ("train", "val", "test", "test_context", "transfer", "all")
 
     def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 8,
-                 backbone: str = MINILM, seed: int = 0, predict_split: str = "test") -> None:
+                 backbone: str = MINILM, seed: int = 0, predict_split: str = "test",
+                 new_query_share: float = 0.3) -> None:
         super().__init__()
         if predict_split not in self.PREDICT_SPLITS:
             raise GraphrelInputError(f"unknown predict_split {predict_split!r}",
                                      fix=f"use one of {', '.join(self.PREDICT_SPLITS)}")
+        if not 0 <= new_query_share < 1:
+            raise GraphrelInputError(f"new_query_share must be in [0, 1), got {new_query_share}",
+                                     fix="set data.init_args.new_query_share")
         self.save_hyperparameters()
         self.featurizer = None
 
@@ -253,5 +269,6 @@ class StudentDataModule(_SplitDataModule):
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = _Batches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed,
-                           epoch_of=self._current_epoch)
+                           epoch_of=self._current_epoch,
+                           new_query_share=self.hparams.get("new_query_share", 0.0) if shuffle else 0.0)
         return DataLoader(dataset, batch_size=None, shuffle=False)

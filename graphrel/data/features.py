@@ -61,22 +61,31 @@ class PairFeaturizer:
         self.query_node_tokens = torch.from_numpy(tokens.encode(graph["query"].text, query_length))
         self.product_node_tokens = torch.from_numpy(tokens.encode(graph["product"].text, product_length))
 
-    def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray) -> dict:
-        for name, found in self.neighbours.lookup(query_index, product_index, self.metapaths).items():
+    def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray,
+                         hide_query: np.ndarray | None = None) -> dict:
+        for name, found in self.neighbours.lookup(query_index, product_index, self.metapaths,
+                                                  hide_query=hide_query).items():
             batch[f"{name}/ids"] = torch.from_numpy(found.ids)
             batch[f"{name}/scores"] = torch.from_numpy(found.scores)
         if self.neighbourhood_statistics:
-            batch["neighbourhood"] = torch.from_numpy(self.neighbours.neighbourhood_statistics(query_index,
-                                                                                               product_index))
+            batch["neighbourhood"] = torch.from_numpy(self.neighbours.neighbourhood_statistics(
+                query_index, product_index, hide_query=hide_query))
         return batch
 
-    def from_nodes(self, query_index: np.ndarray, product_index: np.ndarray) -> dict:
-        """Batch for pairs whose query and product are graph nodes (training). (B,) int64 each."""
+    def from_nodes(self, query_index: np.ndarray, product_index: np.ndarray,
+                   hide_query: np.ndarray | None = None) -> dict:
+        """Batch for pairs whose query and product are graph nodes (training).
+
+        Args:
+            query_index, product_index: (B,) int64 graph node indices.
+            hide_query: (B,) bool or None: rows read as if their query were new to the log
+                (no query-side neighbours or statistics; see ``MetapathNeighbours.lookup``).
+        """
         query_index = np.asarray(query_index, dtype=np.int64)
         product_index = np.asarray(product_index, dtype=np.int64)
         batch = {"query_tokens": self.query_node_tokens[query_index],
                  "product_tokens": self.product_node_tokens[product_index]}
-        return trim_padding(self._with_neighbours(batch, query_index, product_index), self.tokens.pad_id)
+        return trim_padding(self._with_neighbours(batch, query_index, product_index, hide_query), self.tokens.pad_id)
 
     def from_texts(self, query_ids, queries, product_ids, product_texts) -> dict:
         """Batch for any pairs, from their texts; unseen queries/products get no neighbours there.

@@ -16,6 +16,8 @@ So the pair's own edge (its teacher score, its label) never reaches its features
 Neighbours are metapath *instances*, kept highest teacher score first (for two-hop
 paths the product of the two edges' scores), at most ``cap`` per metapath.
 Unseen queries or products (index -1) simply have no neighbours there (inductive use).
+``hide_query`` makes a graph query look unseen for one pair (its query side empty, its own
+edge still left out of the product side): training pairs see what a new query sees.
 """
 
 from __future__ import annotations
@@ -32,7 +34,10 @@ REVERSE_EDGE = ("product", "rev_shown", "query")
 METAPATHS = ("Q-P", "P-Q", "Q-P-Q", "P-Q-P")
 #: Metapaths used by a k-order student: k=0 text only, k=1 one hop, k=2 two hops.
 METAPATHS_BY_ORDER = {0: (), 1: ("Q-P", "P-Q"), 2: METAPATHS}
-SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "transfer": 3}
+#: Split of an edge. ``test_context``: labelled pairs of a test query kept in the graph as
+#: teacher-scored context (protocol ``new_pairs``); the evaluated ``test`` pairs are never edges
+#: of a graph a student is trained or scored with.
+SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "transfer": 3, "test_context": 4}
 
 
 def metapaths_for_order(k: int) -> tuple[str, ...]:
@@ -202,7 +207,8 @@ class MetapathNeighbours:
         return Neighbours(*_best(ids.reshape(batch, -1), scores.reshape(batch, -1), valid.reshape(batch, -1),
                                  self.cap))
 
-    def neighbourhood_statistics(self, query_index: np.ndarray, product_index: np.ndarray) -> np.ndarray:
+    def neighbourhood_statistics(self, query_index: np.ndarray, product_index: np.ndarray,
+                                 hide_query: np.ndarray | None = None) -> np.ndarray:
         """Uncapped one-hop statistics of pairs, the pair's own edge left out.
 
         For the query: mean teacher score over all its other products and log(1 + their
@@ -212,6 +218,8 @@ class MetapathNeighbours:
 
         Args:
             query_index, product_index: (B,) int64 graph indices, -1 = unseen.
+            hide_query: (B,) bool or None: rows whose query counts as unseen (query
+                statistics 0, as for index -1); the product's still leave the pair's own edge out.
 
         Returns:
             (B, 4) float32: [query mean score in [0, 1], log1p(query degree) >= 0,
@@ -231,16 +239,20 @@ class MetapathNeighbours:
             total = self._score_sum[kind][index] - own_score
             out[:, 2 * column] = np.where(count > 0, total / np.maximum(count, 1), 0.0)
             out[:, 2 * column + 1] = np.log1p(count)
+        if hide_query is not None:
+            out[np.asarray(hide_query, dtype=bool), :2] = 0.0
         return out
 
     def lookup(self, query_index: np.ndarray, product_index: np.ndarray,
-               metapaths: tuple[str, ...] = METAPATHS) -> dict[str, Neighbours]:
+               metapaths: tuple[str, ...] = METAPATHS, hide_query: np.ndarray | None = None) -> dict[str, Neighbours]:
         """Neighbours of pairs (query_index[i], product_index[i]) along ``metapaths``.
 
         Args:
             query_index: (B,) int64 graph query indices, -1 for unseen queries.
             product_index: (B,) int64 graph product indices, -1 for unseen products.
             metapaths: subset of ``METAPATHS``.
+            hide_query: (B,) bool or None: rows whose query counts as unseen: Q-P and
+                Q-P-Q empty, while P-Q and P-Q-P still leave the pair's own query out.
 
         Returns:
             metapath name -> :class:`Neighbours` with (B, cap) arrays.
@@ -251,6 +263,9 @@ class MetapathNeighbours:
         if not metapaths:
             return out
         qp = self._one_hop(self.query_products, query_index, product_index)
+        if hide_query is not None:
+            hidden = np.asarray(hide_query, dtype=bool)
+            qp = Neighbours(np.where(hidden[:, None], -1, qp.ids), np.where(hidden[:, None], np.nan, qp.scores))
         pq = self._one_hop(self.product_queries, product_index, query_index)
         for name in metapaths:
             if name == "Q-P":

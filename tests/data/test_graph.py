@@ -96,3 +96,41 @@ def test_neighbourhood_statistics_match_brute_force_without_own_edge(seed):
         want = [other_products.mean() if len(other_products) else 0.0, np.log1p(len(other_products)),
                 other_queries.mean() if len(other_queries) else 0.0, np.log1p(len(other_queries))]
         assert np.allclose(stats[row], want, atol=1e-5), (row, stats[row], want)
+
+
+def _named(neighbours, graph, metapath):
+    """Neighbour node ids and scores of one pair, as sorted (id, score) tuples."""
+    from graphrel.models.korder import NEIGHBOUR_TYPE
+
+    names = graph[NEIGHBOUR_TYPE[metapath]].node_id
+    return sorted((names[i], round(float(s), 5)) for i, s in zip(neighbours.ids[0], neighbours.scores[0]) if i >= 0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_hidden_query_reads_what_a_new_query_reads(seed):
+    """hide_query on a pair (q, p) gives exactly the features of the same pair in a graph
+    without any edge of q (q unseen there): no query side, and q never on the product side."""
+    edges = random_edges(seed)
+    full_graph = build_graph(edges)
+    full = MetapathNeighbours(full_graph, cap=3)
+    checked = 0
+    for q, p in zip(edges.query_id, edges.product_id):
+        without = edges[edges.query_id != q]
+        if without.empty:
+            continue
+        graph_without = build_graph(without)
+        new = MetapathNeighbours(graph_without, cap=3)
+        qi, pi = full.node_indices([q], [p])
+        hidden = full.lookup(qi, pi, hide_query=np.array([True]))
+        qn, pn = new.node_indices([q], [p])
+        assert qn[0] == -1
+        unseen = new.lookup(qn, pn)
+        for metapath in METAPATHS:
+            assert _named(hidden[metapath], full_graph, metapath) == \
+                _named(unseen[metapath], graph_without, metapath), (q, p, metapath)
+        assert (hidden["Q-P"].ids == -1).all() and (hidden["Q-P-Q"].ids == -1).all()
+        assert q not in _named(hidden["P-Q"], full_graph, "P-Q")
+        np.testing.assert_allclose(full.neighbourhood_statistics(qi, pi, hide_query=np.array([True])),
+                                   new.neighbourhood_statistics(qn, pn), rtol=1e-6)
+        checked += 1
+    assert checked > 20
