@@ -72,9 +72,9 @@ def _pipeline(argv: list[str]) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     parser.save(args, str(Path(run_dir) / "config.yaml"), overwrite=True, skip_check=True)
     metrics = Pipeline(config, run_dir, progress=not args.no_progress).run()
-    from graphrel.report import metrics_table
+    from graphrel.report import protocol_tables
 
-    print(metrics_table(metrics["models"]))
+    print(protocol_tables(metrics))
     print(f"\nreport: {Path(run_dir) / 'report.md'}")
 
 

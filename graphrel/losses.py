@@ -31,6 +31,27 @@ def temperature_targets(teacher_logits: torch.Tensor, temperature: float = 1.0) 
     return torch.sigmoid(teacher_logits / temperature)
 
 
+def logits_for_targets(scores: torch.Tensor, temperature: float = 1.0, eps: float = 1e-6) -> torch.Tensor:
+    """Inverse of :func:`temperature_targets`: logits whose targets at temperature T are ``scores``.
+
+    A student distilled from another student's scores (BERM-O from the graph student) must
+    learn those scores themselves, not a second temperature applied to them.
+
+    Args:
+        scores: (N,) float in [0, 1], clipped to [eps, 1 - eps].
+        temperature: T > 0 of the student that will learn them.
+
+    Returns:
+        (N,) float: ``T * logit(scores)``, so ``temperature_targets(result, T) == scores``.
+
+    Raises:
+        ValueError: if ``temperature <= 0``.
+    """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return torch.logit(scores.double().clamp(eps, 1 - eps)).to(scores.dtype) * temperature
+
+
 def soft_target_bce(student_logits: torch.Tensor, targets: torch.Tensor,
                     weights: torch.Tensor | None = None) -> torch.Tensor:
     """Sigmoid cross-entropy of student logits against soft targets in [0, 1].

@@ -85,7 +85,8 @@ def recall_at_k(retrieved, relevant, *, k: int) -> float:
     return float(np.mean(values)) if values else float("nan")
 
 
-def relevance_metrics(scores, labels, query_ids, *, label_range: float = 1.0, k: int = 10) -> dict:
+def relevance_metrics(scores, labels, query_ids, *, label_range: float = 1.0, k: int = 10,
+                      threshold: float = RELEVANT_NORMALISED) -> dict:
     """The standard report: ``rmse`` (original scale), ``auc``, ``spearman``, ``ndcg@k``.
 
     Args:
@@ -93,10 +94,12 @@ def relevance_metrics(scores, labels, query_ids, *, label_range: float = 1.0, k:
         labels: (N,) float in [0, 1], normalised human labels (no NaN).
         query_ids: (N,) the query of each pair.
         label_range: width of the original label scale (2.0 for Home Depot's 1-3).
+        k: NDCG cut-off.
+        threshold: normalised label at or above which a pair counts as relevant (AUC).
     """
     return {
         "rmse": rmse(scores, labels, label_range=label_range),
-        "auc": auc(scores, labels),
+        "auc": auc(scores, labels, threshold=threshold),
         "spearman": spearman(scores, labels),
         f"ndcg@{k}": ndcg_at_k(scores, labels, query_ids, k=k),
     }

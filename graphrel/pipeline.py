@@ -1,8 +1,11 @@
-"""The main job: split -> teacher fit -> transfer set -> teacher scoring -> graph ->
-students (k=0 and k) -> evaluation on unseen test queries -> report.
+"""The main job: split -> teacher fit -> transfer set -> teacher scoring -> graphs ->
+students (k=0 and k) -> evaluation on unseen test queries (protocols ``new_query`` and
+``new_pairs``, :mod:`graphrel.evaluation`) -> report.
 
 Each stage writes its output atomically into the run directory and is skipped when that
-output already exists, so an interrupted pipeline resumes where it stopped.
+output exists *and* was built from the same config values and inputs
+(:mod:`graphrel.stages`); a changed value re-runs the stage and every stage after it
+that reads its outputs. An interrupted pipeline resumes where it stopped.
 """
 
 from __future__ import annotations
@@ -23,8 +26,11 @@ from graphrel import run as R
 from graphrel.backbone import MINILM
 from graphrel.data.pairs import load_dataset, split_by_query
 from graphrel.errors import GraphrelInputError
+from graphrel.evaluation import PROTOCOL_GRAPHS, PROTOCOLS, hold_out_test_pairs, protocol_edges
+from graphrel.stages import StageRecords
 
 log = logging.getLogger("graphrel")
+LABEL_SCALE = "label_scale.json"
 
 
 @dataclass
@@ -83,7 +89,9 @@ class StudentConfig:
     ``neighbourhood_statistics``: graph students (k >= 1) also read uncapped one-hop
     statistics. ``online``: also train BERM-O (``student_online``), the online model
     distilled from the k-order student: 0-order text part plus precomputed per-node
-    neighbourhood statistics, no attention.
+    neighbourhood statistics, no attention. ``new_query_share``: share of training pairs
+    read as if their query were new to the log (query-side neighbourhood hidden), so graph
+    students know that case (protocol ``new_query``).
     """
 
     order: int = 2
@@ -97,6 +105,7 @@ class StudentConfig:
     temperature: float = 1.0
     neighbourhood_statistics: bool = True
     online: bool = True
+    new_query_share: float = 0.3
 
 
 @dataclass
@@ -139,6 +148,24 @@ class Bert2DnnConfig:
 
 
 @dataclass
+class EvaluationConfig:
+    """How students are evaluated (:mod:`graphrel.evaluation`).
+
+    ``context_fraction``: share of each test query's labelled pairs kept in the graph as
+    teacher-scored context (protocol ``new_pairs``); the rest are evaluated.
+    ``relevance_threshold``: label (on the data's scale) at or above which a pair counts as
+    relevant for AUC; None: three quarters up the scale (2.5 on Home Depot's 1-3).
+    ``timing_repeats``: timed runs per model (the median is reported), each after a warm-up
+    on ``warmup_pairs`` validation pairs.
+    """
+
+    context_fraction: float = 0.5
+    relevance_threshold: float | None = None
+    timing_repeats: int = 3
+    warmup_pairs: int = 256
+
+
+@dataclass
 class PipelineConfig:
     """Everything the main job needs; one ``seed`` drives split, init and sampling."""
 
@@ -149,6 +176,7 @@ class PipelineConfig:
     student: StudentConfig = field(default_factory=StudentConfig)
     stacking: StackingConfig = field(default_factory=StackingConfig)
     bert2dnn: Bert2DnnConfig = field(default_factory=Bert2DnnConfig)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
 
 
 def _trainer(epochs: int, run_dir: Path, name: str, progress: bool, monitor: str | None = "val_auc"):
@@ -188,7 +216,8 @@ class Pipeline:
         splits = split_by_query(pairs, val_fraction=c.data.val_fraction, test_fraction=c.data.test_fraction,
                                 seed=c.seed)
         frames = [s.frame.assign(split=name) for name, s in splits.items()]
-        labelled = pd.concat(frames, ignore_index=True)
+        labelled = hold_out_test_pairs(pd.concat(frames, ignore_index=True),
+                                       context_fraction=c.evaluation.context_fraction, seed=c.seed)
         from graphrel.data.transfer import transfer_candidates
 
         transfer = transfer_candidates(labelled, tfidf_per_query=c.transfer.tfidf_per_query,
@@ -199,12 +228,28 @@ class Pipeline:
         out.attrs = {}
         R.write_parquet(out, path)
         R.write_json({"label_min": pairs.label_min, "label_max": pairs.label_max, "source": pairs.source},
-                     self.run_dir / "label_scale.json")
+                     self.run_dir / LABEL_SCALE)
         return out
 
-    def label_range(self) -> float:
-        scale = json.loads((self.run_dir / "label_scale.json").read_text())
-        return scale["label_max"] - scale["label_min"]
+    def label_scale(self) -> tuple[float, float]:
+        """(label_min, label_max) of the run's data."""
+        scale = json.loads((self.run_dir / LABEL_SCALE).read_text())
+        return scale["label_min"], scale["label_max"]
+
+    def relevance_threshold(self) -> float:
+        """The relevance threshold of AUC on the data's label scale (config or 3/4 up the scale).
+
+        Raises:
+            GraphrelInputError: a configured threshold outside the label scale.
+        """
+        low, high = self.label_scale()
+        threshold = self.config.evaluation.relevance_threshold
+        if threshold is None:
+            return low + 0.75 * (high - low)
+        if not low < threshold <= high:
+            raise GraphrelInputError(f"evaluation.relevance_threshold {threshold} is outside the label scale "
+                                     f"({low:g}, {high:g}]", fix="set evaluation.relevance_threshold in the config")
+        return float(threshold)
 
     def fit_teacher(self, pairs: pd.DataFrame):
         """Fine-tune the cross-encoder on (a cap of) the training pairs. -> teacher/"""
@@ -302,16 +347,21 @@ class Pipeline:
                  ", ".join(f"{k} {v['auc']:.3f}" for k, v in validation.items()))
         return out
 
-    def build_graph(self, scored: pd.DataFrame):
-        """Query-product graph with teacher scores; train labels only. -> graph.pt"""
+    def build_graphs(self, scored: pd.DataFrame):
+        """The protocols' query-product graphs with teacher scores (train labels only); no
+        evaluated test pair is an edge of either. -> graph.pt (``new_pairs``; students train
+        and ``graphrel score`` reads it) and graph_new_query.pt (``new_query``)."""
         from graphrel.data.graph import build_graph
 
-        path = self.run_dir / R.GRAPH
-        if path.exists():
-            return R.load_run_graph(path)
-        graph = build_graph(scored, label_splits=("train",))
-        R.save_graph(graph, path)
-        return graph
+        graphs = {}
+        for protocol in PROTOCOLS:
+            path = self.run_dir / PROTOCOL_GRAPHS[protocol]
+            if path.exists():
+                graphs[protocol] = R.load_run_graph(path)
+                continue
+            graphs[protocol] = build_graph(protocol_edges(scored, protocol), label_splits=("train",))
+            R.save_graph(graphs[protocol], path)
+        return graphs["new_pairs"]
 
     def fit_student(self, name: str, order: int, scored: pd.DataFrame, featurizer, *,
                     neighbourhood_statistics: bool | None = None, distilled_from: str = "teacher") -> Path:
@@ -337,7 +387,8 @@ class Pipeline:
                               neighbourhood_statistics=(s.neighbourhood_statistics and order > 0
                                                         if neighbourhood_statistics is None
                                                         else neighbourhood_statistics))
-        data = StudentDataModule(run_dir=str(self.run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed)
+        data = StudentDataModule(run_dir=str(self.run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed,
+                                 new_query_share=s.new_query_share)
         data.set_data(scored, featurizer)
         trainer = _trainer(s.epochs, self.run_dir, name, self.progress)
         trainer.fit(model, datamodule=data)
@@ -357,10 +408,16 @@ class Pipeline:
         directory = self.run_dir / R.ONLINE_STUDENT
         if (directory / R.STUDENT_MANIFEST).is_file():
             return directory
+        from graphrel.losses import logits_for_targets
+
         scorer = StudentScorer.load(graph_student)
-        scores = scorer.score(scored.query_id, scored["query"], scored.product_id, scored.product_text)
-        clipped = np.clip(scores.astype(np.float64), 1e-6, 1 - 1e-6)
-        distilled = scored.assign(teacher_logit=np.log(clipped / (1 - clipped)).astype(np.float32))
+        learnt = scored.split.isin(["train", "transfer"]).to_numpy()  # what the student trains on
+        rows = scored[learnt]
+        scores = scorer.score(rows.query_id, rows["query"], rows.product_id, rows.product_text)
+        logits = scored.teacher_logit.to_numpy(np.float32).copy()
+        # Targets are sigmoid(logit / T): these logits give back the graph student's scores.
+        logits[learnt] = logits_for_targets(torch.from_numpy(scores), self.config.student.temperature).numpy()
+        distilled = scored.assign(teacher_logit=logits)
         return self.fit_student(R.ONLINE_STUDENT, 0, distilled, featurizer, neighbourhood_statistics=True,
                                 distilled_from=graph_student.name)
 
@@ -383,22 +440,34 @@ class Pipeline:
 
     # -- evaluation --------------------------------------------------------------------
     def evaluate(self, scored: pd.DataFrame, students: dict[str, Path], teacher) -> dict:
-        """Metrics of teacher and students on unseen test queries, and their speed.
+        """Metrics and speed of teacher and students on the evaluated test pairs, under both
+        protocols (:mod:`graphrel.evaluation`). -> test_predictions.parquet
 
-        ``teacher`` is the fitted (or reloaded) teacher: it is timed on the test pairs.
+        Every model is timed the same way in this one call (speeds are compared as ratios:
+        this machine's speed swings between stages): the median of ``timing_repeats`` runs
+        over the evaluated pairs, each after emptying its text caches and a warm-up on
+        validation pairs. Graph students are timed under each protocol with that protocol's
+        graph (under ``new_query`` every test query is looked up and not found).
         """
+        from graphrel.evaluation import add_ratios, median_seconds
         from graphrel.metrics import relevance_metrics
-        from graphrel.scoring import load_scorer, teacher_logits, timed
+        from graphrel.scoring import load_scorer, teacher_logits
 
+        e = self.config.evaluation
         test = scored[scored.split == "test"].reset_index(drop=True)
-        label_range = self.label_range()
-        # Speeds are compared as ratios measured back to back here, on the same test pairs:
-        # this machine's speed swings too much between stages.
-        _, seconds = timed(teacher_logits, teacher, test["query"], test.product_text,
-                           batch_size=self.config.teacher.score_batch_size, progress=False)
-        models = {"teacher": {**relevance_metrics(test.teacher_score, test.label, test.query_id,
-                                                  label_range=label_range),
-                              "pairs_per_second": len(test) / seconds}}
+        warmup = scored[scored.split.isin(["val", "train"])].head(e.warmup_pairs)
+        low, high = self.label_scale()
+        threshold = (self.relevance_threshold() - low) / (high - low)
+
+        def quality(scores) -> dict:
+            return relevance_metrics(scores, test.label, test.query_id, label_range=high - low, threshold=threshold)
+
+        def speed(score, reset=None) -> float:
+            return len(test) / median_seconds(score, test, warmup=warmup, repeats=e.timing_repeats, reset=reset)
+
+        teacher_speed = speed(lambda f: teacher_logits(teacher, f["query"], f.product_text, progress=False,
+                                                       batch_size=self.config.teacher.score_batch_size))
+        text_models = {"teacher": {**quality(test.teacher_score), "pairs_per_second": teacher_speed}}
         predictions = {"teacher": test.teacher_score.to_numpy()}
         if "cross_encoder_logit" in test:
             # Stacked run: "teacher" is the cross-encoder (timed above); the stack and the
@@ -406,115 +475,186 @@ class Pipeline:
             import joblib
 
             lexical = joblib.load(self.run_dir / R.STACK_DIR / "lexical_teacher.joblib")
-            _, lexical_seconds = timed(lexical.logits, test["query"], test.product_text)
-            temperature = self.config.teacher.temperature
-            for name, column, speed in (
-                    ("teacher", "cross_encoder_logit", len(test) / seconds),
-                    ("teacher_lexical", "lexical_logit", len(test) / lexical_seconds),
-                    ("teacher_stack", "teacher_logit", len(test) / (seconds + lexical_seconds))):
-                score = 1 / (1 + np.exp(-test[column].to_numpy() / temperature))
-                models[name] = {**relevance_metrics(score, test.label, test.query_id, label_range=label_range),
-                                "pairs_per_second": speed}
+            lexical_speed = speed(lambda f: lexical.logits(f["query"], f.product_text))
+            for name, column, pairs_per_second in (
+                    ("teacher", "cross_encoder_logit", teacher_speed),
+                    ("teacher_lexical", "lexical_logit", lexical_speed),
+                    ("teacher_stack", "teacher_logit", 1 / (1 / teacher_speed + 1 / lexical_speed))):
+                score = 1 / (1 + np.exp(-test[column].to_numpy() / self.config.teacher.temperature))
+                text_models[name] = {**quality(score), "pairs_per_second": pairs_per_second}
                 predictions[name] = score
-        for name, directory in students.items():
-            scorer = load_scorer(directory)
-            scorer.score(test.query_id[:256], test["query"][:256], test.product_id[:256],
-                         test.product_text[:256])  # warm-up (lazy caches), not timed
-            runs = [timed(scorer.score, test.query_id, test["query"], test.product_id, test.product_text)
-                    for _ in range(5)]  # a student run is short: the median of 5 resists machine noise
-            scores, seconds = runs[0][0], float(np.median([t for _, t in runs]))
-            predictions[name] = scores
-            models[name] = {**relevance_metrics(scores, test.label, test.query_id, label_range=label_range),
-                            "pairs_per_second": len(test) / seconds}
-        for name, values in models.items():
-            if name != "teacher":
-                values["ratio_to_teacher"] = {k: values[k] / models["teacher"][k]
-                                              for k in ("auc", "spearman", "ndcg@10")}
-                values["speedup_vs_teacher"] = values["pairs_per_second"] / models["teacher"]["pairs_per_second"]
-        split_counts = {name: {"pairs": int((scored.split == name).sum()),
-                               "queries": int(scored.loc[scored.split == name, "query_id"].nunique())}
-                        for name in ("train", "val", "test", "transfer")}
-        metrics = {"models": models, "split": split_counts, "config": asdict(self.config),
-                   "timings_seconds": self.timings,
-                   "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
-                               "torch": torch.__version__}}
-        predictions_frame = test[["query_id", "product_id", "label"]].assign(**predictions)
-        R.write_parquet(predictions_frame, self.run_dir / "test_predictions.parquet")
-        return metrics
+        protocols = {}
+        for protocol in PROTOCOLS:
+            models = {name: dict(values) for name, values in text_models.items()}
+            for name, directory in students.items():
+                scorer = load_scorer(directory, graph=self.run_dir / PROTOCOL_GRAPHS[protocol])
+                scores = scorer.score(test.query_id, test["query"], test.product_id, test.product_text)
+                models[name] = {**quality(scores), "pairs_per_second": speed(
+                    lambda f: scorer.score(f.query_id, f["query"], f.product_id, f.product_text),
+                    scorer.reset_text_caches)}
+                predictions[f"{name}:{protocol}"] = scores
+            protocols[protocol] = {"models": add_ratios(models)}
+        R.write_parquet(test[["query_id", "product_id", "label"]].assign(**predictions),
+                        self.run_dir / "test_predictions.parquet")
+        counts = {name: {"pairs": int((scored.split == name).sum()),
+                         "queries": int(scored.loc[scored.split == name, "query_id"].nunique())}
+                  for name in ("train", "val", "test_context", "test", "transfer")}
+        return {"protocols": protocols, "label_scale": [low, high], "relevance_threshold": self.relevance_threshold(),
+                "split": counts, "config": asdict(self.config), "timings_seconds": self.timings,
+                "timing": {"repeats": e.timing_repeats, "warmup_pairs": len(warmup)},
+                "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),
+                            "torch": torch.__version__}}
 
     # -- whole job ---------------------------------------------------------------------
-    def _stage(self, name: str, function, *args):
+    def _key(self, stage: str) -> dict:
+        """What ``stage``'s outputs depend on: config values and the fingerprints of the stages
+        whose outputs it reads (:mod:`graphrel.stages`)."""
+        c, done = self.config, self.records.fingerprint
+        scores = "teacher_stacking" if c.stacking.enabled else "teacher_scoring"
+        backbone = {"backbone": c.teacher.backbone, "backbone_config": c.teacher.backbone_config}
+        student = {k: v for k, v in asdict(c.student).items() if k != "online"}
+        text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics")  # k=0 reads no graph
+        keys = {
+            "split": lambda: {"seed": c.seed, "data": asdict(c.data), "transfer": asdict(c.transfer),
+                              "context_fraction": c.evaluation.context_fraction},
+            "teacher_fit": lambda: {"inputs": {"split": done("split")}, "seed": c.seed,
+                                    "teacher": {k: v for k, v in asdict(c.teacher).items()
+                                                if k not in ("score_batch_size", "temperature")}},
+            "teacher_scoring": lambda: {"inputs": {"split": done("split"), "teacher_fit": done("teacher_fit")},
+                                        "temperature": c.teacher.temperature},
+            "teacher_stacking": lambda: {"inputs": {"teacher_scoring": done("teacher_scoring")}, "seed": c.seed,
+                                         "stacking": asdict(c.stacking)},
+            "graph": lambda: {"inputs": {"scores": done(scores)}},
+            R.TEXT_STUDENT: lambda: {"inputs": {"graph": done("graph")}, "seed": c.seed, **backbone,
+                                     "student": {k: v for k, v in student.items() if k not in text_only}},
+            R.GRAPH_STUDENT: lambda: {"inputs": {"graph": done("graph")}, "seed": c.seed, **backbone,
+                                      "student": student},
+            R.ONLINE_STUDENT: lambda: {"inputs": {R.GRAPH_STUDENT: done(R.GRAPH_STUDENT)}, "seed": c.seed,
+                                       **backbone, "student": student},
+            R.BERT2DNN_STUDENT: lambda: {"inputs": {"scores": done(scores)}, "seed": c.seed,
+                                         "backbone": c.teacher.backbone, "bert2dnn": asdict(c.bert2dnn)},
+        }
+        return keys[stage]()
+
+    def _stage(self, name: str, outputs: list[str] | None, function, *args, scratch: tuple[str, ...] = ()):
+        """Run ``function(*args)`` as stage ``name``; with ``outputs`` (paths in the run
+        directory) the stage is keyed: outputs (and ``scratch``) of another key are removed
+        first, and ``function`` reloads outputs that are up to date."""
         start = time.perf_counter()
-        log.info("stage %s ...", name)
+        fresh = True
+        if outputs is not None:
+            key = self._key(name)
+            fresh = not self.records.up_to_date(name, key, [self.run_dir / o for o in outputs],
+                                                [self.run_dir / o for o in scratch])
+        log.info("stage %s %s", name, "..." if fresh else "is up to date: reusing its outputs")
         result = function(*args)
+        if outputs is not None:
+            self.records.finished(name, key)
         self.timings[name] = round(time.perf_counter() - start, 1)
         log.info("stage %s done in %.1fs", name, self.timings[name])
         return result
 
     def run(self) -> dict:
-        """Run every stage (skipping finished ones) and write metrics.json and report.md."""
+        """Run every stage (skipping up-to-date ones) and write metrics.json and report.md."""
         from graphrel.backbone import load_tokenizer
         from graphrel.data.features import PairFeaturizer
         from graphrel.data.tokens import WordpieceCache
         from graphrel.report import write_report
 
+        c = self.config
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        torch.manual_seed(self.config.seed)
-        pairs = self._stage("split_and_transfer_set", self.split)
-        teacher = self._stage("teacher_fit", self.fit_teacher, pairs)
-        scores = self._stage("teacher_scoring", self.score_with_teacher, pairs, teacher)
-        if self.config.stacking.enabled:
-            scores = self._stage("teacher_stacking", self.stack_teachers, pairs, scores)
+        self.records = StageRecords(self.run_dir)
+        torch.manual_seed(c.seed)
+        pairs = self._stage("split", [R.PAIRS, LABEL_SCALE], self.split)
+        teacher = self._stage("teacher_fit", [R.TEACHER_DIR], self.fit_teacher, pairs)
+        scores = self._stage("teacher_scoring", [R.TEACHER_SCORES], self.score_with_teacher, pairs, teacher,
+                             scratch=(R.TEACHER_SCORE_PARTS,))
+        stack_outputs = [R.STACKED_SCORES, R.STACK_DIR]
+        if c.stacking.enabled:
+            scores = self._stage("teacher_stacking", stack_outputs, self.stack_teachers, pairs, scores)
+        else:  # a stack left by an earlier run must not become this run's teacher score
+            self.records.remove("teacher_stacking", [self.run_dir / o for o in stack_outputs], "stacking is off")
         scored = pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
-        graph = self._stage("graph", self.build_graph, scored)
-        students = {"student_k0": 0, "student_korder": self.config.student.order}
-        if self.config.student.order == 0:
-            students.pop("student_korder")
+        graph = self._stage("graph", list(PROTOCOL_GRAPHS.values()), self.build_graphs, scored)
+        students = {R.TEXT_STUDENT: 0, R.GRAPH_STUDENT: c.student.order}
+        if c.student.order == 0:
+            students.pop(R.GRAPH_STUDENT)
         featurizer = None  # built only when a student still has to be trained (resume skips it)
 
         def featurizer_for(name: str):
             nonlocal featurizer
             if featurizer is None and not (self.run_dir / name / R.STUDENT_MANIFEST).is_file():
                 tokens = WordpieceCache(load_tokenizer(str(self.run_dir / R.TEACHER_DIR)))
-                featurizer = PairFeaturizer(graph, tokens, cap=self.config.student.cap)
+                featurizer = PairFeaturizer(graph, tokens, cap=c.student.cap)
             return featurizer
 
         dirs = {}
         for name, order in students.items():
-            dirs[name] = self._stage(f"fit_{name}", self.fit_student, name, order, scored, featurizer_for(name))
-        if self.config.student.online and "student_korder" in dirs:
-            dirs[R.ONLINE_STUDENT] = self._stage(f"fit_{R.ONLINE_STUDENT}", self.fit_online_student, scored,
-                                                 featurizer_for(R.ONLINE_STUDENT), dirs["student_korder"])
-        if self.config.bert2dnn.enabled:
-            dirs[R.BERT2DNN_STUDENT] = self._stage(f"fit_{R.BERT2DNN_STUDENT}", self.fit_bert2dnn_student, scored)
-        metrics = self._stage("evaluate", self.evaluate, scored, dirs, teacher)
+            dirs[name] = self._stage(name, [name], lambda n=name, k=order: self.fit_student(n, k, scored,
+                                                                                            featurizer_for(n)))
+        if c.student.online and R.GRAPH_STUDENT in dirs:
+            dirs[R.ONLINE_STUDENT] = self._stage(R.ONLINE_STUDENT, [R.ONLINE_STUDENT], lambda: self.fit_online_student(
+                scored, featurizer_for(R.ONLINE_STUDENT), dirs[R.GRAPH_STUDENT]))
+        if c.bert2dnn.enabled:
+            dirs[R.BERT2DNN_STUDENT] = self._stage(R.BERT2DNN_STUDENT, [R.BERT2DNN_STUDENT],
+                                                   self.fit_bert2dnn_student, scored)
+        metrics = self._stage("evaluate", None, self.evaluate, scored, dirs, teacher)
         R.write_json(metrics, self.run_dir / "metrics.json")
         write_report(self.run_dir, metrics)
         return metrics
 
 
 def check_config(config: PipelineConfig) -> None:
-    """Reject impossible settings early with a clear message.
+    """Reject impossible settings early with a clear message (before any work is done).
 
     Raises:
-        GraphrelInputError: for an order outside {0, 1, 2}, non-positive epochs, etc.
+        GraphrelInputError: for an order outside {0, 1, 2}, a count or size below 1, a
+            learning rate or temperature <= 0, a share outside its range, an unknown choice.
     """
-    if config.student.order not in (0, 1, 2):
-        raise GraphrelInputError(f"student.order must be 0, 1 or 2, got {config.student.order}",
-                                 fix="set student.order in the config")
-    for key, value in (("teacher.epochs", config.teacher.epochs), ("student.epochs", config.student.epochs),
-                       ("student.cap", config.student.cap)):
-        if value < 1:
-            raise GraphrelInputError(f"{key} must be >= 1, got {value}", fix=f"set {key} in the config")
-    if config.bert2dnn.enabled:
+    def fail(key: str, must: str, value) -> None:
+        raise GraphrelInputError(f"{key} must be {must}, got {value!r}", fix=f"set {key} in the config")
+
+    c = config
+    if c.student.order not in (0, 1, 2):
+        fail("student.order", "0, 1 or 2", c.student.order)
+    at_least_one = {"teacher.epochs": c.teacher.epochs, "teacher.batch_size": c.teacher.batch_size,
+                    "teacher.max_length": c.teacher.max_length, "teacher.score_batch_size": c.teacher.score_batch_size,
+                    "teacher.max_train_pairs": c.teacher.max_train_pairs, "teacher.max_val_pairs": c.teacher.max_val_pairs,
+                    "student.epochs": c.student.epochs, "student.cap": c.student.cap,
+                    "student.batch_size": c.student.batch_size, "student.hidden": c.student.hidden,
+                    "student.text_hidden": c.student.text_hidden, "data.max_queries": c.data.max_queries,
+                    "evaluation.timing_repeats": c.evaluation.timing_repeats,
+                    "evaluation.warmup_pairs": c.evaluation.warmup_pairs,
+                    "stacking.lexical_max_iter": c.stacking.lexical_max_iter}
+    if c.bert2dnn.enabled:
+        at_least_one.update({"bert2dnn.epochs": c.bert2dnn.epochs, "bert2dnn.batch_size": c.bert2dnn.batch_size,
+                             "bert2dnn.embedding_dim": c.bert2dnn.embedding_dim,
+                             "bert2dnn.min_count": c.bert2dnn.min_count})
+    for key, value in at_least_one.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            fail(key, "a whole number >= 1", value)
+    positive = {"teacher.learning_rate": c.teacher.learning_rate, "teacher.temperature": c.teacher.temperature,
+                "student.learning_rate": c.student.learning_rate, "student.temperature": c.student.temperature,
+                "stacking.regularisation": c.stacking.regularisation,
+                "bert2dnn.learning_rate": c.bert2dnn.learning_rate, "bert2dnn.temperature": c.bert2dnn.temperature}
+    for key, value in positive.items():
+        if not value > 0:  # NaN fails too
+            fail(key, "> 0", value)
+    shares = {"data.val_fraction": (c.data.val_fraction, 0, 1), "data.test_fraction": (c.data.test_fraction, 0, 1),
+              "evaluation.context_fraction": (c.evaluation.context_fraction, 0, 1),
+              "student.new_query_share": (c.student.new_query_share, 0, 1)}
+    for key, (value, low, high) in shares.items():
+        if not low <= value < high:
+            fail(key, f"in [{low}, {high})", value)
+    if not c.data.val_fraction + c.data.test_fraction < 1:
+        fail("data.val_fraction + data.test_fraction", "< 1", c.data.val_fraction + c.data.test_fraction)
+    for key, value in (("student.label_weight", c.student.label_weight), ("bert2dnn.label_weight", c.bert2dnn.label_weight)):
+        if not value >= 0:
+            fail(key, ">= 0", value)
+    if c.bert2dnn.enabled:
         from graphrel.models.bert2dnn import INITS
 
-        if config.bert2dnn.init not in INITS:
-            raise GraphrelInputError(f"bert2dnn.init must be one of {INITS}, got {config.bert2dnn.init!r}",
-                                     fix="set bert2dnn.init in the config")
-        if config.bert2dnn.scoring_dtype not in ("float32", "bfloat16"):
-            raise GraphrelInputError(f"bert2dnn.scoring_dtype must be float32 or bfloat16, got "
-                                     f"{config.bert2dnn.scoring_dtype!r}", fix="set bert2dnn.scoring_dtype")
-        if config.bert2dnn.epochs < 1:
-            raise GraphrelInputError(f"bert2dnn.epochs must be >= 1, got {config.bert2dnn.epochs}",
-                                     fix="set bert2dnn.epochs in the config")
+        if c.bert2dnn.init not in INITS:
+            fail("bert2dnn.init", f"one of {INITS}", c.bert2dnn.init)
+        if c.bert2dnn.scoring_dtype not in ("float32", "bfloat16"):
+            fail("bert2dnn.scoring_dtype", "float32 or bfloat16", c.bert2dnn.scoring_dtype)

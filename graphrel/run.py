@@ -9,7 +9,10 @@ Layout of ``<run_dir>``::
     teacher_scores.parts/    while teacher scoring runs: saved chunks (an interrupted run resumes)
     stack/, stacked_scores.parquet   (stacking.enabled) lexical teacher, stack weights and
                              validation figures; the stacked teacher_logit/score students use
-    graph.pt                 query-product HeteroData (teacher scores; train labels only)
+    stages.json              per finished stage: the config values and inputs it was built from
+    graph.pt                 query-product HeteroData (teacher scores; train labels only): every
+                             pair but the evaluated test pairs (protocol new_pairs; training)
+    graph_new_query.pt       the same with training queries' edges only (protocol new_query)
     student_k0/, student_korder/   model.ckpt + student.json (what ``graphrel score`` loads)
     student_online/          BERM-O, distilled from student_korder (student.online)
     metrics.json, report.md, student_vs_teacher.png
@@ -36,6 +39,8 @@ STACK_DIR = "stack"
 STACKED_SCORES = "stacked_scores.parquet"
 GRAPH = "graph.pt"
 STUDENT_MANIFEST = "student.json"
+TEXT_STUDENT = "student_k0"
+GRAPH_STUDENT = "student_korder"
 ONLINE_STUDENT = "student_online"
 BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
@@ -90,11 +95,14 @@ def _need(path: Path, what: str) -> Path:
 
 
 def load_run_pairs(run_dir: str | Path) -> pd.DataFrame:
-    """Every pair of a run, with split and teacher scores (``pairs.parquet`` joined with
-    ``teacher_scores.parquet``)."""
+    """Every pair of a run, with split and the run's teacher score: ``pairs.parquet`` joined
+    with ``stacked_scores.parquet`` in a stacked run (``teacher_logit`` / ``teacher_score`` are
+    the stack's, as on the graph's edges; the single teachers' logits are extra columns),
+    else with ``teacher_scores.parquet``."""
     run_dir = Path(run_dir)
     pairs = pd.read_parquet(_need(run_dir / PAIRS, "run pairs"))
-    scores = pd.read_parquet(_need(run_dir / TEACHER_SCORES, "teacher scores"))
+    stacked = run_dir / STACKED_SCORES
+    scores = pd.read_parquet(stacked if stacked.is_file() else _need(run_dir / TEACHER_SCORES, "teacher scores"))
     return pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
 
 

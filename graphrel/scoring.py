@@ -221,8 +221,14 @@ class StudentScorer:
     name: str = "student"
 
     @classmethod
-    def load(cls, directory: str | Path) -> "StudentScorer":
+    def load(cls, directory: str | Path, *, graph: str | Path | None = None) -> "StudentScorer":
         """Load ``<directory>/student.json``, its checkpoint and its graph.
+
+        Args:
+            directory: a student directory.
+            graph: the query-product graph (``graph.pt``) to read neighbours from instead of
+                the one the manifest names (e.g. a run's ``graph_new_query.pt``, in which no
+                test query has an edge).
 
         Raises:
             GraphrelInputError: unknown directory, missing manifest or checkpoint, or a
@@ -242,12 +248,21 @@ class StudentScorer:
             raise GraphrelInputError(f"not a k-order student checkpoint ({error.__class__.__name__})",
                                      path=checkpoint, fix="pass the checkpoint of a KOrderStudent") from None
         model.eval()
-        graph = load_run_graph((directory / manifest.get("graph", f"../{GRAPH}")).resolve())
+        graph = load_run_graph(Path(graph) if graph is not None
+                               else (directory / manifest.get("graph", f"../{GRAPH}")).resolve())
         featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(model.hparams.backbone)),
                                     cap=manifest.get("cap", 8), metapaths=model.metapaths,
                                     neighbourhood_statistics=model.hparams.get("neighbourhood_statistics", False))
         model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
-        return cls(model=model, featurizer=featurizer, name=directory.name)
+        scorer = cls(model=model, featurizer=featurizer, name=directory.name)
+        scorer.reset_text_caches()  # the graph's node texts are not the texts it will score
+        return scorer
+
+    def reset_text_caches(self) -> None:
+        """Forget the wordpieces of every text tokenised so far (timing from a cold cache)."""
+        from graphrel.data.tokens import WordpieceCache
+
+        self.featurizer.tokens = WordpieceCache(self.featurizer.tokens.tokenizer, self.featurizer.tokens.pad_id)
 
     @torch.inference_mode()
     @paused_garbage_collector()
@@ -286,11 +301,17 @@ SCORERS = {"KOrderStudent": "graphrel.scoring:StudentScorer",
            "Bert2DnnStudent": "graphrel.models.bert2dnn:Bert2DnnScorer"}
 
 
-def load_scorer(directory: str | Path):
+def load_scorer(directory: str | Path, *, graph: str | Path | None = None):
     """Load any student directory (k-order graph student, BERM-O, BERT2DNN) for scoring.
 
     Dispatches on ``student.json``'s ``model``; every scorer has
-    ``score(query_ids, queries, product_ids, product_texts) -> (N,) float32 in [0, 1]``.
+    ``score(query_ids, queries, product_ids, product_texts) -> (N,) float32 in [0, 1]``
+    and ``reset_text_caches()``.
+
+    Args:
+        directory: a student directory.
+        graph: for graph students, a ``graph.pt`` to read neighbours from instead of the
+            manifest's (text-only students ignore it).
 
     Raises:
         GraphrelInputError: no manifest, or a model type graphrel cannot score.
@@ -303,7 +324,8 @@ def load_scorer(directory: str | Path):
         raise GraphrelInputError(f"unsupported student type {model!r}", path=directory / STUDENT_MANIFEST,
                                  fix=f"pass a directory of one of: {', '.join(SCORERS)}")
     module, name = SCORERS[model].split(":")
-    return getattr(importlib.import_module(module), name).load(directory)
+    scorer_class = getattr(importlib.import_module(module), name)
+    return scorer_class.load(directory, graph=graph) if model == "KOrderStudent" else scorer_class.load(directory)
 
 
 def timed(function, *args, **kwargs):

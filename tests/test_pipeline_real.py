@@ -38,16 +38,17 @@ def run_dir(tmp_path_factory):
     return root / "run"
 
 
-def test_metrics_for_every_model_on_unseen_test_queries(run_dir):
+def test_metrics_for_every_model_in_both_protocols(run_dir):
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert set(metrics["models"]) == {"teacher", "student_k0", "student_korder", "student_online"}
-    for name, values in metrics["models"].items():
-        for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
-            assert math.isfinite(values[key]), (name, key)
-        assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
+    for protocol in ("new_query", "new_pairs"):
+        models = metrics["protocols"][protocol]["models"]
+        assert set(models) == {"teacher", "student_k0", "student_korder", "student_online"}
+        for name, values in models.items():
+            for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
+                assert math.isfinite(values[key]), (protocol, name, key)
+            assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
     split = metrics["split"]
-    assert split["test"]["pairs"] > 0 and split["transfer"]["pairs"] > 0
-    assert metrics["models"]["student_korder"]["speedup_vs_teacher"] > 1
+    assert split["test"]["pairs"] > 0 and split["test_context"]["pairs"] > 0 and split["transfer"]["pairs"] > 0
     assert (run_dir / "student_vs_teacher.png").stat().st_size > 10_000
     assert "| student_korder |" in (run_dir / "report.md").read_text()
 
@@ -82,12 +83,17 @@ def test_score_unseen_pairs_in_order(run_dir, tmp_path):
     assert np.isfinite(scores.score).all() and scores.score.between(0, 1).all()
 
 
-def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir):
+def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, capsys):
     before = json.loads((run_dir / "metrics.json").read_text())
+    capsys.readouterr()
     assert main(["pipeline", "--config", str(run_dir.parent / "slice.yaml"), "--run-dir", str(run_dir),
                  "--no-progress"]) == 0
+    log = capsys.readouterr().err
     after = json.loads((run_dir / "metrics.json").read_text())
-    for name in before["models"]:
-        for key in ("rmse", "auc", "spearman", "ndcg@10"):
-            assert before["models"][name][key] == pytest.approx(after["models"][name][key], abs=1e-6)
-    assert after["timings_seconds"]["teacher_fit"] < 5  # reused, not refitted
+    for protocol, values in before["protocols"].items():
+        for name, figures in values["models"].items():
+            for key in ("rmse", "auc", "spearman", "ndcg@10"):
+                assert figures[key] == pytest.approx(after["protocols"][protocol]["models"][name][key], abs=1e-6)
+    for stage in ("split", "teacher_fit", "teacher_scoring", "graph", "student_k0", "student_korder"):
+        assert f"stage {stage} is up to date" in log, stage  # reused, not refitted
+    assert "re-running" not in log

@@ -1,6 +1,7 @@
 """One benchmark over every model of a finished run, on its unseen test pairs.
 
-    python tools/bench_students.py --run-dir runs/home_depot [--students DIR ...] [--repeats 5]
+    python tools/bench_students.py --run-dir runs/home_depot [--protocol new_query] [--students DIR ...]
+        [--repeats 5]
 
 Rows (each model scored in its own fresh process, one after the other, so that its peak
 memory is its own; speeds are only comparable within one run of this tool, because this
@@ -15,12 +16,17 @@ machine's speed swings up to 3x within minutes):
   stack's pairs/s counts both teachers' time, its peak memory is the lexical teacher's process
   (the cross-encoder's is the ``teacher`` row);
 - every ``RUN/student_*/`` and each ``--students`` directory (BERT2DNN, ...), end to end from
-  texts through ``graphrel.scoring.load_scorer`` (the median of ``--repeats`` timed runs).
+  texts through ``graphrel.scoring.load_scorer``, graph students reading the ``--protocol``'s
+  graph (``new_query``: no test query is in it; ``new_pairs``: the run's ``graph.pt``).
+
+Every model is timed alike (:func:`graphrel.evaluation.median_seconds`): the median of
+``--repeats`` runs over the evaluated test pairs, each after emptying the model's text caches
+and a warm-up on 256 validation pairs.
 
 Columns: parameters, RMSE (label scale), AUC, Spearman, NDCG@10, % of the teacher's AUC and
 Spearman, pairs/s, speed-up over the teacher, peak memory (MB, the process's maximum RSS:
-Python, libraries and model included). Printed as markdown, saved as ``RUN/bench.md`` and
-into ``RUN/metrics.json`` under ``models`` (``report.md`` is rewritten to match).
+Python, libraries and model included). Printed as markdown and saved as
+``RUN/bench-<protocol>.md``.
 """
 
 from __future__ import annotations
@@ -37,10 +43,11 @@ import numpy as np
 
 
 def _test_pairs(run: Path):
+    """The evaluated test pairs and the warm-up pairs (validation) of a run."""
     from graphrel.run import load_run_pairs
 
     pairs = load_run_pairs(run)
-    return pairs[pairs.split == "test"].reset_index(drop=True)
+    return pairs[pairs.split == "test"].reset_index(drop=True), pairs[pairs.split == "val"].head(256)
 
 
 def _parameters(module) -> int:
@@ -51,64 +58,67 @@ def _peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-def worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
+def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) -> dict:
     """Score the test pairs with one model; return its scores, speed, size and peak memory."""
     import torch
 
+    from graphrel.evaluation import PROTOCOL_GRAPHS, median_seconds
     from graphrel.scoring import load_scorer, load_teacher, quantize_teacher, teacher_logits
 
-    test = _test_pairs(run)
-    queries, products = test["query"], test.product_text
+    test, warmup = _test_pairs(run)
     out: dict = {}
     if kind in ("teacher", "teacher_plain", "teacher_int8"):
         teacher = load_teacher(run / "teacher")
         temperature = teacher.hparams.temperature
         if kind == "teacher_int8":
             quantize_teacher(teacher)
-        teacher_logits(teacher, queries[:64], products[:64], progress=False)  # warm-up
-        start = time.perf_counter()
-        logits = teacher_logits(teacher, queries, products, progress=False,
-                                sort_by_length=kind != "teacher_plain", pad_to_max_length=kind == "teacher_plain")
-        seconds = time.perf_counter() - start
+
+        def score(frame):
+            return teacher_logits(teacher, frame["query"], frame.product_text, progress=False,
+                                  sort_by_length=kind != "teacher_plain", pad_to_max_length=kind == "teacher_plain")
+
+        logits = score(test)
         scores = torch.sigmoid(torch.from_numpy(logits) / temperature).numpy()
+        reset = None
         out["parameters"] = _parameters(teacher.model)
         if kind == "teacher_int8":
             from scipy.stats import spearmanr
 
-            out["spearman_vs_fp32"] = float(spearmanr(logits, test.teacher_logit).statistic)
+            out["spearman_vs_fp32"] = float(spearmanr(logits, test.get("cross_encoder_logit", test.teacher_logit)
+                                                      ).statistic)
     elif kind in ("teacher_lexical", "teacher_stack"):
         import joblib
 
         from graphrel.models.stacking import TeacherStack
 
         lexical = joblib.load(run / "stack" / "lexical_teacher.joblib")
-        start = time.perf_counter()
-        lexical_logits = lexical.logits(queries, products)
-        seconds = time.perf_counter() - start
-        logits = lexical_logits
+
+        def score(frame):
+            return lexical.logits(frame["query"], frame.product_text)
+
+        logits = score(test)
         if kind == "teacher_stack":  # cross-encoder time added by the caller
             stack = TeacherStack.from_dict(json.loads((run / "stack" / "stack.json").read_text()))
-            logits = stack.logits(np.stack([test.teacher_logit.to_numpy(), lexical_logits], 1))
-        scores = 1 / (1 + np.exp(-logits))
+            logits = stack.logits(np.stack([test.cross_encoder_logit.to_numpy(), logits], 1))
+        scores, reset = 1 / (1 + np.exp(-logits)), None
         out["parameters"] = None
     else:
-        scorer = load_scorer(path)
-        texts = (test.query_id, queries, test.product_id, products)
-        scorer.score(*(t[:256] for t in texts))  # warm-up: lazy tables
-        runs = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            scores = scorer.score(*texts)
-            runs.append(time.perf_counter() - start)
-        seconds = float(np.median(runs))
+        scorer = load_scorer(path, graph=run / PROTOCOL_GRAPHS[protocol])
+
+        def score(frame):
+            return scorer.score(frame.query_id, frame["query"], frame.product_id, frame.product_text)
+
+        scores, reset = score(test), scorer.reset_text_caches
         out["parameters"] = _parameters(scorer.model)
+    seconds = median_seconds(score, test, warmup=warmup, repeats=repeats, reset=reset)
     out.update(pairs_per_second=len(test) / seconds, seconds=seconds, peak_memory_mb=_peak_memory_mb(),
                scores=np.asarray(scores, dtype=np.float64).tolist())
     return out
 
 
-def _run_worker(kind: str, run: Path, path: str | None, repeats: int) -> dict:
-    command = [sys.executable, __file__, "--worker", kind, "--run-dir", str(run), "--repeats", str(repeats)]
+def _run_worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) -> dict:
+    command = [sys.executable, __file__, "--worker", kind, "--run-dir", str(run), "--repeats", str(repeats),
+               "--protocol", protocol]
     if path:
         command += ["--path", str(path)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -121,23 +131,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run-dir", required=True, help="a finished `graphrel pipeline` run")
     parser.add_argument("--students", nargs="*", default=[], help="extra student directories (e.g. BERT2DNN)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs per student (median)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median), >= 1")
+    parser.add_argument("--protocol", choices=("new_query", "new_pairs"), default="new_query",
+                        help="the graph graph students read (see graphrel.evaluation)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 teacher row")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error(f"--repeats must be >= 1, got {args.repeats}")
     run = Path(args.run_dir)
     if args.worker:
-        print(json.dumps(worker(args.worker, run, args.path, args.repeats)))
+        print(json.dumps(worker(args.worker, run, args.path, args.repeats, args.protocol)))
         return
 
     from graphrel.metrics import relevance_metrics
-    from graphrel.report import write_report
-    from graphrel.run import write_json
 
-    test = _test_pairs(run)
-    scale = json.loads((run / "label_scale.json").read_text())
-    label_range = scale["label_max"] - scale["label_min"]
+    test, _ = _test_pairs(run)
+    metrics = json.loads((run / "metrics.json").read_text())
+    low, high = metrics["label_scale"]
+    label_range, threshold = high - low, (metrics["relevance_threshold"] - low) / (high - low)
     jobs = [("teacher", "teacher", None), ("teacher (plain padded)", "teacher_plain", None)]
     if not args.no_int8:
         jobs.append(("teacher (int8)", "teacher_int8", None))
@@ -148,19 +161,20 @@ def main() -> None:
     rows = {}
     for name, kind, path in jobs:
         print(f"benchmarking {name} ...", file=sys.stderr, flush=True)
-        result = _run_worker(kind, run, path, args.repeats)
+        result = _run_worker(kind, run, path, args.repeats, args.protocol)
         if kind == "teacher_stack":  # the stack runs the cross-encoder and the lexical teacher
             result["pairs_per_second"] = len(test) / (result["seconds"] + rows["teacher"]["seconds"])
         scores = np.asarray(result.pop("scores"))
-        rows[name] = {**relevance_metrics(scores, test.label, test.query_id, label_range=label_range), **result}
+        rows[name] = {**relevance_metrics(scores, test.label, test.query_id, label_range=label_range,
+                                          threshold=threshold), **result}
     teacher = rows["teacher"]
     for name, row in rows.items():
         row["ratio_to_teacher"] = {k: row[k] / teacher[k] for k in ("auc", "spearman", "ndcg@10")}
         row["speedup_vs_teacher"] = row["pairs_per_second"] / teacher["pairs_per_second"]
 
-    command = f"python tools/bench_students.py --run-dir {run}" + (
+    command = f"python tools/bench_students.py --run-dir {run} --protocol {args.protocol}" + (
         f" --students {' '.join(args.students)}" if args.students else "")
-    lines = [f"{len(test):,} unseen test pairs of `{run}`: `{command}`\n",
+    lines = [f"{len(test):,} evaluated test pairs of `{run}`, protocol {args.protocol}: `{command}`\n",
              "| model | parameters | RMSE | AUC | Spearman | NDCG@10 | AUC % teacher | Spearman % teacher | "
              "pairs/s | speed-up x teacher | peak memory (MB) |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -177,15 +191,7 @@ def main() -> None:
     lines.append(f"\nteacher labelling, length-sorted vs plain padded batches: {labelling:.2f}x")
     table = "\n".join(lines)
     print(table)
-    (run / "bench.md").write_text(table + "\n")
-    metrics_path = run / "metrics.json"
-    metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
-    metrics.setdefault("models", {}).update(
-        {name: {**{k: v for k, v in row.items() if k != "seconds"}, "source": "tools/bench_students.py"}
-         for name, row in rows.items()})
-    write_json(metrics, metrics_path)
-    if "split" in metrics:
-        write_report(run, metrics)
+    (run / f"bench-{args.protocol}.md").write_text(table + "\n")
 
 
 if __name__ == "__main__":

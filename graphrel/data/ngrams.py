@@ -128,6 +128,11 @@ class NgramFeaturizer:
         self._index = pd.Index(keys)
         if not self._index.is_unique:
             raise ValueError("the vocabulary holds the same n-gram twice (or two n-grams with one key)")
+        self.forget_words()
+
+    def forget_words(self) -> None:
+        """Empty the cache of words met so far (the vocabulary stays): ids are unchanged,
+        the next texts are normalised and hashed afresh (timing from a cold cache)."""
         # Word table, one entry per distinct normalised word (codes 0 and 1: end, dropped).
         self._codes: dict[str, int] = {_END: _END_CODE}
         self._words: list[str] = [EOS, ""]

@@ -524,6 +524,10 @@ class Bert2DnnScorer:
                 out[rows] = self.model.scores(logits).numpy()
         return out
 
+    def reset_text_caches(self) -> None:
+        """Forget the words of every text featurised so far (timing from a cold cache)."""
+        self.featurizer.forget_words()
+
     def _embed_unique(self, texts) -> tuple[torch.Tensor, torch.Tensor, tuple[np.ndarray, np.ndarray]]:
         """Row of each text in a table of distinct-text vectors: (N,) int64, (U, D), and
         the distinct texts' bags (ids (M,), offsets (U,))."""
