@@ -52,8 +52,9 @@ def _pipeline(argv: list[str]) -> None:
 
     parser = ArgumentParser(prog="graphrel pipeline", description=(
         "Main job: split pairs by query -> fine-tune the cross-encoder teacher -> transfer set -> "
-        "teacher scores -> query-product graph -> k-order graph students (k=0 and k) -> metrics on "
-        "unseen test queries -> report. Finished stages in --run-dir are reused (resume)."))
+        "teacher scores -> query-product graphs -> k-order graph students (k=0 and k) -> metrics on "
+        "unseen test queries under the protocols new_query and new_pairs -> report. Stages finished in "
+        "--run-dir with the same config values are reused (resume); a changed value re-runs what depends on it."))
     parser.add_argument("--config", action=ActionConfigFile, help="YAML pipeline config (configs/home_depot.yaml)")
     parser.add_argument("--run-dir", required=True, help="directory for every output of the run")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
