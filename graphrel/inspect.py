@@ -23,13 +23,14 @@ Edge attributes:
     ``teacher_score`` (float in [0, 1]), ``student_score`` (float in [0, 1]; only when the run
     has a k-order student), ``label`` (human label normalised to [0, 1]; only on edges whose
     split is in ``label_splits``, omitted elsewhere) and ``split``
-    (train / val / test / transfer, always present).
+    (train / val / test_context / transfer, always present; the evaluated ``test`` pairs
+    are never edges of a run's graph).
 
 Labels policy: by default labels of ``train`` and ``val`` pairs are shown (the student was
-trained on the former and selected on the latter) and ``test`` labels are hidden, so that
+trained on the former and selected on the latter) and test queries' labels are hidden, so that
 looking at the graph while debugging a model does not tune it against the held-out
 evaluation; the ``split`` attribute still shows test membership. Pass
-``label_splits=("train", "val", "test")`` (``--show-test-labels``) for deliberate error
+``label_splits=("train", "val", "test", "test_context")`` (``--show-test-labels``) for deliberate error
 analysis. Transfer pairs have no human label.
 """
 
@@ -70,6 +71,7 @@ SPLIT_STYLE = {  # edge colour and line style of each split in drawings
     "train": ("#3a3a3a", "solid"),
     "val": ("#2ca02c", "solid"),
     "test": ("#9467bd", "solid"),
+    "test_context": ("#9467bd", "dotted"),
     "transfer": ("#a8a8a8", "dashed"),
 }
 
@@ -1019,7 +1021,7 @@ def inspect_command(argv: list[str]) -> None:
                                  fix="pass --query TEXT with --pair-product-id")
     _check_hops(args.hops, args.max_per_hop)
     run = InspectedRun(args.run_dir)
-    splits = DEFAULT_LABEL_SPLITS + (("test",) if args.show_test_labels else ())
+    splits = DEFAULT_LABEL_SPLITS + (("test", "test_context") if args.show_test_labels else ())
     ego = neighborhood(run, query=args.query, product_id=args.product_id, hops=args.hops,
                        max_per_hop=args.max_per_hop, label_splits=splits, student=not args.no_student)
     explanation = None

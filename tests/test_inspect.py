@@ -125,7 +125,9 @@ def opened(run_dir):
 
 @pytest.fixture(scope="module")
 def pairs(run_dir):
-    return load_run_pairs(run_dir)
+    """The run's pairs that are edges of its graph: every pair but the evaluated test pairs."""
+    pairs = load_run_pairs(run_dir)
+    return pairs[pairs["split"] != "test"]
 
 
 @pytest.fixture(scope="module")
