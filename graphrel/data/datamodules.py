@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from graphrel.backbone import MINILM, load_tokenizer
+from graphrel.data.epoch_order import EpochOrder
 from graphrel.data.pairs import load_dataset, split_by_query
 from graphrel.errors import GraphrelInputError
 
@@ -92,40 +93,26 @@ class _Batches(torch.utils.data.Dataset):
     rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
     writers use it).
 
-    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``.
-    ``epoch_of`` returns the current epoch (the trainer's), so that every DDP rank, which
-    only sees its share of the items, uses the same permutation; when it is None or
-    returns None, the epoch counts the times item 0 was read (single process only).
+    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``, the epoch
+    given by ``epoch_of`` (the trainer's, the same on every DDP rank; see
+    :class:`graphrel.data.epoch_order.EpochOrder`).
     """
 
     def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
                  epoch_of=None) -> None:
         self.featurizer, self.frame, self.batch_size = featurizer, frame, batch_size
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.epoch_of, self._order_epoch = epoch_of, None
+        self.shuffle, self.seed = shuffle, seed
+        self._epochs = EpochOrder(len(frame), shuffle, seed, epoch_of)
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
                                                                                   frame["product_id"])
         self.row_ids = frame.index.to_numpy(np.int64)
-        self.order = np.arange(len(frame))
+        self.order = self._epochs.order
 
     def __len__(self) -> int:
         return (len(self.frame) + self.batch_size - 1) // self.batch_size
 
-    def reshuffle(self) -> None:
-        if self.shuffle:
-            self.order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.frame))
-            self.epoch += 1
-
     def _sync_order(self, i: int) -> None:
-        if not self.shuffle:
-            return
-        epoch = self.epoch_of() if self.epoch_of is not None else None
-        if epoch is None:
-            if i == 0:
-                self.reshuffle()
-        elif epoch != self._order_epoch:
-            self.order = np.random.default_rng(self.seed + epoch).permutation(len(self.frame))
-            self._order_epoch, self.epoch = epoch, epoch + 1
+        self.order = self._epochs.order_for(i)
 
     def __getitem__(self, i: int) -> dict:
         self._sync_order(i)
