@@ -4,7 +4,7 @@ cross-encoder teacher's soft labels over a large transfer set.
 Jiang et al., "BERT2DNN: BERT Distillation with Massive Unlabeled Data for Online
 E-Commerce Search", ICDM 2020 (arXiv 2010.10442; code: ``e-commerce-search/bert2dnn``).
 
-From the paper and the authors' code (METHODS.md §2):
+From the paper and the authors' code:
 
 - features: lower-cased word unigrams + bigrams with boundary markers
   (:class:`graphrel.data.ngrams.NgramFeaturizer`), one 64-d embedding table, each bag
@@ -18,7 +18,7 @@ From the paper and the authors' code (METHODS.md §2):
   authors' L2 regulariser is built but never added to the loss they minimise, so
   ``weight_decay`` defaults to 0.)
 
-Reconstruction choices (METHODS.md §2 and calibration):
+Reconstruction choices (this package's, measured on Home Depot):
 
 - a pair is two bags (query, product text) over the shared table, fed to the MLP as
   ``[e_q; e_p; e_q*e_p; |e_q-e_p|]`` (256-d; ``interaction=False``: ``[e_q; e_p]``);
@@ -32,7 +32,7 @@ Reconstruction choices (METHODS.md §2 and calibration):
   (MiniLM-L6: 30522 x 384), projected to 64-d by the matrix's top-64 right singular
   vectors (as :class:`graphrel.nn.WordpieceEncoder`) and scaled to the random init's
   RMS (1/sqrt(64) per component). Random-start n-grams learn words from the transfer set
-  alone (METHODS.md: AUC 0.57 on unseen queries with ~60k pairs); this way the student
+  alone (measured here: AUC 0.57 on unseen queries with ~60k pairs); this way the student
   inherits the teacher's word knowledge. Hashing buckets start small and random.
   ``init="sentence"``: each n-gram's words run through the backbone's sentence encoder
   (all-MiniLM-L6-v2, mean-pooled last layer), centred and projected to 64-d the same way

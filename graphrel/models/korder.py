@@ -1,11 +1,12 @@
-"""k-order graph student: a reconstruction of BERM (Liu et al., "Graph-based Weakly
-Supervised Framework for Semantic Relevance Learning in E-commerce", EMNLP 2022
-Industry, arXiv 2210.01701).
+"""k-order graph student: a reconstruction of BERM (Liu et al., "Knowledge Distillation
+based Contextual Relevance Matching for E-commerce Product Search", EMNLP 2022 Industry
+Track, arXiv 2210.01701).
 
 Public facts (the paper): a student scores a pair from its text (0-order relevance, a
 word-interaction matrix between query and title tokens) and from its metapath
 neighbours in the query-product graph (higher-order relevance, graph attention), trained
-on teacher labels. Reconstruction here (METHODS.md §1):
+on teacher labels. Reconstruction here (this package's choices where the paper gives no
+detail):
 
 - text: the teacher's frozen wordpiece embeddings and a trainable projection to
   ``text_dim`` (128), initialised from the matrix's top singular vectors
