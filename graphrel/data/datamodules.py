@@ -147,7 +147,7 @@ class StudentDataModule(_SplitDataModule):
     Args:
         run_dir: a pipeline run directory.
         batch_size: pairs per step.
-        cap: neighbours per metapath.
+        cap: neighbours per metapath (4, as the pipeline's default preset).
         backbone: whose tokenizer reads the texts.
         seed: shuffling seed.
         predict_split: pairs scored by ``graphrel predict``: ``train``, ``val``, ``test``,
@@ -160,7 +160,7 @@ class StudentDataModule(_SplitDataModule):
 
     PREDICT_SPLITS = ("train", "val", "test", "transfer", "all")
 
-    def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 8,
+    def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 4,
                  backbone: str = MINILM, seed: int = 0, predict_split: str = "test") -> None:
         super().__init__()
         if predict_split not in self.PREDICT_SPLITS:

@@ -82,7 +82,10 @@ class KOrderStudent(L.LightningModule):
             the product's other queries, own edge left out): the whole neighbourhood's size
             and average relevance, which capped neighbours miss. With k=0 this is BERM-O,
             the online model: 0-order text part plus per-node summaries precomputed from the
-            graph (two table look-ups, no attention).
+            graph (two table look-ups, no attention); the text-only k=0 student sets it False.
+
+    The defaults are the pipeline's k-order student (``graphrel.pipeline.StudentConfig``,
+    ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
     ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN. ``forward`` returns
@@ -93,7 +96,7 @@ class KOrderStudent(L.LightningModule):
                  text_dim: int | None = 128,
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
-                 label_weight: float = 1.0, neighbourhood_statistics: bool = False) -> None:
+                 label_weight: float = 1.0, neighbourhood_statistics: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
