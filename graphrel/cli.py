@@ -82,9 +82,9 @@ def _pipeline(argv: list[str]) -> None:
 def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     """Let configs write ``seed:``, ``data:`` ... at top level: nest them under ``pipeline``.
 
-    Config keys (in ``--config`` files and dotted options such as ``--student.order``) are
-    checked first: an unknown key (``studnet:``) is a one-line error naming it and the closest
-    known key.
+    Config keys (in ``--config FILE`` or ``--config=FILE`` files and dotted options such as
+    ``--student.order``) are checked first: an unknown key (``studnet:``) is a one-line error
+    naming it and the closest known key.
 
     Returns the rewritten arguments and the temporary config files to delete after parsing.
 
@@ -139,6 +139,8 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     out, temporary, i = [], [], 0
     try:
         while i < len(argv):
+            if argv[i].startswith("--config="):  # --config=FILE: the same as --config FILE
+                argv = [*argv[:i], "--config", argv[i][len("--config="):], *argv[i + 1:]]
             if argv[i] == "--config" and i + 1 < len(argv):
                 path = argv[i + 1]
                 try:

@@ -79,8 +79,9 @@ def distillation_loss(student_logits: torch.Tensor, teacher_scores: torch.Tensor
     """Teacher soft-target BCE plus, optionally, BCE on human labels where present.
 
     ``loss = BCE(student, teacher) + label_weight * BCE(student, label)``, the second
-    term over pairs whose label is not NaN (BERM, arXiv 2210.01701, trains on teacher
-    labels; the human-label term is the optional extra of METHODS.md §1).
+    term over pairs whose label is not NaN (BERM, Liu et al., EMNLP 2022 Industry Track,
+    arXiv 2210.01701, trains on teacher labels; the human-label term is an addition of
+    this package's reconstruction).
 
     Args:
         student_logits: (N,) float.

@@ -12,7 +12,7 @@ import pandas as pd
 from scipy.stats import spearmanr
 from sklearn.metrics import ndcg_score, roc_auc_score
 
-#: Binary relevance threshold on the 1-3 Home Depot scale (METHODS.md): label >= 2.5.
+#: Binary relevance threshold on the 1-3 Home Depot scale (this package's choice): label >= 2.5.
 RELEVANT_NORMALISED = 0.75  # (2.5 - 1) / 2
 
 

@@ -95,7 +95,7 @@ class StudentConfig:
     """
 
     order: int = 2
-    cap: int = 8
+    cap: int = 4
     hidden: int = 32
     text_hidden: int = 128
     epochs: int = 4

@@ -272,6 +272,27 @@ def test_config_key_typo_names_the_key_and_the_closest(capsys, tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_config_with_equals_sign_gets_the_same_key_check_and_nesting(capsys, tmp_path):
+    """``--config=FILE`` is ``--config FILE``: keys checked, top-level keys nested under pipeline."""
+    import yaml
+
+    from graphrel.cli import _nest_pipeline_keys
+
+    config = tmp_path / "run.yaml"
+    config.write_text("seed: 0\nstudnet:\n  order: 1\n")
+    code, _, err = run_cli(capsys, "pipeline", f"--config={config}", "--run-dir", str(tmp_path / "run"))
+    assert_one_line_error(code, err, "run.yaml", "unknown config key 'studnet'", "did you mean 'student'?", "fix")
+    assert not (tmp_path / "run").exists()
+    config.write_text("seed: 3\nstudent:\n  order: 1\n")
+    argv, temporary = _nest_pipeline_keys([f"--config={config}", "--run-dir", "x"])
+    try:
+        assert argv[0] == "--config" and argv[2:] == ["--run-dir", "x"]
+        assert yaml.safe_load(open(argv[1])) == {"pipeline": {"seed": 3, "student": {"order": 1}}}
+    finally:
+        for path in temporary:
+            os.remove(path)
+
+
 def test_saved_run_config_is_accepted_back(capsys, tmp_path):
     """run_dir / no_progress / pipeline: the keys of a run's own config.yaml are known."""
     from graphrel.cli import _nest_pipeline_keys

@@ -90,6 +90,55 @@ def test_training_shuffle_is_the_same_on_every_rank():
     assert torch.equal(epoch0, torch.cat([again[i]["row_id"] for i in range(4)]))
 
 
+def _bag_pairs(n: int = 10) -> pd.DataFrame:
+    """Teacher-scored run pairs whose ``teacher_logit`` is the row number (to tell rows apart)."""
+    words = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge"]
+    return pd.DataFrame({"query_id": [f"q{i}" for i in range(n)], "query": [words[i % 10] for i in range(n)],
+                         "product_text": [f"{words[(3 * i) % 10]} set" for i in range(n)],
+                         "teacher_logit": np.arange(n, dtype=np.float32), "label": 1.0, "split": "train"})
+
+
+def test_bert2dnn_training_shuffle_is_the_same_on_every_rank():
+    """As for the graph students: BERT2DNN bag batches follow the trainer's epoch, not the
+    reads of item 0, so the ranks' shares of an epoch together hold every row once."""
+    from graphrel.data.bert2dnn_data import _BagBatches
+    from graphrel.data.ngrams import NgramFeaturizer
+
+    frame = _bag_pairs()
+    featurizer = NgramFeaturizer.fit(pd.concat([frame["query"], frame["product_text"]]).to_numpy(dtype=object),
+                                     min_count=1, num_buckets=8)
+    for epoch in (0, 1, 2):
+        ranks = [_BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
+        seen = [ranks[i % 2][i]["teacher_logit"] for i in range(4)]  # rank i % 2 reads item i
+        assert sorted(torch.cat(seen).long().tolist()) == list(range(10))
+    epochs = [torch.cat([_BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda e=e: e)[i]["teacher_logit"]
+                         for i in range(4)]) for e in (0, 1)]
+    assert not torch.equal(epochs[0], epochs[1])  # a new order each epoch
+
+
+def test_bert2dnn_datamodule_follows_the_trainers_epoch():
+    """Bert2DnnDataModule hands its training batches the trainer's current epoch: two ranks'
+    datamodules at the same epoch cut the same permutation (rank 1 never reads item 0)."""
+    from types import SimpleNamespace
+
+    from graphrel.data.bert2dnn_data import Bert2DnnDataModule
+
+    frame = _bag_pairs()
+    for epoch in (0, 3):
+        shares = []
+        for rank in (0, 1):
+            data = Bert2DnnDataModule(batch_size=3, min_count=1, num_buckets=8, transfer="none")
+            data.set_pairs(frame)
+            data.trainer = SimpleNamespace(current_epoch=epoch)
+            dataset = data.train_dataloader().dataset
+            shares += [dataset[i]["teacher_logit"] for i in range(rank, len(dataset), 2)]
+        rows = torch.cat(shares).long()
+        assert sorted(rows.tolist()) == list(range(10))
+        expected = np.random.default_rng(0 + epoch).permutation(10)  # seed + the trainer's epoch
+        assert torch.equal(torch.cat([shares[0], shares[2], shares[1], shares[3]]).long(),
+                           torch.from_numpy(expected))
+
+
 def test_unknown_predict_split_is_a_user_error():
     from graphrel.data.datamodules import StudentDataModule
     from graphrel.errors import GraphrelInputError

@@ -83,8 +83,17 @@ def test_score_unseen_pairs_in_order(run_dir, tmp_path):
     assert np.isfinite(scores.score).all() and scores.score.between(0, 1).all()
 
 
+def _stamps(directory):
+    """(modification time in ns, size) of every file below ``directory``, by relative path."""
+    return {p.relative_to(directory).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
 def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, capsys):
     before = json.loads((run_dir / "metrics.json").read_text())
+    trained = ("teacher", "student_k0", "student_korder", "student_online")
+    stamps = {name: _stamps(run_dir / name) for name in trained}
+    assert all(stamps.values())
     capsys.readouterr()
     assert main(["pipeline", "--config", str(run_dir.parent / "slice.yaml"), "--run-dir", str(run_dir),
                  "--no-progress"]) == 0
@@ -97,3 +106,5 @@ def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, caps
     for stage in ("split", "teacher_fit", "teacher_scoring", "graph", "student_k0", "student_korder"):
         assert f"stage {stage} is up to date" in log, stage  # reused, not refitted
     assert "re-running" not in log
+    # reused, not refitted: the teacher and the students are the files of the first run, untouched
+    assert {name: _stamps(run_dir / name) for name in trained} == stamps

@@ -30,7 +30,6 @@ def test_stacked_pipeline_reports_each_teacher_and_students_learn_the_stack(tmp_
     assert (scores.teacher_logit - expected).abs().max() < 1e-4  # students and graph read the stack
     models = json.loads((run / "metrics.json").read_text())["protocols"]["new_query"]["models"]
     assert {"teacher", "teacher_lexical", "teacher_stack", "student_k0", "student_korder"} <= set(models)
-    assert models["teacher_stack"]["pairs_per_second"] < models["teacher"]["pairs_per_second"]
     # One teacher score per run: graph edges, student targets, `graphrel fit --data.run_dir` and
     # `graphrel inspect` all read the stack's.
     from graphrel.data.datamodules import StudentDataModule

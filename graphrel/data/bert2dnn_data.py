@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from graphrel.data.datamodules import _SplitDataModule
+from graphrel.data.epoch_order import EpochOrder, trainer_epoch
 from graphrel.data.ngrams import NgramFeaturizer, gather_bags, match_features
 from graphrel.errors import GraphrelInputError
 
@@ -21,28 +23,27 @@ class _BagBatches(Dataset):
     """Whole batches of pre-encoded pairs (one item = one batch; reshuffled every epoch).
 
     Every distinct query and product text of the frame is encoded once; a batch gathers
-    its rows' bags (vectorised).
+    its rows' bags (vectorised). With ``shuffle`` the rows are permuted once per epoch
+    with ``seed + epoch``, the epoch given by ``epoch_of`` (the trainer's, the same on
+    every DDP rank; see :class:`graphrel.data.epoch_order.EpochOrder`).
     """
 
     def __init__(self, featurizer: NgramFeaturizer, frame: pd.DataFrame, batch_size: int, shuffle: bool,
-                 seed: int, match: bool = True) -> None:
-        self.batch_size, self.shuffle, self.seed, self.epoch, self.match = batch_size, shuffle, seed, 0, match
+                 seed: int, match: bool = True, epoch_of=None) -> None:
+        self.batch_size, self.shuffle, self.seed, self.match = batch_size, shuffle, seed, match
+        self._epochs = EpochOrder(len(frame), shuffle, seed, epoch_of)
         self.sides = {}
         for side, column in (("query", "query"), ("product", "product_text")):
             codes, unique = pd.factorize(frame[column].to_numpy(dtype=object))
             self.sides[side] = (codes.astype(np.int64), *featurizer.encode(list(unique)))
         self.teacher_logit = frame["teacher_logit"].to_numpy(np.float32)
         self.label = frame["label"].to_numpy(np.float32)
-        self.order = np.arange(len(frame))
 
     def __len__(self) -> int:
-        return (len(self.order) + self.batch_size - 1) // self.batch_size
+        return (self._epochs.num_rows + self.batch_size - 1) // self.batch_size
 
     def __getitem__(self, i: int) -> dict:
-        if i == 0 and self.shuffle:
-            self.order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.order))
-            self.epoch += 1
-        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        rows = self._epochs.order_for(i)[i * self.batch_size:(i + 1) * self.batch_size]
         batch = {}
         for side, (codes, ids, offsets) in self.sides.items():
             bag_ids, bag_offsets = gather_bags(ids, offsets, codes[rows])
@@ -130,7 +131,8 @@ class Bert2DnnDataModule(_SplitDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self._datasets:
             self._datasets[split] = _BagBatches(self.ngrams, self.frames[split], self.hparams.batch_size,
-                                                shuffle, self.hparams.seed, self.hparams.match_features)
+                                                shuffle, self.hparams.seed, self.hparams.match_features,
+                                                epoch_of=partial(trainer_epoch, self))
         return DataLoader(self._datasets[split], batch_size=None, shuffle=False)
 
     def predict_dataloader(self) -> DataLoader:

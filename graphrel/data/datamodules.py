@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from graphrel.backbone import MINILM, load_tokenizer
+from graphrel.data.epoch_order import EpochOrder
 from graphrel.data.pairs import load_dataset, split_by_query
 from graphrel.errors import GraphrelInputError
 
@@ -92,51 +93,37 @@ class _Batches(torch.utils.data.Dataset):
     rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
     writers use it).
 
-    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``, and a
-    share ``new_query_share`` of each batch's rows, drawn with ``(seed, epoch, i)``, is read
-    as if its query were new to the log (no query-side neighbours or statistics): a graph
-    student then knows a missing neighbourhood (BERM evaluated on new queries).
-    ``epoch_of`` returns the current epoch (the trainer's), so that every DDP rank, which
-    only sees its share of the items, uses the same permutation; when it is None or
-    returns None, the epoch counts the times item 0 was read (single process only).
+    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``, the epoch
+    given by ``epoch_of`` (the trainer's, the same on every DDP rank; see
+    :class:`graphrel.data.epoch_order.EpochOrder`), and a share ``new_query_share`` of each
+    batch's rows, drawn with ``(seed, epoch, i)``, is read as if its query were new to the log
+    (no query-side neighbours or statistics): a graph student then knows a missing
+    neighbourhood (BERM evaluated on new queries).
     """
 
     def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
                  epoch_of=None, new_query_share: float = 0.0) -> None:
         self.featurizer, self.frame, self.batch_size = featurizer, frame, batch_size
+        self.shuffle, self.seed = shuffle, seed
+        self._epochs = EpochOrder(len(frame), shuffle, seed, epoch_of)
         self.new_query_share = new_query_share
-        self.shuffle, self.seed, self.epoch = shuffle, seed, 0
-        self.epoch_of, self._order_epoch = epoch_of, None
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
                                                                                   frame["product_id"])
         self.row_ids = frame.index.to_numpy(np.int64)
-        self.order = np.arange(len(frame))
+        self.order = self._epochs.order
 
     def __len__(self) -> int:
         return (len(self.frame) + self.batch_size - 1) // self.batch_size
 
-    def reshuffle(self) -> None:
-        if self.shuffle:
-            self.order = np.random.default_rng(self.seed + self.epoch).permutation(len(self.frame))
-            self.epoch += 1
-
     def _sync_order(self, i: int) -> None:
-        if not self.shuffle:
-            return
-        epoch = self.epoch_of() if self.epoch_of is not None else None
-        if epoch is None:
-            if i == 0:
-                self.reshuffle()
-        elif epoch != self._order_epoch:
-            self.order = np.random.default_rng(self.seed + epoch).permutation(len(self.frame))
-            self._order_epoch, self.epoch = epoch, epoch + 1
+        self.order = self._epochs.order_for(i)
 
     def __getitem__(self, i: int) -> dict:
         self._sync_order(i)
         rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
         hide_query = None
         if self.shuffle and self.new_query_share > 0:
-            epoch = max(self.epoch - 1, 0)  # the epoch whose permutation ``order`` is
+            epoch = max(self._epochs.epoch - 1, 0)  # the epoch whose permutation ``order`` is
             hide_query = np.random.default_rng((self.seed, epoch, i)).random(len(rows)) < self.new_query_share
         batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query)
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
@@ -168,7 +155,7 @@ class StudentDataModule(_SplitDataModule):
     Args:
         run_dir: a pipeline run directory.
         batch_size: pairs per step.
-        cap: neighbours per metapath.
+        cap: neighbours per metapath (4, as the pipeline's default preset).
         backbone: whose tokenizer reads the texts.
         seed: shuffling seed.
         predict_split: pairs scored by ``graphrel predict``: ``train``, ``val``, ``test``,
@@ -185,7 +172,7 @@ class StudentDataModule(_SplitDataModule):
 
     PREDICT_SPLITS = ("train", "val", "test", "test_context", "transfer", "all")
 
-    def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 8,
+    def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 4,
                  backbone: str = MINILM, seed: int = 0, predict_split: str = "test",
                  new_query_share: float = 0.3) -> None:
         super().__init__()

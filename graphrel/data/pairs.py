@@ -584,6 +584,12 @@ def _as_text(s: pd.Series) -> pd.Series:
     return pd.Series([_scalar_text(v) for v in s], index=s.index, dtype=_STR)
 
 
+def _all_blank(values: pd.Series) -> bool:
+    """True when no value of the column is set (every one missing or white space)."""
+    text = _as_text(values).str.strip()
+    return bool((text.isna() | (text == "")).all())
+
+
 def _first_bad(mask: pd.Series, row_ids: np.ndarray) -> int | None:
     arr = np.asarray(mask, dtype=bool)
     if not arr.any():
@@ -774,8 +780,10 @@ def _esci_source(path: PathLike, locale: str | None = None, *, encoding: str = "
             raise GraphrelInputError(f"unknown esci_label {value!r}", path=p, row=row,
                                      fix="use one of E, S, C, I (or leave it blank if unknown)")
         gains = codes.map(ESCI_GAINS).astype(np.float64)  # blank -> NaN (unlabelled)
-        return _build(p, row_ids, query=raw["query"], query_col="query",
-                      query_id=raw["query_id"] if "query_id" in raw.columns else None,
+        query_id = raw["query_id"] if "query_id" in raw.columns else None
+        if query_id is not None and _all_blank(query_id):  # an empty column counts as absent
+            query_id = None
+        return _build(p, row_ids, query=raw["query"], query_col="query", query_id=query_id,
                       query_id_col="query_id", product_id=raw["product_id"], product_id_col="product_id",
                       product_text=raw["product_title"], product_text_col="product_title",
                       relevance=gains, label_col="esci_label", label_min=0.0, label_max=1.0)
@@ -884,7 +892,8 @@ def load_esci(path: PathLike, locale: str | None = None, *, encoding: str = "utf
     Expected columns: ``query`` (str), ``product_id`` (str), ``product_title`` (str),
     ``esci_label`` (one of ``E``, ``S``, ``C``, ``I``; the full names ``Exact``,
     ``Substitute``, ``Complement``, ``Irrelevant`` are accepted too; blank = unlabelled),
-    optionally ``query_id`` (derived from the stripped query text when absent) and
+    optionally ``query_id`` (derived from the stripped query text when absent or
+    entirely empty; a column with some ids must have one on every row) and
     ``product_locale`` (needed for ``locale``). CSV or Parquet (format from the suffix).
 
     Labels map to the gains of the ESCI paper's NDCG (:data:`ESCI_GAINS`):

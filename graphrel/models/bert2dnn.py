@@ -4,7 +4,7 @@ cross-encoder teacher's soft labels over a large transfer set.
 Jiang et al., "BERT2DNN: BERT Distillation with Massive Unlabeled Data for Online
 E-Commerce Search", ICDM 2020 (arXiv 2010.10442; code: ``e-commerce-search/bert2dnn``).
 
-From the paper and the authors' code (METHODS.md §2):
+From the paper and the authors' code:
 
 - features: lower-cased word unigrams + bigrams with boundary markers
   (:class:`graphrel.data.ngrams.NgramFeaturizer`), one 64-d embedding table, each bag
@@ -18,7 +18,7 @@ From the paper and the authors' code (METHODS.md §2):
   authors' L2 regulariser is built but never added to the loss they minimise, so
   ``weight_decay`` defaults to 0.)
 
-Reconstruction choices (METHODS.md §2 and calibration):
+Reconstruction choices (this package's, measured on Home Depot):
 
 - a pair is two bags (query, product text) over the shared table, fed to the MLP as
   ``[e_q; e_p; e_q*e_p; |e_q-e_p|]`` (256-d; ``interaction=False``: ``[e_q; e_p]``);
@@ -32,7 +32,7 @@ Reconstruction choices (METHODS.md §2 and calibration):
   (MiniLM-L6: 30522 x 384), projected to 64-d by the matrix's top-64 right singular
   vectors (as :class:`graphrel.nn.WordpieceEncoder`) and scaled to the random init's
   RMS (1/sqrt(64) per component). Random-start n-grams learn words from the transfer set
-  alone (METHODS.md: AUC 0.57 on unseen queries with ~60k pairs); this way the student
+  alone (measured here: AUC 0.57 on unseen queries with ~60k pairs); this way the student
   inherits the teacher's word knowledge. Hashing buckets start small and random.
   ``init="sentence"``: each n-gram's words run through the backbone's sentence encoder
   (all-MiniLM-L6-v2, mean-pooled last layer), centred and projected to 64-d the same way
@@ -49,6 +49,7 @@ Reconstruction choices (METHODS.md §2 and calibration):
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -218,6 +219,10 @@ class Bert2DnnStudent(L.LightningModule):
             ``match`` (B, 3) float in [0, 1], :func:`graphrel.data.ngrams.match_features`;
             not in the paper, see the module docstring).
 
+    The defaults are the pipeline's (``graphrel.pipeline.Bert2DnnConfig``,
+    ``configs/bert2dnn.yaml``), the best measured on Home Depot; the paper's plain model is
+    ``init="random", match_features=False, label_weight=0``.
+
     Batch: ``query_ids`` (Mq,) int64 and ``query_offsets`` (B,) int64, ``product_ids``
     (Mp,) and ``product_offsets`` (B,) (bags as :meth:`NgramFeaturizer.encode` returns),
     plus for training ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN, and
@@ -235,10 +240,10 @@ class Bert2DnnStudent(L.LightningModule):
 
     def __init__(self, num_embeddings: int | None = None, embedding_dim: int = 64,
                  hidden: tuple[int, ...] = (1024, 512, 128, 64), interaction: bool = True,
-                 init: str = "wordpiece", backbone: str = MINILM, backbone_config: dict | None = None,
+                 init: str = "sentence", backbone: str = MINILM, backbone_config: dict | None = None,
                  optimizer: str = "adam", learning_rate: float = 1e-3, weight_decay: float = 0.0,
-                 embedding_lr: float | None = None, temperature: float = 1.0, label_weight: float = 0.0,
-                 calibrate_output: bool = True, match_features: bool = False) -> None:
+                 embedding_lr: float | None = None, temperature: float = 1.0, label_weight: float = 1.0,
+                 calibrate_output: bool = True, match_features: bool = True) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -577,9 +582,9 @@ def save_student(model: Bert2DnnStudent, featurizer, directory: str | Path, *, c
     return directory
 
 
-def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: float = 1.0, init: str = "wordpiece",
+def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: float = 1.0, init: str = "sentence",
                    epochs: int = 4, batch_size: int = 128, learning_rate: float = 1e-3, optimizer: str = "adam",
-                   label_weight: float = 0.0, min_count: int = 2, num_buckets: int = 1 << 16,
+                   label_weight: float = 1.0, min_count: int = 2, num_buckets: int = 1 << 16,
                    transfer: str = "train_queries",
                    backbone: str = MINILM, backbone_config: dict | None = None, seed: int = 0,
                    progress: bool = False, model_options: dict | None = None,
@@ -618,9 +623,12 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
     if scoring_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"scoring_dtype must be 'float32' or 'bfloat16', got {scoring_dtype!r}")
     L.seed_everything(seed, workers=True, verbose=False)
+    # batches carry the overlap features exactly when the student reads them (its default unless set)
+    options = model_options or {}
+    match = (options["match_features"] if "match_features" in options
+             else inspect.signature(Bert2DnnStudent).parameters["match_features"].default)
     data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=batch_size, min_count=min_count,
-                              num_buckets=num_buckets, transfer=transfer, seed=seed,
-                              match_features=bool((model_options or {}).get("match_features", False)))
+                              num_buckets=num_buckets, transfer=transfer, seed=seed, match_features=bool(match))
     if pairs is not None:
         data.set_pairs(pairs)
     else:

@@ -1,11 +1,12 @@
-"""k-order graph student: a reconstruction of BERM (Liu et al., "Graph-based Weakly
-Supervised Framework for Semantic Relevance Learning in E-commerce", EMNLP 2022
-Industry, arXiv 2210.01701).
+"""k-order graph student: a reconstruction of BERM (Liu et al., "Knowledge Distillation
+based Contextual Relevance Matching for E-commerce Product Search", EMNLP 2022 Industry
+Track, arXiv 2210.01701).
 
 Public facts (the paper): a student scores a pair from its text (0-order relevance, a
 word-interaction matrix between query and title tokens) and from its metapath
 neighbours in the query-product graph (higher-order relevance, graph attention), trained
-on teacher labels. Reconstruction here (METHODS.md §1):
+on teacher labels. Reconstruction here (this package's choices where the paper gives no
+detail):
 
 - text: the teacher's frozen wordpiece embeddings and a trainable projection to
   ``text_dim`` (128), initialised from the matrix's top singular vectors
@@ -81,7 +82,10 @@ class KOrderStudent(L.LightningModule):
             the product's other queries, own edge left out): the whole neighbourhood's size
             and average relevance, which capped neighbours miss. With k=0 this is BERM-O,
             the online model: 0-order text part plus per-node summaries precomputed from the
-            graph (two table look-ups, no attention).
+            graph (two table look-ups, no attention); the text-only k=0 student sets it False.
+
+    The defaults are the pipeline's k-order student (``graphrel.pipeline.StudentConfig``,
+    ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
     ``teacher_logit`` (B,) and ``label`` (B,) in [0, 1] or NaN. ``forward`` returns
@@ -92,7 +96,7 @@ class KOrderStudent(L.LightningModule):
                  text_dim: int | None = 128,
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
-                 label_weight: float = 1.0, neighbourhood_statistics: bool = False) -> None:
+                 label_weight: float = 1.0, neighbourhood_statistics: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)

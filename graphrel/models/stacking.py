@@ -1,6 +1,7 @@
 """Teacher stacking: several teachers' logits combined by a logistic regression fitted on
-the labelled validation split (BERT2DNN, Jiang et al., ICDM 2020, arXiv 2010.10442, §
-"teacher ensemble"; METHODS.md §2).
+the labelled validation split: a reconstruction of BERT2DNN's teacher ensemble (Jiang et
+al., "BERT2DNN: BERT Distillation with Massive Unlabeled Data for Online E-Commerce
+Search", ICDM 2020, arXiv 2010.10442); the combiner below is this package's choice.
 
 The stacked logit ``w . [logit_1, ..., logit_T] + b`` is what students learn from (then
 temperature-rescaled like any teacher logit). The regression is fitted on *soft* labels:

@@ -26,7 +26,8 @@ class CrossEncoderTeacher(L.LightningModule):
         backbone: ``"minilm-l6"`` or a local HF model directory (also a saved teacher).
         backbone_config: for tests: BERT config overrides (e.g. ``{"hidden_size": 32,
             "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}``)
-            -> a tiny randomly initialised model with the backbone's tokenizer.
+            -> a tiny randomly initialised model with the backbone's tokenizer (always the
+            same weights; the caller's global random state is left untouched).
         learning_rate, weight_decay, warmup_fraction: AdamW (fused) with linear warm-up/decay.
         temperature: T > 0 of the soft scores sigmoid(logit / T).
         max_length: wordpieces kept per pair.
@@ -49,8 +50,9 @@ class CrossEncoderTeacher(L.LightningModule):
         if backbone_config is not None:
             config = AutoConfig.for_model("bert", vocab_size=self.tokenizer.vocab_size, num_labels=1,
                                           **backbone_config)
-            torch.manual_seed(0)
-            self.model = AutoModelForSequenceClassification.from_config(config)
+            with torch.random.fork_rng():  # a fixed tiny model, without resetting the caller's seed
+                torch.manual_seed(0)
+                self.model = AutoModelForSequenceClassification.from_config(config)
         else:
             self.model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
         if freeze_word_embeddings:

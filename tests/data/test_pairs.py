@@ -152,6 +152,27 @@ def test_esci_parquet_locale_filter_keeps_row_ids(tmp_path):
     assert len(load_dataset("esci", path)) == 4
 
 
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_esci_empty_query_id_column_is_derived_from_the_query(tmp_path, suffix):
+    """A query_id column that holds no value at all counts as absent: ids from the query text."""
+    frame = pd.DataFrame({"query_id": [None, None, None], "query": ["red shoes ", "red shoes", "blue hat"],
+                          "product_id": ["B1", "B2", "B3"], "product_title": ["Red shoe", "Blue shoe", "Hat"],
+                          "esci_label": ["E", "S", "I"]})
+    path = tmp_path / f"esci.{suffix}"
+    if suffix == "csv":
+        frame.to_csv(path, index=False)  # an empty column: "query_id,query,...\n,red shoes ,..."
+    else:
+        frame.to_parquet(path)
+    f = load_esci(path).frame
+    assert f["query_id"].tolist() == ["red shoes", "red shoes", "blue hat"]
+    # a column with some ids is still checked row by row
+    frame.loc[0, "query_id"] = "q1"
+    frame.to_csv(tmp_path / "partial.csv", index=False)
+    with pytest.raises(GraphrelInputError, match="empty query id") as excinfo:
+        load_esci(tmp_path / "partial.csv")
+    assert_user_error(excinfo, tmp_path / "partial.csv", row=2)
+
+
 def test_esci_unknown_label_and_unknown_locale(tmp_path):
     path = write(tmp_path / "esci.csv", "query,product_id,product_title,esci_label,product_locale\n"
                                         "lamp,B1,Lamp,E,us\nlamp,B2,Desk lamp,X,us\n")

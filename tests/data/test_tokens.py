@@ -22,11 +22,28 @@ def test_same_ids_as_the_tokenizer(tokenizer):
     assert (ours == ref).all()
 
 
-def test_second_call_uses_cache_and_agrees(tokenizer):
-    cache = WordpieceCache(tokenizer)
+class _CountingTokenizer:
+    """The tokenizer, recording the words each call asks for."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.asked = tokenizer, []
+        self.pad_token_id = tokenizer.pad_token_id
+
+    def __call__(self, words, **kwargs):
+        self.asked.append(list(words))
+        return self.tokenizer(words, **kwargs)
+
+
+def test_tokenizer_is_asked_once_per_new_word_and_cached_ids_agree(tokenizer):
+    counting = _CountingTokenizer(tokenizer)
+    cache = WordpieceCache(counting)
     first = cache.encode(TEXTS, 16)
-    assert len(cache._cache) > 0
+    assert len(counting.asked) == 1  # one call for every new word of the batch
+    assert sorted(counting.asked[0]) == sorted(set(" ".join(TEXTS).split()))
     assert (cache.encode(TEXTS, 16) == first).all()
+    assert len(counting.asked) == 1  # all cached: the tokenizer is not asked again
+    cache.encode(["PVC pipe elbow", "pipe"], 16)
+    assert counting.asked[1:] == [["elbow"]]  # only the word never seen
 
 
 @pytest.mark.real_data

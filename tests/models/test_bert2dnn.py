@@ -46,8 +46,12 @@ def synthetic_run(seed=0, queries=40):
     return frame
 
 
+#: The paper's plain model (the class defaults add match features and the label term).
+PLAIN = {"init": "random", "match_features": False, "label_weight": 0.0}
+
+
 def tiny_student(**options):
-    defaults = {"embedding_dim": 16, "hidden": (32, 16), "init": "random", "backbone_config": TINY}
+    defaults = {**PLAIN, "embedding_dim": 16, "hidden": (32, 16), "backbone_config": TINY}
     return Bert2DnnStudent(**{**defaults, **options})
 
 
@@ -74,7 +78,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_paper_architecture_and_shapes():
-    model = Bert2DnnStudent(num_embeddings=100, init="random")
+    model = Bert2DnnStudent(num_embeddings=100, **PLAIN)
     widths = [layer.out_features for layer in model.mlp if isinstance(layer, torch.nn.Linear)]
     assert widths == [1024, 512, 128, 64, 1] and model.mlp[0].in_features == 4 * 64
     assert model.embedding.embedding_dim == 64 and model.embedding.mode == "sum"

@@ -88,3 +88,15 @@ def test_interrupted_labelling_resumes_to_the_uninterrupted_result(tmp_path, mon
     other = teacher_logits_resumable(teacher, queries[::-1], products[::-1], parts, chunk_size=16, batch_size=8,
                                      progress=False)
     assert len(counted) == 6 and np.allclose(other, whole[::-1], atol=1e-6)
+
+
+def test_construction_leaves_the_global_random_state_alone():
+    """A library class must not reseed the caller: the draw after building a tiny teacher is
+    the one the caller's seed gives; the tiny weights are still the same every time."""
+    torch.manual_seed(1234)
+    expected = torch.rand(4)
+    torch.manual_seed(1234)
+    first = tiny_teacher()
+    assert torch.equal(torch.rand(4), expected)
+    second = tiny_teacher()
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
