@@ -12,6 +12,7 @@ User errors print one line ``graphrel: error: ...`` and exit with code 2.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -234,24 +235,55 @@ def _score(argv: list[str]) -> None:
     print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
 
 
-class _CurrentStderrHandler(logging.StreamHandler):
-    """Log to whatever ``sys.stderr`` is now (test runners and notebooks swap it)."""
+class _StderrHandler(logging.StreamHandler):
+    """Log to whatever ``sys.stderr`` is at emit time; no reference to a stream is kept.
 
-    def emit(self, record: logging.LogRecord) -> None:
-        self.stream = sys.stderr
-        super().emit(record)
+    Test runners and notebooks swap (and close) ``sys.stderr``; a handler bound to the stream
+    of the moment would later write to, or flush, a closed file.
+    """
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:  # StreamHandler API; the stream is always sys.stderr
+        pass
+
+
+@contextlib.contextmanager
+def _log_to_stderr():
+    """Within ``main()``: graphrel's INFO lines go to stderr (``HH:MM:SS graphrel: message``).
+
+    The ``graphrel`` logger is restored on exit (handler removed, level and propagation as
+    before), so calling ``main()`` leaves no logging set-up behind in the calling process.
+    """
+    logger = logging.getLogger("graphrel")
+    level, propagate = logger.level, logger.propagate
+    handler = _StderrHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s graphrel: %(message)s", datefmt="%H:%M:%S"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # printed once, by this handler, whatever the root logger does
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``graphrel`` console script. Returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    logger = logging.getLogger("graphrel")
-    if not logger.handlers:
-        handler = _CurrentStderrHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s graphrel: %(message)s", datefmt="%H:%M:%S"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-        logger.propagate = False
+    with _log_to_stderr():
+        return _main(argv)
+
+
+def _main(argv: list[str]) -> int:
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
     warnings.filterwarnings("ignore", message=".*The given NumPy array is not writable.*")
     if not argv or argv[0] in ("-h", "--help"):

@@ -1,10 +1,13 @@
 """Bad input through the command line: one line naming file/row/fix, exit code 2, no traceback."""
 
+import io
+import logging
 import subprocess
 import sys
 
 import pytest
 
+import graphrel.cli as cli
 from graphrel.cli import main
 
 HEADER = "query,product_id,product_text,label\n"
@@ -96,3 +99,27 @@ def test_score_help_lists_streaming_options(capsys):
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert "--resume" in out and "--chunk-size" in out and "OUT.parquet.parts" in out
+
+
+def test_main_logs_to_the_current_stderr_and_leaves_logging_as_it_was(capsys, monkeypatch, caplog):
+    logger = logging.getLogger("graphrel")
+    before = (list(logger.handlers), logger.level, logger.propagate)
+    monkeypatch.setattr(cli, "_score", lambda argv: logger.info("scoring %s", argv[0]))
+    assert main(["score", "first"]) == 0
+    assert main(["score", "second"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 2 and err[0].endswith("graphrel: scoring first") and err[1].endswith("graphrel: scoring second")
+    assert (list(logger.handlers), logger.level, logger.propagate) == before
+    # a stderr that was current at an earlier call and is closed now is never touched again
+    captured_stderr, closed = sys.stderr, io.StringIO()
+    monkeypatch.setattr(sys, "stderr", closed)
+    assert main(["score", "third"]) == 0
+    assert "graphrel: scoring third" in closed.getvalue()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", captured_stderr)
+    assert main(["score", "fourth"]) == 0
+    assert capsys.readouterr().err.strip().endswith("graphrel: scoring fourth")
+    # outside main() graphrel's records propagate, so caplog sees them with no extra handler
+    with caplog.at_level(logging.WARNING, logger="graphrel"):
+        logger.warning("outside main")
+    assert [r.getMessage() for r in caplog.records] == ["outside main"]

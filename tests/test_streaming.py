@@ -94,9 +94,7 @@ def pairs_csv(path, n=1000, repeat_every=0, labels=False):
 
 
 def run_cli(capsys, *argv):
-    for handler in logging.getLogger("graphrel").handlers:  # log lines go to this test's stderr
-        if isinstance(handler, logging.StreamHandler):
-            handler.stream = sys.stderr  # (not setStream: it flushes the old, maybe closed, stream)
+    """``graphrel ARGV`` in this process: exit code, stdout and stderr (log lines included)."""
     code = main(list(argv))
     captured = capsys.readouterr()
     return code, captured.out.strip(), captured.err.strip()
@@ -116,12 +114,8 @@ def test_every_row_scored_in_order_with_flat_shards(fake_model, tmp_path, caplog
     source = pairs_csv(tmp_path / "pairs.csv", n=1000, repeat_every=50, labels=True)
     out = tmp_path / "scores.parquet"
     with caplog.at_level(logging.WARNING, logger="graphrel"):
-        logging.getLogger("graphrel").addHandler(caplog.handler)
-        try:
-            summary = score_file(fake_model, source, out, chunk_size=64, label_column="label", label_min=1,
-                                 label_max=3)
-        finally:
-            logging.getLogger("graphrel").removeHandler(caplog.handler)
+        summary = score_file(fake_model, source, out, chunk_size=64, label_column="label", label_min=1,
+                             label_max=3)
     scored = pd.read_parquet(out)
     expected = load_dataset("generic", source, keep_duplicates=True, label_column="label", label_min=1,
                             label_max=3).frame
