@@ -69,8 +69,9 @@ class _StubNeighbours:
 class _StubFeaturizer:
     neighbours = _StubNeighbours()
 
-    def from_nodes(self, query_index, product_index):
-        return {"query_tokens": torch.as_tensor(query_index)[:, None]}
+    def from_nodes(self, query_index, product_index, hide_query=None):
+        hidden = np.zeros(len(query_index), bool) if hide_query is None else hide_query
+        return {"query_tokens": torch.as_tensor(query_index)[:, None], "hidden": torch.as_tensor(hidden)}
 
 
 def test_training_shuffle_is_the_same_on_every_rank():
@@ -84,6 +85,14 @@ def test_training_shuffle_is_the_same_on_every_rank():
         ranks = [_Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
         seen = [ranks[i % 2][i]["row_id"] for i in range(4)]  # DistributedSampler: rank i % 2 reads item i
         assert sorted(torch.cat(seen).tolist()) == list(range(100, 110))
+    # the rows read as new queries are drawn per (seed, epoch, item): the same on every rank, a share of all
+    hidden = []
+    for epoch in (0, 1):
+        ranks = [_Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch,
+                          new_query_share=0.5) for _ in (0, 1)]
+        hidden.append([ranks[0][i]["hidden"].tolist() for i in range(4)])
+        assert hidden[-1] == [ranks[1][i]["hidden"].tolist() for i in range(4)]
+    assert hidden[0] != hidden[1] and 0 < sum(map(sum, hidden[0])) < 10
     single = _Batches(_StubFeaturizer(), frame, 3, True, 0)  # no trainer: epoch counted by item 0
     epoch0 = torch.cat([single[i]["row_id"] for i in range(4)])
     again = _Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda: 0)

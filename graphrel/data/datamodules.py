@@ -125,7 +125,7 @@ class _Batches(torch.utils.data.Dataset):
         if self.shuffle and self.new_query_share > 0:
             epoch = max(self._epochs.epoch - 1, 0)  # the epoch whose permutation ``order`` is
             hide_query = np.random.default_rng((self.seed, epoch, i)).random(len(rows)) < self.new_query_share
-        batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query)
+        batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query=hide_query)
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
         batch["label"] = torch.as_tensor(self.frame["label"].to_numpy(np.float32)[rows])
         batch["row_id"] = torch.as_tensor(self.row_ids[rows])
