@@ -11,7 +11,6 @@ User errors print one line ``graphrel: error: ...`` and exit with code 2.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
@@ -184,9 +183,10 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
 
 
 def _score(argv: list[str]) -> None:
+    from graphrel.options import ArgumentParser, finite_number, whole_number
     from graphrel.streaming import parts_dir, score_file
 
-    parser = argparse.ArgumentParser(prog="graphrel score", description=(
+    parser = ArgumentParser(prog="graphrel score", description=(
         "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
         "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order. "
         "The input is streamed chunk by chunk (memory stays flat however long it is); each scored chunk is "
@@ -202,14 +202,15 @@ def _score(argv: list[str]) -> None:
     parser.add_argument("--product-id-column", default="product_id", help="product id column (generic)")
     parser.add_argument("--product-text-column", default="product_text", help="product text column (generic)")
     parser.add_argument("--label-column", default=None, help="optional label column (generic)")
-    parser.add_argument("--label-min", type=float, default=None, help="lowest label of the scale")
-    parser.add_argument("--label-max", type=float, default=None, help="highest label of the scale")
+    parser.add_argument("--label-min", type=finite_number, default=None, help="lowest label of the scale")
+    parser.add_argument("--label-max", type=finite_number, default=None, help="highest label of the scale")
     parser.add_argument("--encoding", default=None, help="text encoding (generic default utf-8)")
     parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
                         help="override the format guessed from the suffix")
-    parser.add_argument("--batch-size", type=int, default=512, help="pairs per forward pass")
-    parser.add_argument("--chunk-size", type=int, default=100_000,
-                        help="input rows read, scored and saved at a time (default 100000; memory grows "
+    parser.add_argument("--batch-size", type=whole_number(1, example=512), default=512,
+                        help="pairs per forward pass, >= 1 (default 512)")
+    parser.add_argument("--chunk-size", type=whole_number(1, example=100_000), default=100_000,
+                        help="input rows read, scored and saved at a time, >= 1 (default 100000; memory grows "
                              "with it, not with the input)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from the chunks saved in OUT.parquet.parts/ "

@@ -141,7 +141,7 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         output_path: the Parquet file to write; its folder must exist and be writable.
         kind: ``"generic"``, ``"home_depot"`` or ``"esci"`` (as
             :func:`graphrel.data.pairs.load_dataset`).
-        batch_size: pairs per forward pass.
+        batch_size: pairs per forward pass, >= 1.
         chunk_size: input rows per chunk and shard, >= 1 (memory grows with it, not with
             the input).
         resume: continue an interrupted run from the shards its manifest lists.
@@ -152,12 +152,13 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         A :class:`ScoreSummary` (rows, repeated pairs, chunks, reused chunks, time).
 
     Raises:
-        GraphrelInputError: a bad input file or row (see :mod:`graphrel.data.pairs`), a bad
+        GraphrelInputError: ``batch_size`` or ``chunk_size`` not a whole number >= 1, a bad input file or row (see :mod:`graphrel.data.pairs`), a bad
             model directory or checkpoint, an output path that cannot be written, an
             existing parts folder without ``resume``, or a manifest from another input,
             model, ``kind``, options or ``chunk_size`` with ``resume``.
     """
     started = time.perf_counter()
+    _check_sizes(batch_size=batch_size, chunk_size=chunk_size)
     input_path, output_path, model_dir = Path(input_path), Path(output_path), Path(model_dir)
     _check_output(output_path, input_path)
     parts = parts_dir(output_path)
@@ -197,6 +198,17 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _check_sizes(**sizes: Any) -> None:
+    """``batch_size`` and ``chunk_size`` must be whole numbers >= 1: a batch size of -1 once
+    scored nothing and wrote garbage with exit 0, a batch size of 0 crashed part-way."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            option = "--" + name.replace("_", "-")
+            raise GraphrelInputError(f"{name.replace('_', ' ')} must be a whole number >= 1, got {value!r}",
+                                     fix=f"pass {option} N with N >= 1 (e.g. {option} "
+                                         f"{512 if name == 'batch_size' else 100_000})")
 
 
 def _check_output(output_path: Path, input_path: Path) -> None:
