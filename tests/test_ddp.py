@@ -69,7 +69,7 @@ class _StubNeighbours:
 class _StubFeaturizer:
     neighbours = _StubNeighbours()
 
-    def from_nodes(self, query_index, product_index):
+    def from_nodes(self, query_index, product_index, hide_query=None):
         return {"query_tokens": torch.as_tensor(query_index)[:, None]}
 
 
