@@ -6,15 +6,17 @@
 - ``graphrel score --model DIR --input PAIRS --output OUT.parquet``: batch scoring.
 - ``graphrel inspect --run-dir DIR --query TEXT``: the graph around a query or product.
 
-User errors print one line ``graphrel: error: ...`` and exit with code 2.
+User errors print one line ``graphrel: error: ...`` and exit with code 2. ``graphrel score``
+stopped by SIGINT (Ctrl-C) or SIGTERM prints one line with where its finished chunks are and
+the exact ``--resume`` command, and exits with 130 or 143 (128 + the signal's number).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import os
+import signal
 import sys
 import warnings
 
@@ -183,15 +185,17 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     return out, temporary
 
 
-def _score(argv: list[str]) -> None:
-    from graphrel.streaming import parts_dir, score_file
+def _score(argv: list[str]) -> int:
+    from graphrel.options import ArgumentParser, finite_number, whole_number
+    from graphrel.streaming import score_file
 
-    parser = argparse.ArgumentParser(prog="graphrel score", description=(
+    parser = ArgumentParser(prog="graphrel score", description=(
         "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
         "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order. "
         "The input is streamed chunk by chunk (memory stays flat however long it is); each scored chunk is "
         "saved in OUT.parquet.parts/ as it finishes, merged into OUT.parquet at the end (atomically) and the "
-        "parts folder removed. After a crash or Ctrl-C, run the same command with --resume to continue."))
+        "parts folder removed. One run writes an output at a time (lock file OUT.parquet.lock). After a "
+        "crash, Ctrl-C or SIGTERM, run the same command with --resume to continue."))
     parser.add_argument("--model", required=True, help="student directory, e.g. RUN/student_korder")
     parser.add_argument("--input", required=True, help="pairs file")
     parser.add_argument("--output", required=True, help="output .parquet path")
@@ -202,14 +206,15 @@ def _score(argv: list[str]) -> None:
     parser.add_argument("--product-id-column", default="product_id", help="product id column (generic)")
     parser.add_argument("--product-text-column", default="product_text", help="product text column (generic)")
     parser.add_argument("--label-column", default=None, help="optional label column (generic)")
-    parser.add_argument("--label-min", type=float, default=None, help="lowest label of the scale")
-    parser.add_argument("--label-max", type=float, default=None, help="highest label of the scale")
+    parser.add_argument("--label-min", type=finite_number, default=None, help="lowest label of the scale")
+    parser.add_argument("--label-max", type=finite_number, default=None, help="highest label of the scale")
     parser.add_argument("--encoding", default=None, help="text encoding (generic default utf-8)")
     parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
                         help="override the format guessed from the suffix")
-    parser.add_argument("--batch-size", type=int, default=512, help="pairs per forward pass")
-    parser.add_argument("--chunk-size", type=int, default=100_000,
-                        help="input rows read, scored and saved at a time (default 100000; memory grows "
+    parser.add_argument("--batch-size", type=whole_number(1, example=512), default=512,
+                        help="pairs per forward pass, >= 1 (default 512)")
+    parser.add_argument("--chunk-size", type=whole_number(1, example=100_000), default=100_000,
+                        help="input rows read, scored and saved at a time, >= 1 (default 100000; memory grows "
                              "with it, not with the input)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from the chunks saved in OUT.parquet.parts/ "
@@ -224,15 +229,72 @@ def _score(argv: list[str]) -> None:
     if args.encoding:
         options["encoding"] = args.encoding
     try:
-        summary = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size,
-                             chunk_size=args.chunk_size, resume=args.resume, **options)
-    except KeyboardInterrupt:
-        if parts_dir(args.output).exists():
-            print(f"graphrel: finished chunks are kept in {parts_dir(args.output)}; "
-                  "run the same command with --resume to continue", file=sys.stderr)
-        raise
+        with _signals_raise_interrupted():
+            summary = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size,
+                                 chunk_size=args.chunk_size, resume=args.resume, **options)
+    except KeyboardInterrupt as stop:  # Ctrl-C / SIGINT (130) or SIGTERM (143): tell how to continue
+        number = getattr(stop, "signal_number", signal.SIGINT)
+        print(f"graphrel: {_stopped_message(number, argv, args.output)}", file=sys.stderr)
+        return 128 + int(number)
     reused = f" ({summary.reused_chunks} of {summary.chunks} chunks resumed)" if summary.reused_chunks else ""
     print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
+    return 0
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM or SIGINT received: unwinds like Ctrl-C (locks released, temporary files
+    removed, finished shards kept), carrying the signal's number for the exit code."""
+
+    def __init__(self, signal_number: int) -> None:
+        super().__init__(signal.Signals(signal_number).name)
+        self.signal_number = signal_number
+
+
+@contextlib.contextmanager
+def _signals_raise_interrupted():
+    """Within the block, SIGTERM and SIGINT raise :class:`Interrupted` (once: a second signal
+    while cleaning up is ignored, so the cleanup finishes). A SIGINT the parent set to be
+    ignored (a background job) stays ignored. Outside the main thread, nothing changes."""
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+
+    def handler(number, frame):
+        if not received:
+            received.append(number)
+            raise Interrupted(number)
+
+    wanted = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {number: signal.signal(number, handler) for number in wanted}
+    try:
+        yield
+    finally:
+        for number, old in previous.items():
+            signal.signal(number, old)
+
+
+def _stopped_message(number: int, argv: list[str], output: str) -> str:
+    """Where the finished shards are and the exact command that continues the run."""
+    import json
+    import shlex
+    from pathlib import Path
+
+    from graphrel.streaming import MANIFEST, parts_dir
+
+    name = signal.Signals(number).name + (" (Ctrl-C)" if number == signal.SIGINT else "")
+    parts = parts_dir(output)
+    if not parts.is_dir():
+        return f"stopped by {name} before any chunk was saved; nothing was written, run the same command to start again"
+    try:
+        shards = len(json.loads((parts / MANIFEST).read_text())["shards"])
+    except (OSError, ValueError, KeyError, TypeError):
+        shards = 0
+    command = shlex.join(["graphrel", "score", *argv, *([] if "--resume" in argv else ["--resume"])])
+    return (f"stopped by {name}; {shards} finished chunk(s) are kept in {parts.resolve()}; "
+            f"to continue, run in {Path.cwd()}: {command}")
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -296,7 +358,7 @@ def _main(argv: list[str]) -> int:
         elif command == "pipeline":
             _pipeline(rest)
         elif command == "score":
-            _score(rest)
+            return _score(rest) or 0
         elif command == "inspect":
             from graphrel.inspect import inspect_command
 

@@ -969,7 +969,9 @@ def draw_png(ego: nx.Graph, path: str | Path, *, title: str | None = None, label
 
 # -- the command ---------------------------------------------------------------------------------
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="graphrel inspect", description=(
+    from graphrel.options import ArgumentParser, whole_number
+
+    parser = ArgumentParser(prog="graphrel inspect", description=(
         "Inspect the query-product graph of a run: the ego graph around a query or a product (teacher "
         "and student scores, human labels, split of every pair), and with --pair-product-id the metapath "
         "neighbours the k-order student read for one pair, with attention weights and contributions."))
@@ -979,8 +981,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, help="run directory of `graphrel pipeline`")
     parser.add_argument("--pair-product-id", help="also explain the student's score of (--query, this product)")
     parser.add_argument("--pair-product-text", help="text of --pair-product-id when that product is not in the graph")
-    parser.add_argument("--hops", type=int, default=2, help=f"hops around the centre, 0 to {MAX_HOPS} (default 2)")
-    parser.add_argument("--max-per-hop", type=int, default=None,
+    parser.add_argument("--hops", type=whole_number(0, MAX_HOPS, example=2), default=2,
+                        help=f"hops around the centre, 0 to {MAX_HOPS} (default 2)")
+    parser.add_argument("--max-per-hop", type=whole_number(1, example=10), default=None,
                         help="keep at most N new neighbours per node, highest teacher score first (default: all)")
     parser.add_argument("--format", default="table", choices=FORMATS,
                         help="table: print to the terminal (default); json: networkx node-link JSON; graphml; "
@@ -1011,8 +1014,9 @@ def inspect_command(argv: list[str]) -> None:
     """``graphrel inspect``: parse ``argv`` (without the command name) and inspect a run.
 
     Raises:
-        GraphrelInputError: every user error (``graphrel`` prints it on one line, exit 2).
-        SystemExit: from argparse for malformed options and ``--help``.
+        GraphrelInputError: every user error, malformed or out-of-range options included
+            (``graphrel`` prints it on one line, exit 2).
+        SystemExit: from argparse for ``--help``.
     """
     args = _parser().parse_args(argv)
     out = _check_out(args.out, args.format)

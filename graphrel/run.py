@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import secrets
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,16 +46,29 @@ BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
 
 
+def _create_temporary(folder: Path, name: str) -> str:
+    """Create an empty, unused ``folder/.NAME.XXXXXXXX.tmp`` as a new file is created: mode
+    ``0o666`` less the umask (and the folder's default ACL), not ``tempfile.mkstemp``'s 0600."""
+    while True:
+        tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # pragma: no cover - a 32-bit name collision
+            continue
+        return tmp
+
+
 @contextmanager
 def atomic_path(path: str | Path):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
     A crash or interruption leaves no half-written ``path`` (the temporary file is removed).
+    ``path`` gets the mode the umask gives any newly created file (e.g. 0644 under umask
+    022), so a teammate can read it as they could any other file the user writes there.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = _create_temporary(path.parent, path.name)
     try:
         yield Path(tmp)
         os.replace(tmp, path)

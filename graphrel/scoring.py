@@ -281,8 +281,15 @@ class StudentScorer:
 
         Returns:
             (N,) float32 scores in [0, 1].
+
+        Raises:
+            ValueError: ``batch_size`` < 1 (no batch would run: the scores would be
+                whatever memory held).
         """
         from graphrel.data.features import select_rows
+
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
 
         features = self.featurizer.from_texts(query_ids, queries, product_ids, product_texts)
         lengths = (features["product_tokens"] != self.featurizer.tokens.pad_id).sum(1).numpy()

@@ -13,6 +13,8 @@ Files, for ``--output OUT.parquet``::
         part-00000.pairs.npy        chunk 0: sorted 64-bit hashes of (query_id, product_id)
         ...
     OUT.parquet                     the result: the shards merged in input order
+    OUT.parquet.lock                while scoring: the lock of the one run writing OUT.parquet
+                                    (its process id, host and start time; graphrel.lock)
 
 Every shard, hash file and manifest is written to a temporary name in the same folder and
 renamed into place (``os.replace``), so a crash never leaves a half-written file that
@@ -38,8 +40,15 @@ Repeated (query_id, product_id) pairs are all scored, one output row per input r
 are counted across the whole input at the end (from the hash files, a bucket at a time, so
 memory stays flat) and logged as one warning with the count.
 
+One run writes an output at a time: :func:`score_file` holds ``OUT.parquet.lock``
+(:func:`graphrel.lock.output_lock`) from before it touches the parts folder until the
+output is written, so a second run on the same output (same input or another) is refused
+at once, naming the first run's process id; ``resume`` takes the same lock.
+
 For tests only: the environment variable ``GRAPHREL_TEST_CHUNK_DELAY`` (seconds) sleeps
-after each finished shard, so a test can kill a run part-way through.
+after each finished shard, and ``GRAPHREL_TEST_PAUSE_FILE`` (a path) waits after each
+finished shard while that file exists, so a test can stop, signal or race a run part-way
+through.
 """
 
 from __future__ import annotations
@@ -66,9 +75,11 @@ from tqdm.auto import tqdm
 
 from graphrel.data.pairs import RelevancePairs, iter_pairs
 from graphrel.errors import GraphrelInputError
+from graphrel.lock import lock_path, output_lock
 from graphrel.run import STUDENT_CHECKPOINT, STUDENT_MANIFEST, atomic_path, write_json
 
-__all__ = ["ScoreSummary", "score_file", "parts_dir", "MANIFEST", "CHUNK_DELAY_ENV"]
+__all__ = ["ScoreSummary", "score_file", "parts_dir", "lock_path", "MANIFEST", "CHUNK_DELAY_ENV",
+           "PAUSE_FILE_ENV"]
 
 log = logging.getLogger("graphrel")
 
@@ -79,6 +90,9 @@ MANIFEST_FORMAT = "graphrel-score-parts/1"
 
 CHUNK_DELAY_ENV = "GRAPHREL_TEST_CHUNK_DELAY"
 """Test-only hook: seconds to sleep after each finished shard."""
+
+PAUSE_FILE_ENV = "GRAPHREL_TEST_PAUSE_FILE"
+"""Test-only hook: after each finished shard, wait while the file this names exists."""
 
 #: Columns of every shard (``label`` is NaN where unknown; dropped at the merge if no row
 #: of the input has a label).
@@ -141,7 +155,7 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         output_path: the Parquet file to write; its folder must exist and be writable.
         kind: ``"generic"``, ``"home_depot"`` or ``"esci"`` (as
             :func:`graphrel.data.pairs.load_dataset`).
-        batch_size: pairs per forward pass.
+        batch_size: pairs per forward pass, >= 1.
         chunk_size: input rows per chunk and shard, >= 1 (memory grows with it, not with
             the input).
         resume: continue an interrupted run from the shards its manifest lists.
@@ -152,14 +166,25 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         A :class:`ScoreSummary` (rows, repeated pairs, chunks, reused chunks, time).
 
     Raises:
-        GraphrelInputError: a bad input file or row (see :mod:`graphrel.data.pairs`), a bad
-            model directory or checkpoint, an output path that cannot be written, an
-            existing parts folder without ``resume``, or a manifest from another input,
-            model, ``kind``, options or ``chunk_size`` with ``resume``.
+        GraphrelInputError: ``batch_size`` or ``chunk_size`` not a whole number >= 1, a bad
+            input file or row (see :mod:`graphrel.data.pairs`), a bad model directory or
+            checkpoint, an output path that cannot be written, another run writing the same
+            output (its lock, :mod:`graphrel.lock`), a lock left by a run that is gone
+            (without ``resume``), an existing parts folder without ``resume``, or a manifest
+            from another input, model, ``kind``, options or ``chunk_size`` with ``resume``.
     """
     started = time.perf_counter()
+    _check_sizes(batch_size=batch_size, chunk_size=chunk_size)
     input_path, output_path, model_dir = Path(input_path), Path(output_path), Path(model_dir)
     _check_output(output_path, input_path)
+    with output_lock(output_path, resume=resume):  # one writer per output, for the whole run
+        return _score_locked(model_dir, input_path, output_path, kind=kind, batch_size=batch_size,
+                             chunk_size=chunk_size, resume=resume, started=started, load_options=load_options)
+
+
+def _score_locked(model_dir: Path, input_path: Path, output_path: Path, *, kind: str, batch_size: int,
+                  chunk_size: int, resume: bool, started: float, load_options: dict) -> ScoreSummary:
+    """:func:`score_file` once the output's lock is held."""
     parts = parts_dir(output_path)
     _remove_stale_temporaries(output_path)
 
@@ -197,6 +222,17 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def _check_sizes(**sizes: Any) -> None:
+    """``batch_size`` and ``chunk_size`` must be whole numbers >= 1: a batch size of -1 once
+    scored nothing and wrote garbage with exit 0, a batch size of 0 crashed part-way."""
+    for name, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            option = "--" + name.replace("_", "-")
+            raise GraphrelInputError(f"{name.replace('_', ' ')} must be a whole number >= 1, got {value!r}",
+                                     fix=f"pass {option} N with N >= 1 (e.g. {option} "
+                                         f"{512 if name == 'batch_size' else 100_000})")
 
 
 def _check_output(output_path: Path, input_path: Path) -> None:
@@ -365,6 +401,7 @@ def _score_chunks(chunks, parts: Path, manifest: dict, scorer, batch_size: int,
     done: list[dict] = []
     reused = 0
     delay = float(os.environ.get(CHUNK_DELAY_ENV, "0") or 0)
+    pause = os.environ.get(PAUSE_FILE_ENV)
     with tqdm(desc=f"scoring {name}", unit=" pairs", unit_scale=True, mininterval=2.0,
               disable=None) as bar:  # shown on a terminal only
         for index, chunk in enumerate(chunks):
@@ -380,6 +417,8 @@ def _score_chunks(chunks, parts: Path, manifest: dict, scorer, batch_size: int,
                 log.debug("chunk %d: rows %s-%s scored", index, entry["first_row"], entry["last_row"])
                 if delay > 0:
                     time.sleep(delay)
+                while pause and os.path.exists(pause):
+                    time.sleep(0.05)
             done.append(entry)
             bar.update(entry["rows"])
     return done, reused

@@ -337,9 +337,9 @@ def test_bad_input_on_a_run(run_dir, pairs, busy_query, tmp_path):
     with pytest.raises(GraphrelInputError, match=r"unknown product id '.*x'; closest ids: "):
         inspect_command(["--run-dir", run, "--product-id", product_id + "x"])
     for hops in ("-1", "50"):
-        with pytest.raises(GraphrelInputError, match="hops must be an integer from 0 to 4"):
+        with pytest.raises(GraphrelInputError, match="--hops: must be a whole number from 0 to 4"):
             inspect_command(["--run-dir", run, "--query", busy_query, "--hops", hops])
-    with pytest.raises(GraphrelInputError, match="max-per-hop must be a positive integer"):
+    with pytest.raises(GraphrelInputError, match="--max-per-hop: must be a whole number >= 1"):
         inspect_command(["--run-dir", run, "--query", busy_query, "--max-per-hop", "0"])
     with pytest.raises(GraphrelInputError, match="--format json needs an output file"):
         inspect_command(["--run-dir", run, "--query", busy_query, "--format", "json"])

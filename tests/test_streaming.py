@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from graphrel.cli import main
 from graphrel.data.pairs import load_dataset
 from graphrel.errors import GraphrelInputError
 from graphrel.streaming import CHUNK_DELAY_ENV, MANIFEST, parts_dir, score_file
+from fake_cli import FakeScorer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,15 +47,6 @@ def tiny_run_dir(tmp_path_factory) -> Path:
         assert main(["pipeline", "--config", str(REPO_ROOT / "configs" / "tiny_test.yaml"), "--data.path", str(data),
                      "--run-dir", str(run), "--no-progress"]) == 0
     return run
-
-
-class FakeScorer:
-    """Stands in for StudentScorer: a deterministic score in [0, 1] from the texts."""
-
-    def score(self, query_ids, queries, product_ids, product_texts, *, batch_size=512, progress=False):
-        q = pd.Series(list(queries), dtype=object).str.len().to_numpy()
-        t = pd.Series(list(product_texts), dtype=object).str.len().to_numpy()
-        return ((q * 31 + t) % 97 / 96).astype(np.float32)
 
 
 class Crash(Exception):
@@ -337,7 +330,8 @@ def tiny_run(tmp_path_factory):
 
 
 @pytest.mark.real_data
-def test_killed_score_resumes_to_the_uninterrupted_output(tiny_run, tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("signal_number", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_score_resumes_to_the_uninterrupted_output(tiny_run, tmp_path, capsys, monkeypatch, signal_number):
     pairs = pd.read_parquet(tiny_run / "pairs.parquet")
     rows = np.random.default_rng(0).integers(0, len(pairs), size=3000)
     source = tmp_path / "pairs.csv"
@@ -365,12 +359,22 @@ def test_killed_score_resumes_to_the_uninterrupted_output(tiny_run, tmp_path, ca
                 if shards:
                     break
                 time.sleep(0.1)
-            os.kill(process.pid, signal.SIGKILL)
+            os.kill(process.pid, signal_number)
+            process.wait(timeout=600)
         finally:
             if process.poll() is None:
                 process.kill()
             process.wait()
-    assert process.returncode == -signal.SIGKILL
+    lock = out.with_name(out.name + ".lock")
+    if signal_number == signal.SIGKILL:  # no chance to clean up: the lock file stays, naming a dead process
+        assert process.returncode == -signal.SIGKILL
+        assert json.loads(lock.read_text())["pid"] == process.pid
+    else:  # SIGTERM: one line with where the shards are and the exact command that continues
+        assert process.returncode == 143
+        message = stderr.read_text().strip()
+        assert len(message.splitlines()) == 1 and message.startswith("graphrel: stopped by SIGTERM"), message
+        assert str(parts.resolve()) in message and message.endswith(shlex.join(["graphrel", *argv, "--resume"]))
+        assert not lock.exists()
     assert not out.exists()
     finished = json.loads((parts / MANIFEST).read_text())["shards"]
     assert 1 <= len(finished) < 6
@@ -386,7 +390,8 @@ def test_killed_score_resumes_to_the_uninterrupted_output(tiny_run, tmp_path, ca
     code, stdout, err = run_cli(capsys, *argv, "--resume")
     assert code == 0, err
     assert f"({len(finished)} of 6 chunks resumed)" in stdout
-    assert not parts.exists()
+    assert (f"taking over the lock left by process {process.pid}" in err) == (signal_number == signal.SIGKILL)
+    assert not parts.exists() and not lock.exists()
 
     reference = tmp_path / "reference.parquet"
     score_file(model, source, reference, chunk_size=500, batch_size=64)

@@ -16,6 +16,14 @@ Supported sources:
 The loaders read the whole file; :func:`iter_pairs` reads any kind chunk by chunk with the
 same validation and messages (batch scoring of files larger than memory).
 
+Columns follow the same rules in every format, for the loaders and :func:`iter_pairs`
+alike: a name that occurs twice (ends stripped; a JSON key twice in one record) is an
+error naming it; only the columns a loader uses are read (a Parquet file's other columns,
+nested or not, are never converted); a text column (query, product text) holding numbers,
+dates or true/false values, or any column used holding lists or objects, is an error
+naming the column and, where one value is at fault, its row; a CSV whose data rows have
+more fields than its header is an error rather than being read shifted one column left.
+
 Example:
     >>> pairs = load_dataset("home_depot", "data/home-depot/train.csv.zip")  # doctest: +SKIP
     >>> splits = split_by_query(pairs, val_fraction=0.1, test_fraction=0.1, seed=0)  # doctest: +SKIP
@@ -345,11 +353,52 @@ def _read_csv_text(text: str, p: Path) -> pd.DataFrame:
         raise _csv_error(err, p) from None
 
 
+def _csv_header(text: Any, p: Path) -> list[str]:
+    """The header row of a CSV text stream, as written (pandas renames repeated names
+    ``x``, ``x.1``, so they are read here instead)."""
+    try:
+        header = pd.read_csv(text, header=None, nrows=1, dtype=str, keep_default_na=False, na_filter=False)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
+        raise _csv_error(err, p) from None
+    return ["" if v is None else str(v) for v in header.iloc[0].tolist()] if len(header) else []
+
+
+def _csv_columns(raw: pd.DataFrame, header: list[str], positions: list[int], p: Path,
+                 first_row: int) -> pd.DataFrame:
+    """The selected columns of a CSV chunk, named as in the header (ends stripped).
+
+    A first data row with more fields than the header makes pandas use the first field as
+    the row index and shift every value one column left: refused, not read shifted."""
+    if not isinstance(raw.index, pd.RangeIndex) or raw.shape[1] != len(header):
+        raise GraphrelInputError(
+            f"data rows have more fields than the header's {len(header)} (a comma inside an unquoted "
+            f"value, or a comma at the end of each line?)", path=p, row=first_row,
+            fix="quote values that contain commas, remove the extra fields, or name them in the header")
+    raw = raw.iloc[:, positions]
+    raw.columns = [header[i].strip() for i in positions]
+    return raw
+
+
+class _JsonObject(dict):
+    """A JSON object; ``repeated`` lists the keys it had more than once (json keeps the last)."""
+
+    __slots__ = ("repeated",)
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> _JsonObject:
+    obj = _JsonObject(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        obj.repeated = sorted({key for key, _ in pairs if key in seen or seen.add(key)})
+    return obj
+
+
 def _jsonl_chunks(lines: Iterable[str], p: Path,
                   chunk_size: int | None = None) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     """Parse JSON Lines: (frame, 1-based line numbers) per ``chunk_size`` records (all if None).
 
-    Blank lines are skipped; a record's row is its line number.
+    Blank lines are skipped; a record's row is its line number. A key repeated within one
+    record is an error (JSON parsers keep one of the values, silently).
     """
     records: list[dict] = []
     numbers: list[int] = []
@@ -357,13 +406,18 @@ def _jsonl_chunks(lines: Iterable[str], p: Path,
         if not line.strip():
             continue
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, object_pairs_hook=_json_object)
         except json.JSONDecodeError as err:
             raise GraphrelInputError(f"line {line_no} is not valid JSON ({err.msg})", path=p,
                                      row=line_no, fix="write one JSON object per line") from None
         if not isinstance(obj, dict):
             raise GraphrelInputError(f"line {line_no} is a JSON {type(obj).__name__}, not an object",
                                      path=p, row=line_no, fix="write one JSON object per line")
+        repeated = getattr(obj, "repeated", None)
+        if repeated:
+            raise GraphrelInputError(
+                f"line {line_no} has the key(s) {', '.join(map(repr, repeated))} more than once", path=p,
+                row=line_no, fix="give each key once per line (rename or drop the repeated one)")
         records.append(obj)
         numbers.append(line_no)
         if chunk_size is not None and len(records) >= chunk_size:
@@ -377,6 +431,134 @@ def _read_jsonl_text(text: str, p: Path) -> tuple[pd.DataFrame, np.ndarray]:
     # Lines end at \n, \r or \r\n only (as when streaming): U+2028 and friends may sit inside
     # JSON strings unescaped.
     return next(_jsonl_chunks(io.StringIO(text, newline=None), p))
+
+
+# --------------------------------------------------------------------------- columns
+#
+# Every format's columns go through the same two checks, for the whole-file loaders and the
+# chunked reader alike: _select_columns (names: repeated, missing, which to read) before any
+# data row is read, and _check_values (types) on every table or chunk read.
+
+
+@dataclass(frozen=True)
+class _Column:
+    """A column a loader reads.
+
+    Attributes:
+        name: its name in the file (compared with the ends of the file's names stripped).
+        fix: what to do when it is missing (required columns).
+        required: missing is an error; an optional column is read when present.
+        text: it must hold text (strings), not numbers, dates or nested values.
+        option: the option naming it (``--product-text-column``), for the fix of a wrong type.
+    """
+
+    name: str
+    fix: str = ""
+    required: bool = True
+    text: bool = False
+    option: str | None = None
+
+
+def _merge_columns(columns: Iterable[_Column]) -> list[_Column]:
+    """One entry per name (a column may serve two roles, e.g. query text and query id)."""
+    merged: dict[str, _Column] = {}
+    for column in columns:
+        if column.name in merged:
+            old = merged[column.name]
+            column = _Column(column.name, old.fix or column.fix, old.required or column.required,
+                             old.text or column.text, old.option if old.text else column.option)
+        merged[column.name] = column
+    return list(merged.values())
+
+
+def _select_columns(names: list[str], columns: list[_Column], p: Path) -> list[int]:
+    """Positions (in file order) of the columns to read, from the file's column names.
+
+    Raises:
+        GraphrelInputError: a name that occurs more than once (ends stripped; unnamed
+            columns aside), or a required column that is missing (naming the columns found
+            and the closest name).
+    """
+    stripped = [str(name).strip() for name in names]
+    counts: dict[str, int] = {}
+    for name in stripped:
+        counts[name] = counts.get(name, 0) + 1
+    repeated = [name for name, n in counts.items() if n > 1 and name and not name.startswith("Unnamed: ")]
+    if repeated:
+        where = "; ".join(f"{name!r} at columns " + ", ".join(str(i + 1) for i, n in enumerate(stripped) if n == name)
+                          for name in repeated)
+        raise GraphrelInputError(f"repeated column name(s): {where}", path=p,
+                                 fix="rename or remove the repeated columns so that every name occurs once")
+    present = {name: i for i, name in enumerate(stripped)}
+    positions = []
+    for column in columns:
+        if column.name in present:
+            positions.append(present[column.name])
+        elif column.required:
+            raise _missing_column(stripped, column.name, p, column.fix)
+    return sorted(set(positions))
+
+
+_NESTED = (list, tuple, dict, set, np.ndarray)
+_SCALAR_KINDS = {"string", "empty", "bytes", "integer", "floating", "mixed-integer-float", "decimal", "boolean"}
+
+
+def _type_name(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "a true/false value"
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        return f"a number ({value!r})"
+    if isinstance(value, (dict,)):
+        return "an object"
+    if isinstance(value, _NESTED):
+        return "a list"
+    return f"a {type(value).__name__}"
+
+
+def _text_fix(column: _Column) -> str:
+    fix = f"store {column.name!r} as text (strings)"
+    if column.option:
+        fix += f", or pass {column.option} naming the column that holds the text"
+    return fix
+
+
+def _check_values(raw: pd.DataFrame, columns: list[_Column], row_ids: np.ndarray, p: Path) -> None:
+    """Types of the columns read: a text column holds text; no column holds nested values.
+
+    Raises:
+        GraphrelInputError: a text column of numbers, dates or true/false values (naming it
+            and its type); a value that is not text in a text column, or a list or object
+            in any column (naming the row).
+    """
+    for column in columns:
+        if column.name not in raw.columns:
+            continue
+        values, rows = raw[column.name], row_ids
+        dtype = values.dtype
+        if isinstance(dtype, pd.CategoricalDtype):
+            values, dtype = pd.Series(dtype.categories), dtype.categories.dtype
+            rows = None  # a bad category is named, not its rows
+        if column.text and (pd.api.types.is_bool_dtype(dtype) or pd.api.types.is_numeric_dtype(dtype)
+                            or pd.api.types.is_datetime64_any_dtype(dtype)
+                            or pd.api.types.is_timedelta64_dtype(dtype)):
+            raise GraphrelInputError(f"column {column.name!r} holds {dtype} values, not text", path=p,
+                                     fix=_text_fix(column))
+        if dtype != object:
+            continue
+        kind = pd.api.types.infer_dtype(values, skipna=True)
+        if kind in (("string", "empty", "bytes") if column.text else _SCALAR_KINDS):
+            continue
+        for i, value in enumerate(values):
+            missing = value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value))
+            if missing or isinstance(value, (str, bytes)):
+                continue
+            if isinstance(value, _NESTED) or column.text:
+                row = int(rows[i]) if rows is not None else None
+                what = "text" if column.text else "a single value"
+                raise GraphrelInputError(
+                    f"{_type_name(value)} in column {column.name!r}, where {what} belongs", path=p, row=row,
+                    fix=_text_fix(column) if column.text else
+                    f"store one value per row in {column.name!r} (not a list or object)")
 
 
 def _strip_columns(raw: pd.DataFrame) -> pd.DataFrame:
@@ -393,17 +575,30 @@ def _unreadable_parquet(p: Path, err: Exception) -> GraphrelInputError:
                               fix="check the file, or pass file_format (--file-format) if it is CSV or JSONL")
 
 
-def _read_table(p: Path, fmt: str, compression: str | None,
-                encoding: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read a whole file into a raw frame (string columns for CSV) plus its 1-based row ids."""
+def _read_table(p: Path, fmt: str, compression: str | None, encoding: str,
+                columns: list[_Column]) -> tuple[pd.DataFrame, np.ndarray]:
+    """Read the ``columns`` of a whole file (string columns for CSV) plus its 1-based row ids.
+
+    Parquet files are read column by column: only the columns selected.
+    """
     if fmt == "parquet":
+        import pyarrow.parquet as pq
+
         try:
             src = p if compression is None else io.BytesIO(_read_bytes(p, compression))
-            raw = pd.read_parquet(src)
+            metadata = pq.read_metadata(src)
+            if not isinstance(src, Path):
+                src.seek(0)
+            if metadata.num_rows == 0:
+                raise _no_data_rows(p)
+            names = metadata.schema.to_arrow_schema().names
+            positions = _select_columns(names, columns, p)
+            raw = pd.read_parquet(src, columns=[names[i] for i in positions])
         except GraphrelInputError:
             raise
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise _unreadable_parquet(p, err) from None
+        raw = _strip_columns(raw)
         row_ids = np.arange(1, len(raw) + 1, dtype=np.int64)
     else:
         text = _decode(_read_bytes(p, compression), p, encoding, header=fmt == "csv")
@@ -411,42 +606,52 @@ def _read_table(p: Path, fmt: str, compression: str | None,
             raise GraphrelInputError("file is empty", path=p,
                                      fix="pass a file with a header line and at least one data row")
         if fmt == "csv":
+            header = _csv_header(io.StringIO(text), p)
             raw = _read_csv_text(text, p)
+            if len(raw) == 0:
+                raise _no_data_rows(p)
+            raw = _csv_columns(raw, header, _select_columns(header, columns, p), p, 1)
             row_ids = np.arange(1, len(raw) + 1, dtype=np.int64)
         else:
             raw, row_ids = _read_jsonl_text(text, p)
-    raw = _strip_columns(raw)
+            raw = _strip_columns(raw.iloc[:, _select_columns(list(raw.columns), columns, p)])
     if len(raw) == 0:
         raise _no_data_rows(p)
-    return raw.reset_index(drop=True), row_ids
+    raw = raw.reset_index(drop=True)
+    _check_values(raw, columns, row_ids, p)
+    return raw, row_ids
 
 
-def _iter_table(p: Path, fmt: str, compression: str | None, encoding: str,
-                chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
-    """Read a file in chunks of ``chunk_size`` rows: (raw frame, 1-based row ids) each.
+def _iter_table(p: Path, fmt: str, compression: str | None, encoding: str, chunk_size: int,
+                columns: list[_Column]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+    """Read the ``columns`` of a file in chunks of ``chunk_size`` rows: (raw frame, 1-based
+    row ids) each.
 
     Same raw frames and errors as :func:`_read_table`, without holding the file in memory:
-    Parquet through ``pyarrow.parquet.ParquetFile.iter_batches``, CSV through
-    ``pandas.read_csv(chunksize=...)`` on a decoding stream, JSON Lines line by line.
+    Parquet through ``pyarrow.parquet.ParquetFile.iter_batches`` (the selected columns
+    only), CSV through ``pandas.read_csv(chunksize=...)`` on a decoding stream, JSON Lines
+    line by line.
     """
     if fmt == "parquet":
-        chunks = _iter_parquet(p, compression, chunk_size)
+        chunks = _iter_parquet(p, compression, chunk_size, columns)
     elif fmt == "csv":
-        chunks = _iter_csv(p, compression, encoding, chunk_size)
+        chunks = _iter_csv(p, compression, encoding, chunk_size, columns)
     else:
-        chunks = _iter_jsonl(p, compression, encoding, chunk_size)
+        chunks = _iter_jsonl(p, compression, encoding, chunk_size, columns)
     n = 0
     for raw, row_ids in chunks:
         if len(raw) == 0:
             break
         n += len(raw)
-        yield _strip_columns(raw).reset_index(drop=True), row_ids
+        raw = raw.reset_index(drop=True)
+        _check_values(raw, columns, row_ids, p)
+        yield raw, row_ids
     if n == 0:
         raise _no_data_rows(p)
 
 
-def _iter_parquet(p: Path, compression: str | None,
-                  chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+def _iter_parquet(p: Path, compression: str | None, chunk_size: int,
+                  columns: list[_Column]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -462,13 +667,15 @@ def _iter_parquet(p: Path, compression: str | None,
             source.seek(0)
         try:
             parquet = stack.enter_context(pq.ParquetFile(source))
+            names = parquet.schema_arrow.names
         except Exception as err:  # pyarrow raises several types for corrupt files
             raise _unreadable_parquet(p, err) from None
         if parquet.metadata.num_rows == 0:
             raise _no_data_rows(p)
+        selected = [names[i] for i in _select_columns(names, columns, p)]
         pending: list = []
         n_pending, first_row = 0, 1
-        batches = parquet.iter_batches(batch_size=chunk_size)
+        batches = parquet.iter_batches(batch_size=chunk_size, columns=selected)
         while True:
             try:
                 batch = next(batches, None)
@@ -481,7 +688,7 @@ def _iter_parquet(p: Path, compression: str | None,
             while n_pending >= chunk_size or (batch is None and n_pending):
                 table = pa.Table.from_batches(pending)
                 take = min(chunk_size, n_pending)
-                raw = table.slice(0, take).to_pandas()
+                raw = _strip_columns(table.slice(0, take).to_pandas())
                 rest = table.slice(take)
                 pending, n_pending = rest.to_batches(), rest.num_rows
                 yield raw, np.arange(first_row, first_row + take, dtype=np.int64)
@@ -500,16 +707,22 @@ def _checked_codec(p: Path, encoding: str) -> str:
     return codec
 
 
-def _iter_csv(p: Path, compression: str | None, encoding: str,
-              chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+def _iter_csv(p: Path, compression: str | None, encoding: str, chunk_size: int,
+              columns: list[_Column]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     codec = _checked_codec(p, encoding)
     first_row = 1
     try:
+        with _open_binary(p, compression) as stream:  # the header as written, first
+            header = _csv_header(io.TextIOWrapper(stream, encoding=codec, errors="strict", newline=""), p)
+        positions = None  # checked with the first rows (a file without rows says so first)
         with _open_binary(p, compression) as stream:
             text = io.TextIOWrapper(stream, encoding=codec, errors="strict", newline="")
             with pd.read_csv(text, chunksize=chunk_size, **_CSV_OPTIONS) as reader:
                 for raw in reader:
-                    yield raw, np.arange(first_row, first_row + len(raw), dtype=np.int64)
+                    if positions is None:
+                        positions = _select_columns(header, columns, p)
+                    yield (_csv_columns(raw, header, positions, p, first_row),
+                           np.arange(first_row, first_row + len(raw), dtype=np.int64))
                     first_row += len(raw)
     except (pd.errors.EmptyDataError, pd.errors.ParserError) as err:
         raise _csv_error(err, p) from None
@@ -521,10 +734,10 @@ def _iter_csv(p: Path, compression: str | None, encoding: str,
         raise _bad_gzip(p, err) from None
 
 
-def _iter_jsonl(p: Path, compression: str | None, encoding: str,
-                chunk_size: int) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
+def _iter_jsonl(p: Path, compression: str | None, encoding: str, chunk_size: int,
+                columns: list[_Column]) -> Iterator[tuple[pd.DataFrame, np.ndarray]]:
     codec = _checked_codec(p, encoding)
-    columns: list[str] | None = None
+    names: list[str] | None = None
     any_text = False
     try:
         with _open_binary(p, compression) as stream:
@@ -532,9 +745,10 @@ def _iter_jsonl(p: Path, compression: str | None, encoding: str,
             for raw, row_ids in _jsonl_chunks(text, p, chunk_size):
                 any_text = True
                 # a key absent from every record of a later chunk is a column of blanks there
-                columns = list(raw.columns) if columns is None else columns + [
-                    c for c in raw.columns if c not in columns]
-                yield raw.reindex(columns=columns), row_ids
+                names = list(raw.columns) if names is None else names + [
+                    c for c in raw.columns if c not in names]
+                raw = raw.reindex(columns=names)
+                yield _strip_columns(raw.iloc[:, _select_columns(names, columns, p)]), row_ids
     except UnicodeDecodeError:
         raise _locate_decode_error(p, compression, encoding, header=False) from None
     except (OSError, EOFError, zlib.error) as err:
@@ -546,18 +760,21 @@ def _iter_jsonl(p: Path, compression: str | None, encoding: str,
                                  fix="pass a file with a header line and at least one data row")
 
 
+def _missing_column(found: list[str], name: str, p: Path, fix: str) -> GraphrelInputError:
+    """The error for column ``name`` missing among the ``found`` names (closest one named)."""
+    if len(found) == 1 and any(sep in found[0] for sep in ("\t", ";", "|")):
+        fix = "the file does not look comma-separated; save it as comma-separated CSV, then " + fix
+    hint = ""
+    lowered = {c.lower(): c for c in found}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    if close:
+        hint = f" (did you mean {lowered[close[0]]!r}?)"
+    return GraphrelInputError(f"missing column {name!r}{hint}; columns found: {', '.join(found)}", path=p, fix=fix)
+
+
 def _require_column(raw: pd.DataFrame, name: str, p: Path, fix: str) -> pd.Series:
     if name not in raw.columns:
-        found = [str(c) for c in raw.columns]
-        if len(found) == 1 and any(sep in found[0] for sep in ("\t", ";", "|")):
-            fix = "the file does not look comma-separated; save it as comma-separated CSV, then " + fix
-        hint = ""
-        lowered = {c.lower(): c for c in found}
-        close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
-        if close:
-            hint = f" (did you mean {lowered[close[0]]!r}?)"
-        raise GraphrelInputError(
-            f"missing column {name!r}{hint}; columns found: {', '.join(found)}", path=p, fix=fix)
+        raise _missing_column([str(c) for c in raw.columns], name, p, fix)
     return raw[name]
 
 
@@ -705,18 +922,20 @@ class _Source:
     fmt: str
     compression: str | None
     encoding: str
+    columns: list[_Column]  # the columns read (the rest of the file is never converted)
     to_pairs: Callable[[pd.DataFrame, np.ndarray], RelevancePairs]  # raw table + row ids -> pairs
     finish: Callable[[int], None] = lambda n_pairs: None  # checks once the whole file is read
 
     def load(self, keep_duplicates: bool) -> RelevancePairs:
-        raw, row_ids = _read_table(self.p, self.fmt, self.compression, self.encoding)
+        raw, row_ids = _read_table(self.p, self.fmt, self.compression, self.encoding, self.columns)
         pairs = self.to_pairs(raw, row_ids)
         self.finish(len(pairs))
         return _drop_duplicates(pairs, keep_duplicates)
 
     def chunks(self, chunk_size: int) -> Iterator[RelevancePairs]:
         n_pairs = 0
-        for raw, row_ids in _iter_table(self.p, self.fmt, self.compression, self.encoding, chunk_size):
+        for raw, row_ids in _iter_table(self.p, self.fmt, self.compression, self.encoding, chunk_size,
+                                        self.columns):
             pairs = self.to_pairs(raw, row_ids)
             n_pairs += len(pairs)
             yield pairs
@@ -745,7 +964,9 @@ def _home_depot_source(path: PathLike, *, encoding: str = "latin-1") -> _Source:
                       product_id_col="product_uid", product_text=ptext, product_text_col="product_title",
                       relevance=relevance, label_col="relevance", label_min=1.0, label_max=3.0)
 
-    return _Source(p, "csv", compression, encoding, to_pairs)
+    columns = [_Column("search_term", _HD_FIX, text=True), _Column("product_uid", _HD_FIX),
+               _Column("product_title", _HD_FIX, text=True), _Column("relevance", required=False)]
+    return _Source(p, "csv", compression, encoding, columns, to_pairs)
 
 
 _ESCI_FIX = ("the ESCI loader expects columns query, product_id, product_title, esci_label "
@@ -794,7 +1015,18 @@ def _esci_source(path: PathLike, locale: str | None = None, *, encoding: str = "
             raise GraphrelInputError(f"no rows with product_locale {locale!r}; locales found: {found}",
                                      path=p, fix="pass one of the locales found, or no locale")
 
-    return _Source(p, fmt, compression, encoding, to_pairs, finish)
+    columns = [_Column("query", _ESCI_FIX, text=True), _Column("product_id", _ESCI_FIX),
+               _Column("product_title", _ESCI_FIX, text=True), _Column("esci_label", _ESCI_FIX),
+               _Column("query_id", required=False),
+               _Column("product_locale", "drop the locale option, or load the examples file that has it",
+                       required=locale is not None)]
+    if locale is None:
+        columns.pop()  # not read
+    return _Source(p, fmt, compression, encoding, columns, to_pairs, finish)
+
+
+def _option(key: str) -> str:
+    return f"--{key.replace('_', '-')} (config key {key})"
 
 
 def _column_fix(option: str) -> str:
@@ -841,7 +1073,15 @@ def _generic_source(path: PathLike, *, query_column: str = "query", product_id_c
                       product_text=ptext, product_text_col=product_text_column, relevance=relevance,
                       label_col=label_column, label_min=lo, label_max=hi)
 
-    return _Source(p, fmt, compression, encoding, to_pairs)
+    columns = [_Column(query_column, _column_fix("query_column"), text=True, option=_option("query_column")),
+               _Column(product_id_column, _column_fix("product_id_column")),
+               _Column(product_text_column, _column_fix("product_text_column"), text=True,
+                       option=_option("product_text_column"))]
+    if query_id_column is not None:
+        columns.append(_Column(query_id_column, _column_fix("query_id_column")))
+    if label_column is not None:
+        columns.append(_Column(label_column, _column_fix("label_column")))
+    return _Source(p, fmt, compression, encoding, _merge_columns(columns), to_pairs)
 
 
 # --------------------------------------------------------------------------- loaders
@@ -955,9 +1195,10 @@ def load_pairs(path: PathLike, *, query_column: str = "query", product_id_column
 
     Raises:
         GraphrelInputError: missing file, directory, empty or header-only file, unknown
-            format, bytes not valid in ``encoding`` (with line and row), missing column,
-            empty query/product text or id, non-numeric label, label outside the scale,
-            missing or inconsistent ``label_min``/``label_max``.
+            format, bytes not valid in ``encoding`` (with line and row), missing or repeated
+            column, a text column that is not text, a list or object value, more fields
+            than the header, empty query/product text or id, non-numeric label, label
+            outside the scale, missing or inconsistent ``label_min``/``label_max``.
 
     Warns:
         UserWarning: duplicated (query_id, product_id) pairs (the first of each is kept).
