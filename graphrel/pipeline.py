@@ -457,7 +457,8 @@ class Pipeline:
         test = scored[scored.split == "test"].reset_index(drop=True)
         warmup = scored[scored.split.isin(["val", "train"])].head(e.warmup_pairs)
         low, high = self.label_scale()
-        threshold = (self.relevance_threshold() - low) / (high - low)
+        relevant_from = self.relevance_threshold()
+        threshold = (relevant_from - low) / (high - low)
 
         def quality(scores) -> dict:
             return relevance_metrics(scores, test.label, test.query_id, label_range=high - low, threshold=threshold)
@@ -499,7 +500,7 @@ class Pipeline:
         counts = {name: {"pairs": int((scored.split == name).sum()),
                          "queries": int(scored.loc[scored.split == name, "query_id"].nunique())}
                   for name in ("train", "val", "test_context", "test", "transfer")}
-        return {"protocols": protocols, "label_scale": [low, high], "relevance_threshold": self.relevance_threshold(),
+        return {"protocols": protocols, "label_scale": [low, high], "relevance_threshold": relevant_from,
                 "split": counts, "config": asdict(self.config), "timings_seconds": self.timings,
                 "timing": {"repeats": e.timing_repeats, "warmup_pairs": len(warmup)},
                 "machine": {"cpu_threads": torch.get_num_threads(), "python": platform.python_version(),

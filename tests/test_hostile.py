@@ -330,6 +330,20 @@ def _duplicate_file(tmp_path: Path, fmt: str) -> Path:
     return tmp_path / "pairs.parquet"
 
 
+def _assert_refused(capsys, tmp_path, fake_model, source, needles, entry, *extra):
+    """``source`` is refused with every needle, its name and a fix: by the pipeline loader
+    (GraphrelInputError), or by `graphrel score` (one line, exit 2, nothing written)."""
+    if entry == "pipeline loader":
+        with pytest.raises(GraphrelInputError) as error:
+            load_dataset("generic", source)
+        assert all(needle in str(error.value) for needle in needles + [source.name, "fix"]), str(error.value)
+        return
+    out = tmp_path / "out.parquet"
+    code, _, err = score(capsys, fake_model, source, out, *extra)
+    assert_one_line_error(code, err, source.name, *needles, "fix")
+    assert_nothing_written(out)
+
+
 @pytest.mark.parametrize("fmt,needles", [
     ("csv", ["'product_text' at columns 2, 4"]),
     ("csv-spaces", ["'product_text' at columns 2, 4"]),
@@ -339,15 +353,7 @@ def _duplicate_file(tmp_path: Path, fmt: str) -> Path:
 @pytest.mark.parametrize("entry", ["score", "pipeline loader"])
 def test_repeated_column_names_are_an_error_in_every_format(capsys, tmp_path, fake_model, fmt, needles, entry):
     source = _duplicate_file(tmp_path, fmt)
-    if entry == "pipeline loader":
-        with pytest.raises(GraphrelInputError) as error:
-            load_dataset("generic", source)
-        assert all(needle in str(error.value) for needle in needles + [source.name, "fix"]), str(error.value)
-        return
-    out = tmp_path / "out.parquet"
-    code, _, err = score(capsys, fake_model, source, out, "--chunk-size", "1")
-    assert_one_line_error(code, err, source.name, *needles, "fix")
-    assert_nothing_written(out)
+    _assert_refused(capsys, tmp_path, fake_model, source, needles, entry, "--chunk-size", "1")
 
 
 def _nested_parquet(path: Path, n=300) -> Path:
@@ -433,15 +439,7 @@ def test_selected_columns_of_the_wrong_type_are_an_error(capsys, tmp_path, fake_
         source = write(tmp_path / "pairs.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     else:  # every row one field longer than the header: pandas took the first field as the index
         source = write(tmp_path / "pairs.csv", HEADER + "drill,1,Drill,extra\nsaw,2,Saw,extra\n")
-    if entry == "pipeline loader":
-        with pytest.raises(GraphrelInputError) as error:
-            load_dataset("generic", source)
-        assert all(needle in str(error.value) for needle in needles + [source.name, "fix"]), str(error.value)
-        return
-    out = tmp_path / "out.parquet"
-    code, _, err = score(capsys, fake_model, source, out)
-    assert_one_line_error(code, err, source.name, *needles, "fix")
-    assert_nothing_written(out)
+    _assert_refused(capsys, tmp_path, fake_model, source, needles, entry)
 
 
 def test_mixed_id_types_and_numeric_ids_stay_allowed(capsys, tmp_path, fake_model):
