@@ -30,6 +30,7 @@ commands:
   pipeline                          the main job: graphrel pipeline --config configs/home_depot.yaml --run-dir DIR
   score                             batch scoring: graphrel score --model DIR --input PAIRS --output OUT.parquet
   inspect                           the graph around a query or product: graphrel inspect --run-dir DIR --query TEXT
+  retrieve                          top-k products per query: graphrel retrieve --model DIR --queries FILE --k 100 --output OUT.parquet
 
 Run `graphrel COMMAND --help` for every option of a command.
 """
@@ -363,6 +364,10 @@ def _main(argv: list[str]) -> int:
             from graphrel.inspect import inspect_command
 
             inspect_command(rest)
+        elif command == "retrieve":
+            from graphrel.retrieval.command import retrieve_command
+
+            retrieve_command(rest)
         else:
             print(f"graphrel: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
             return EXIT_USER_ERROR

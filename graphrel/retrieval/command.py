@@ -1,0 +1,162 @@
+"""``graphrel retrieve``: the top-k products of the catalogue for every query of a file.
+
+    graphrel retrieve --model RETRIEVER_DIR --queries queries.csv --k 100 --output top.parquet
+
+Input: CSV, Parquet or JSON Lines with a query column (``--query-column``, default ``query``)
+and optionally a query id column (default: the query text is the id). Output: Parquet with
+``query_id, rank, product_id, score`` (k rows per query, best first, ties by product id), or a
+TREC run file (``.trec``). The output is written atomically and an existing output is refused.
+Bad input (a missing file or column, an empty query, an unknown retriever directory, k < 1,
+an existing output) is one line naming the file, the row and the fix; exit code 2.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphrel.errors import GraphrelInputError
+
+log = logging.getLogger("graphrel")
+
+FORMATS = {".csv": "csv", ".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}
+OUTPUTS = (".parquet", ".trec")
+
+
+def read_queries(path: str | Path, *, query_column: str = "query", query_id_column: str | None = None,
+                 file_format: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Query ids and texts of a queries file.
+
+    Args:
+        path: CSV / Parquet / JSON Lines file.
+        query_column: column of query texts.
+        query_id_column: column of query ids; None: the query text is the id.
+        file_format: ``csv``, ``parquet`` or ``jsonl``; default from the suffix.
+
+    Returns:
+        ids (Q,) and queries (Q,) as object arrays of str.
+
+    Raises:
+        GraphrelInputError: missing/unreadable file, unknown format, missing column, empty
+            file, an empty or non-text query (naming the 1-based data row).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise GraphrelInputError("queries file not found", path=path, fix="pass an existing CSV/Parquet/JSONL file")
+    kind = file_format or FORMATS.get(path.suffix.lower())
+    if kind not in ("csv", "parquet", "jsonl"):
+        raise GraphrelInputError(f"unknown queries file format {path.suffix!r}", path=path,
+                                 fix="use .csv, .parquet or .jsonl, or pass --file-format")
+    frame = _read(path, kind)
+    columns = [query_column] + ([query_id_column] if query_id_column else [])
+    for column in columns:
+        if column not in frame.columns:
+            raise GraphrelInputError(f"no column {column!r} (columns: {', '.join(map(str, frame.columns))})",
+                                     path=path, fix=f"name the query column with --query-column")
+    if frame.empty:
+        raise GraphrelInputError("no queries (the file has no data rows)", path=path, fix="pass a file with queries")
+    queries = _text_column(frame[query_column], path, query_column)
+    ids = queries if query_id_column is None else _text_column(frame[query_id_column], path, query_id_column)
+    return ids, queries
+
+
+def _read(path: Path, kind: str) -> pd.DataFrame:
+    try:
+        if kind == "csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+        if kind == "jsonl":
+            return pd.read_json(path, lines=True, dtype=False)
+        return pd.read_parquet(path)
+    except UnicodeDecodeError:
+        raise GraphrelInputError("not UTF-8 text", path=path, fix="re-save the file as UTF-8") from None
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise GraphrelInputError(f"cannot read as {kind} ({str(error).splitlines()[0][:120]})", path=path,
+                                 fix="pass a valid CSV/Parquet/JSONL file") from None
+
+
+def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
+    out = np.empty(len(values), dtype=object)
+    for row, value in enumerate(values.tolist()):
+        if not isinstance(value, str):
+            what = "empty" if value is None or (isinstance(value, float) and value != value) else "not text"
+            raise GraphrelInputError(f"{column} is {what} ({value!r})", path=path, row=row + 1,
+                                     fix=f"give every row a non-empty text {column}")
+        if not value.strip():
+            raise GraphrelInputError(f"{column} is empty", path=path, row=row + 1,
+                                     fix=f"give every row a non-empty {column} or remove the row")
+        out[row] = value
+    return out
+
+
+def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Path, *, k: int = 100,
+                  query_column: str = "query", query_id_column: str | None = None,
+                  file_format: str | None = None, batch_size: int = 256) -> int:
+    """Retrieve the top ``k`` products of every query of a file; write them atomically.
+
+    Args:
+        model: a retriever directory (see :mod:`graphrel.retrieval.retriever`).
+        queries_path: queries file (see :func:`read_queries`).
+        output: ``.parquet`` (query_id, rank, product_id, score) or ``.trec``; must not exist.
+        k: products per query, >= 1 (clamped to the catalogue with a warning).
+        batch_size: queries encoded per forward pass, >= 1.
+
+    Returns:
+        Number of rows written.
+
+    Raises:
+        GraphrelInputError: any bad input (checked before anything is written).
+    """
+    from graphrel.retrieval.evaluation import write_trec_run
+    from graphrel.retrieval.retriever import Retriever
+    from graphrel.run import write_parquet
+
+    output = Path(output)
+    if k < 1 or batch_size < 1:
+        raise GraphrelInputError(f"k and batch size must be >= 1, got k={k}, batch size={batch_size}",
+                                 fix="pass --k 100 (any whole number >= 1)")
+    if output.suffix.lower() not in OUTPUTS:
+        raise GraphrelInputError(f"output must end in {' or '.join(OUTPUTS)}", path=output,
+                                 fix="name the output OUT.parquet or OUT.trec")
+    if output.exists():
+        raise GraphrelInputError("output already exists", path=output,
+                                 fix="delete it or choose another --output")
+    retriever = Retriever.load(model)
+    ids, queries = read_queries(queries_path, query_column=query_column, query_id_column=query_id_column,
+                                file_format=file_format)
+    frames = [retriever.search(queries[s:s + 4096], k, query_ids=ids[s:s + 4096], batch_size=batch_size)
+              for s in range(0, len(queries), 4096)]
+    run = pd.concat(frames, ignore_index=True)
+    if output.suffix.lower() == ".trec":
+        write_trec_run(run, output, tag=retriever.name)
+    else:
+        write_parquet(run, output)
+    return len(run)
+
+
+def retrieve_command(argv: list[str]) -> None:
+    """``graphrel retrieve`` (arguments without the command name)."""
+    from graphrel.options import ArgumentParser, whole_number
+
+    parser = ArgumentParser(prog="graphrel retrieve", description=(
+        "Top-k products of the catalogue for every query of a CSV / Parquet / JSONL file, with a retriever "
+        "directory (BM25, a dual encoder, an EmbedDistill student). Output: OUT.parquet (query_id, rank, "
+        "product_id, score; k rows per query, ties broken by product id) or OUT.trec, written atomically."))
+    parser.add_argument("--model", required=True, help="retriever directory, e.g. RUN/retrieval/retrievers/bm25")
+    parser.add_argument("--queries", required=True, help="queries file (.csv, .parquet, .jsonl)")
+    parser.add_argument("--output", required=True, help="output .parquet or .trec path (must not exist)")
+    parser.add_argument("--k", type=whole_number(1, example=100), default=100,
+                        help="products per query, >= 1 (default 100; clamped to the catalogue size)")
+    parser.add_argument("--query-column", default="query", help="query text column (default: query)")
+    parser.add_argument("--query-id-column", default=None, help="query id column (default: the query text)")
+    parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
+                        help="override the format guessed from the suffix")
+    parser.add_argument("--batch-size", type=whole_number(1, example=256), default=256,
+                        help="queries encoded per forward pass, >= 1 (default 256)")
+    args = parser.parse_args(argv)
+    rows = retrieve_file(args.model, args.queries, args.output, k=args.k, query_column=args.query_column,
+                         query_id_column=args.query_id_column, file_format=args.file_format,
+                         batch_size=args.batch_size)
+    print(f"retrieved {rows:,} rows -> {args.output}")

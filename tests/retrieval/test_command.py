@@ -1,0 +1,84 @@
+import pandas as pd
+import pytest
+
+from graphrel.cli import main
+from graphrel.retrieval.catalogue import Catalogue
+from graphrel.retrieval.retriever import save_bm25_retriever
+
+from .conftest import toy_pairs
+
+
+@pytest.fixture
+def bm25_dir(tmp_path):
+    save_bm25_retriever(tmp_path / "bm25", catalogue=Catalogue.from_pairs(toy_pairs()))
+    return tmp_path / "bm25"
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("graphrel: error:"), err
+    return err[0]
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".parquet", ".jsonl"])
+def test_retrieve_writes_k_rows_per_query(tmp_path, bm25_dir, suffix):
+    frame = pd.DataFrame({"qid": ["a", "b"], "query": ["garden hose", "paint brush"]})
+    path = tmp_path / f"q{suffix}"
+    {".csv": lambda: frame.to_csv(path, index=False), ".parquet": lambda: frame.to_parquet(path),
+     ".jsonl": lambda: frame.to_json(path, orient="records", lines=True)}[suffix]()
+    out = tmp_path / "top.parquet"
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(path), "--k", "3",
+                 "--output", str(out), "--query-id-column", "qid"]) == 0
+    top = pd.read_parquet(out)
+    assert list(top.columns) == ["query_id", "rank", "product_id", "score"]
+    assert top.query_id.tolist() == ["a"] * 3 + ["b"] * 3 and top["rank"].tolist() == [1, 2, 3] * 2
+    assert top.product_id.iloc[0] in {"p02", "p06"} and top.product_id.iloc[3] == "p03"
+
+
+def test_retrieve_trec_output_and_clamped_k(tmp_path, bm25_dir, capsys):
+    path = tmp_path / "q.csv"
+    pd.DataFrame({"query": ["door"]}).to_csv(path, index=False)
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(path), "--k", "500",
+                 "--output", str(tmp_path / "top.trec")]) == 0
+    lines = (tmp_path / "top.trec").read_text().splitlines()
+    assert len(lines) == 12 and lines[0].startswith("door Q0 ") and lines[0].endswith(" bm25")
+    assert "larger than the catalogue" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("case, content, args, message", [
+    ("empty query", "query\ndrill\n\"  \"\n", [], "row 2: query is empty"),
+    ("missing column", "text\ndrill\n", [], "no column 'query'"),
+    ("k zero", "query\ndrill\n", ["--k", "0"], "--k: must be a whole number >= 1"),
+    ("k negative", "query\ndrill\n", ["--k", "-5"], "must be a whole number >= 1"),
+    ("k not whole", "query\ndrill\n", ["--k", "2.5"], "must be a whole number >= 1"),
+    ("header only", "query\n", [], "no queries"),
+    ("unknown model", "query\ndrill\n", ["--model", "/nonexistent/retriever"], "no such directory"),
+    ("bad suffix", "query\ndrill\n", ["--output", "OUT.csv"], "output must end in .parquet or .trec"),
+])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, bm25_dir, capsys, case, content, args, message):
+    queries = tmp_path / "q.csv"
+    queries.write_text(content)
+    argv = ["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--output", str(tmp_path / "o.parquet")]
+    for i in range(0, len(args), 2):  # override or add options
+        if args[i] in argv:
+            argv[argv.index(args[i]) + 1] = args[i + 1] if args[i] != "--output" else str(tmp_path / args[i + 1])
+        else:
+            argv += args[i:i + 2]
+    assert main(argv) == 2
+    assert message in _error(capsys)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25", "q.csv"]
+
+
+def test_an_existing_output_is_refused_and_kept(tmp_path, bm25_dir, capsys):
+    queries = tmp_path / "q.csv"
+    queries.write_text("query\ndrill\n")
+    out = tmp_path / "o.parquet"
+    out.write_text("precious")
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--output", str(out)]) == 2
+    assert "already exists" in _error(capsys) and out.read_text() == "precious"
+
+
+def test_missing_queries_file(tmp_path, bm25_dir, capsys):
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(tmp_path / "none.csv"),
+                 "--output", str(tmp_path / "o.parquet")]) == 2
+    assert "queries file not found" in _error(capsys)
