@@ -85,7 +85,7 @@ def run_steps(parameters, batches, step_loss: Callable[[np.ndarray], torch.Tenso
 
 def embed(model, texts) -> torch.Tensor:
     """Sentence embeddings of ``texts`` with gradients: (len(texts), d)."""
-    features = model.tokenize([str(t) for t in texts])
+    features = model.preprocess([str(t) for t in texts])
     return model(features)["sentence_embedding"]
 
 

@@ -1,0 +1,107 @@
+"""Evaluation and timing of retriever directories, and the report section "retrieval".
+
+Every retriever is evaluated on the same test queries (recall@10/100/1000, NDCG@10 via
+:func:`graphrel.retrieval.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
+file), then all are timed in one loop with the same protocol: a warm-up on other (validation)
+queries, then the median of ``repeats`` runs over every test query, once for the query encoder
+alone (``query_encodings_per_second``) and once for encoding + exact search of the top
+``timing_k`` over the whole catalogue (``queries_per_second``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from graphrel.retrieval.evaluation import RECALL_CUTOFFS, retrieval_metrics, run_frame, write_trec_run
+from graphrel.retrieval.retriever import Retriever
+
+log = logging.getLogger("graphrel")
+
+DEPTH = max(RECALL_CUTOFFS)
+
+
+def _index_cost(retriever: Retriever, directory: Path) -> tuple[float, int]:
+    """Seconds to build the search index from the saved products, and its size in bytes."""
+    start = time.perf_counter()
+    if retriever.bm25 is not None:
+        from graphrel.retrieval.bm25 import BM25Index
+
+        index = BM25Index(retriever.catalogue.texts, k1=retriever.manifest.get("k1", 1.5), b=retriever.manifest.get("b", 0.75))
+        seconds = time.perf_counter() - start
+        return seconds, int(sum(index.model.scores[k].nbytes for k in ("data", "indices", "indptr")))
+    from graphrel.retrieval.index import ExactIndex
+
+    vectors = np.load(directory / "product_embeddings.npy")
+    ExactIndex(vectors)
+    return time.perf_counter() - start, int(vectors.nbytes)
+
+
+def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, repeats: int, timing_k: int,
+                        threads: int) -> dict:
+    """Quality and speed of every retriever directory on the judged test queries.
+
+    Args:
+        directories: name -> retriever directory, in report order.
+        judged: :class:`~graphrel.retrieval.catalogue.JudgedQueries`.
+        runs_dir: where ``NAME.trec`` run files go.
+        warmup: queries run once before each retriever's timing.
+        repeats: timed runs (median), >= 1.
+        timing_k: search depth timed.
+        threads: faiss threads.
+
+    Returns:
+        name -> ``recall@10, recall@100, recall@1000, ndcg@10, query_encodings_per_second,
+        queries_per_second, parameters, teacher, index_build_seconds, index_bytes``.
+    """
+    entries, loaded = {}, {}
+    for name, directory in directories.items():
+        retriever = Retriever.load(directory, threads=threads)
+        indices, scores = retriever.search_rows(list(judged.queries), min(DEPTH, len(retriever.catalogue)))
+        run = run_frame(judged.query_ids, retriever.catalogue.product_ids, indices, scores)
+        write_trec_run(run, Path(runs_dir) / f"{name}.trec", tag=name)
+        metrics = retrieval_metrics(run, judged.qrels)
+        build_seconds, index_bytes = _index_cost(retriever, Path(directory))
+        entries[name] = {**{k: v for k, v in metrics.items() if k != "queries"},
+                         "parameters": int(retriever.manifest.get("parameters", 0)),
+                         "teacher": retriever.manifest.get("teacher"),
+                         "index_build_seconds": build_seconds, "index_bytes": index_bytes}
+        loaded[name] = retriever
+        log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
+    for name, retriever in loaded.items():  # one timing loop, same protocol for all
+        entries[name].update(retriever.time_search(list(judged.queries), timing_k, repeats=repeats,
+                                                   warmup=list(warmup) or None))
+    return entries
+
+
+def retrieval_markdown(entries: dict, meta: dict) -> str:
+    """The report section "Retrieval": one row per retriever, then how it was measured."""
+    lines = ["## Retrieval", "",
+             f"{meta['test_queries']:,} unseen test queries with at least one judged-relevant product "
+             f"(label >= {meta['relevance_threshold']:g}; {meta['test_queries_without_relevant']} test queries "
+             f"have none and are left out), catalogue of {meta['catalogue_products']:,} products. "
+             "**Unjudged products count as misses**: a retriever is credited only for the products raters judged, "
+             "so compare systems, not absolute values.", "",
+             "| retriever | teacher | recall@10 | recall@100 | recall@1000 | NDCG@10 | % teacher recall@100 "
+             "| query parameters | query encodings/s | queries/s | index build s | index MB |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, e in entries.items():
+        teacher = e.get("teacher")
+        share = (f"{100 * e['recall@100'] / entries[teacher]['recall@100']:.1f}%"
+                 if teacher in entries and entries[teacher]["recall@100"] else "")
+        lines.append(f"| {name} | {teacher or ''} | {e['recall@10']:.3f} | {e['recall@100']:.3f} | "
+                     f"{e['recall@1000']:.3f} | {e['ndcg@10']:.3f} | {share} | {e['parameters']:,} | "
+                     f"{e['query_encodings_per_second']:,.0f} | {e['queries_per_second']:,.0f} | "
+                     f"{e['index_build_seconds']:.2f} | {e['index_bytes'] / 2**20:.1f} |")
+    c = meta.get("config", {})
+    lines += ["", f"Ties are broken by product id. Speeds: one run, every retriever alike: warm-up on "
+              f"{c.get('warmup_queries', '?')} validation queries, then the median of {c.get('timing_repeats', '?')} "
+              f"runs over the test queries; queries/s = query encoding + exact search (faiss IndexFlatIP, or "
+              f"BM25 over every product) of the top {c.get('timing_k', '?')}, {c.get('threads', '?')} threads. "
+              "Query parameters: the query-side encoder (BM25: 0); products are encoded offline. "
+              "The embeddistill_* rows are the loss ablation of the asymmetric student (label = in-batch softmax, "
+              "score = in-batch score distillation from the dual encoder, embedding = L2 query embedding matching).", ""]
+    return "\n".join(lines)

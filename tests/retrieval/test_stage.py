@@ -1,0 +1,71 @@
+import json
+
+import pytest
+
+from graphrel.errors import GraphrelInputError
+from graphrel.retrieval.stage import ABLATIONS, RetrievalConfig, run_retrieval
+
+KEYS = {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_per_second", "queries_per_second",
+        "parameters", "teacher"}
+
+
+def tiny_config(encoder_dir, **overrides):
+    values = dict(backbone=str(encoder_dir), encode_batch_size=8, max_train_examples=50, hard_negatives=2,
+                  negative_depth=6, dual_encoder_steps=10, dual_encoder_batch_size=4, dual_encoder_learning_rate=1e-3,
+                  student_dim=8, student_steps=10, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1)
+    values.update(overrides)
+    return RetrievalConfig(**values)
+
+
+@pytest.fixture
+def run_with_teacher(toy_run):
+    from graphrel.models.teacher import CrossEncoderTeacher
+
+    from .conftest import TINY
+
+    CrossEncoderTeacher(backbone_config=TINY).save_pretrained(toy_run / "teacher")
+    return toy_run
+
+
+def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_path_factory, tiny_encoder_dir,
+                                                         monkeypatch):
+    out = tmp_path_factory.mktemp("stage") / "retrieval"
+    before = sorted(p.name for p in run_with_teacher.iterdir())
+    entries = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
+    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS]
+    assert list(entries) == names
+    for name, entry in entries.items():
+        assert KEYS <= set(entry), name
+        assert all(0 <= entry[k] <= 1 for k in ("recall@10", "recall@100", "recall@1000", "ndcg@10"))
+        assert (out / "runs" / f"{name}.trec").is_file() and (out / "retrievers" / name / "manifest.json").is_file()
+    assert entries["bm25"]["recall@1000"] == pytest.approx(1.0)  # the toy catalogue is smaller than 1000
+    assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
+    assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
+    saved = json.loads((out / "retrieval.json").read_text())
+    assert set(saved) == {"retrieval", "evaluation"} and saved["evaluation"]["test_queries"] == 5
+    report = (out / "retrieval.md").read_text()
+    assert "Unjudged products count as misses" in report and "| embeddistill | dual_encoder |" in report
+    assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
+
+    # a second call reuses every retriever (no training: the trainers would fail)
+    import graphrel.retrieval.stage as stage
+
+    monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
+    monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
+    again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
+    assert again["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
+
+
+@pytest.mark.parametrize("option, value", [
+    ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
+    ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
+    ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
+])
+def test_every_numeric_option_is_checked(option, value):
+    with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
+        RetrievalConfig(**{option: value}).check()
+
+
+def test_all_zero_loss_weights_are_refused():
+    with pytest.raises(GraphrelInputError, match="label_weight"):
+        RetrievalConfig(label_weight=0, score_weight=0, embedding_weight=0).check()
