@@ -109,7 +109,7 @@ class RetrievalConfig:
         """Raise :class:`GraphrelInputError` naming the first option out of range."""
         def bad(name: str, rule: str):
             raise GraphrelInputError(f"retrieval.{name} must be {rule}, got {getattr(self, name)!r}",
-                                     fix=f"set retrieval.{name} to a value {rule}")
+                                     fix=f"set retrieval.{name} to {rule}")
 
         for name in ("encode_batch_size", "max_train_examples", "hard_negatives", "teacher_batch_size",
                      "dual_encoder_steps", "student_dim", "student_steps", "timing_repeats", "timing_k", "threads"):

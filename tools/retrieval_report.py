@@ -1,0 +1,62 @@
+"""Run the retrieval stage by hand on a finished pipeline run and print its report section.
+
+    python tools/retrieval_report.py --run-dir runs/home_depot --out runs/home_depot_retrieval \
+        [--student_steps 3000 --ablation false ...]
+
+Every field of :class:`graphrel.retrieval.stage.RetrievalConfig` is an option (``--NAME VALUE``).
+The run directory is only read; everything goes under ``--out`` (retrievers, TREC runs,
+retrieval.json, retrieval.md). Retrievers already built there with the same options are reused.
+Bad options or inputs: one line, exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError  # noqa: E402
+from graphrel.retrieval.stage import RetrievalConfig, run_retrieval  # noqa: E402
+
+
+def _parser() -> argparse.ArgumentParser:
+    from graphrel.options import ArgumentParser
+
+    parser = ArgumentParser(prog="retrieval_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run-dir", required=True, help="finished pipeline run directory (read only)")
+    parser.add_argument("--out", required=True, help="output directory of the retrieval stage")
+    for field in dataclasses.fields(RetrievalConfig):
+        default = field.default
+        if isinstance(default, bool):
+            kind = lambda text: {"true": True, "false": False}[text.lower()]  # noqa: E731
+        elif default is None:
+            kind = lambda text: None if text.lower() in ("none", "null") else int(text)  # noqa: E731
+        else:
+            kind = type(default)
+        parser.add_argument(f"--{field.name}", type=kind, default=default, help=f"(default {default!r})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    try:
+        args = _parser().parse_args(argv)
+        config = RetrievalConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(RetrievalConfig)})
+        start = time.perf_counter()
+        run_retrieval(args.run_dir, args.out, config)
+    except GraphrelInputError as error:
+        print(f"retrieval_report: error: {error}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    print((Path(args.out) / "retrieval.md").read_text())
+    print(f"wall time: {time.perf_counter() - start:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
