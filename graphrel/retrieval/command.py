@@ -93,7 +93,7 @@ def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
 
 def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Path, *, k: int = 100,
                   query_column: str = "query", query_id_column: str | None = None,
-                  file_format: str | None = None, batch_size: int = 256) -> int:
+                  file_format: str | None = None, batch_size: int = 256, rerank_model: str | Path | None = None) -> int:
     """Retrieve the top ``k`` products of every query of a file; write them atomically.
 
     Args:
@@ -102,6 +102,8 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         output: ``.parquet`` (query_id, rank, product_id, score) or ``.trec``; must not exist.
         k: products per query, >= 1 (clamped to the catalogue with a warning).
         batch_size: queries encoded per forward pass, >= 1.
+        rerank_model: a pair model directory (student or teacher) that re-ranks each top k
+            (output gains ``retrieval_score``); None: no re-ranking.
 
     Returns:
         Number of rows written.
@@ -124,11 +126,21 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         raise GraphrelInputError("output already exists", path=output,
                                  fix="delete it or choose another --output")
     retriever = Retriever.load(model)
+    scorer = None
+    if rerank_model is not None:
+        from graphrel.retrieval.rerank import load_pair_scorer
+
+        scorer = load_pair_scorer(rerank_model)
     ids, queries = read_queries(queries_path, query_column=query_column, query_id_column=query_id_column,
                                 file_format=file_format)
     frames = [retriever.search(queries[s:s + 4096], k, query_ids=ids[s:s + 4096], batch_size=batch_size)
               for s in range(0, len(queries), 4096)]
     run = pd.concat(frames, ignore_index=True)
+    if scorer is not None:
+        from graphrel.retrieval.rerank import rerank
+
+        texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
+        run = rerank(run, dict(zip(ids, queries)), texts, scorer)
     if output.suffix.lower() == ".trec":
         write_trec_run(run, output, tag=retriever.name)
     else:
@@ -155,8 +167,11 @@ def retrieve_command(argv: list[str]) -> None:
                         help="override the format guessed from the suffix")
     parser.add_argument("--batch-size", type=whole_number(1, example=256), default=256,
                         help="queries encoded per forward pass, >= 1 (default 256)")
+    parser.add_argument("--rerank", default=None, metavar="PAIR_MODEL_DIR",
+                        help="re-rank each top k with a pair model: a student directory (RUN/student_korder) or "
+                             "the cross-encoder teacher (RUN/teacher); adds column retrieval_score")
     args = parser.parse_args(argv)
     rows = retrieve_file(args.model, args.queries, args.output, k=args.k, query_column=args.query_column,
                          query_id_column=args.query_id_column, file_format=args.file_format,
-                         batch_size=args.batch_size)
+                         batch_size=args.batch_size, rerank_model=args.rerank)
     print(f"retrieved {rows:,} rows -> {args.output}")

@@ -82,3 +82,36 @@ def test_missing_queries_file(tmp_path, bm25_dir, capsys):
     assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(tmp_path / "none.csv"),
                  "--output", str(tmp_path / "o.parquet")]) == 2
     assert "queries file not found" in _error(capsys)
+
+
+def test_rerank_orders_the_top_k_by_the_teacher(tmp_path, bm25_dir):
+    import numpy as np
+
+    from graphrel.models.teacher import CrossEncoderTeacher
+    from graphrel.scoring import teacher_logits
+
+    from .conftest import PRODUCTS, TINY
+
+    teacher = CrossEncoderTeacher(backbone_config=TINY)
+    teacher.save_pretrained(tmp_path / "teacher")
+    queries = tmp_path / "q.csv"
+    queries.write_text("query\ngarden hose\ndoor\n")
+    plain, ranked = tmp_path / "plain.parquet", tmp_path / "ranked.parquet"
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--k", "5", "--output", str(plain)]) == 0
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--k", "5", "--output", str(ranked),
+                 "--rerank", str(tmp_path / "teacher")]) == 0
+    before, after = pd.read_parquet(plain), pd.read_parquet(ranked)
+    assert list(after.columns) == ["query_id", "rank", "product_id", "score", "retrieval_score"]
+    for query in ("garden hose", "door"):
+        b, a = before[before.query_id == query], after[after.query_id == query]
+        assert set(a.product_id) == set(b.product_id) and a["rank"].tolist() == [1, 2, 3, 4, 5]
+        logits = teacher_logits(teacher, [query] * 5, [PRODUCTS[p] for p in a.product_id], progress=False)
+        assert np.allclose(a.score, logits, atol=1e-5) and np.all(np.diff(logits) <= 1e-6)
+
+
+def test_rerank_with_an_unknown_model_is_refused(tmp_path, bm25_dir, capsys):
+    queries = tmp_path / "q.csv"
+    queries.write_text("query\ndoor\n")
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--output",
+                 str(tmp_path / "o.parquet"), "--rerank", str(tmp_path)]) == 2
+    assert "not a pair model directory" in _error(capsys) and not (tmp_path / "o.parquet").exists()
