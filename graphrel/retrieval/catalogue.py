@@ -5,7 +5,7 @@ included): Home Depot has 54,667 product titles. Products are kept **sorted by p
 (string order), so a product's row in the catalogue is its rank in the deterministic tie-break
 every retriever uses: between equal scores, the smaller product id ranks first.
 
-Evaluation set (METHODS.md, "Evaluation protocol", retrieval): the unseen test queries of the
+Evaluation set (graphrel's retrieval protocol on Home Depot): the unseen test queries of the
 run (splits ``test`` and ``test_context``, i.e. every judged pair of a test query); a product is
 relevant to a query when its label is at or above the relevance threshold (2.5 on Home Depot's
 1-3 scale). Unjudged products count as misses, so compare systems, not absolute values.

@@ -3,7 +3,7 @@
 Metrics are computed by ``ir_measures`` (pytrec_eval underneath): recall@k = share of a query's
 judged-relevant products in its top k, NDCG@10 with binary gains (judged relevant = 1), both
 averaged over the test queries that have at least one relevant product. Unjudged products count
-as misses (non-relevant), as in METHODS.md's retrieval protocol: the figures compare systems,
+as misses (non-relevant), as graphrel's retrieval protocol says: the figures compare systems,
 they are not absolute recall. trec_eval breaks score ties by document id in its own order, so
 the ranking handed to it is encoded by rank (score = k - rank + 1): what is evaluated is
 exactly the order :func:`top_k` produced, ties broken by product id.
