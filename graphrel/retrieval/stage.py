@@ -60,7 +60,8 @@ class RetrievalConfig:
         max_train_examples: training (query, positive) rows used (>= 1).
         hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
         teacher_batch_size: pairs per CE teacher forward pass when scoring negatives (>= 1).
-        dual_encoder_steps, dual_encoder_batch_size, dual_encoder_learning_rate: fine-tuning budget.
+        dual_encoder_steps, dual_encoder_batch_size, dual_encoder_learning_rate: fine-tuning budget
+            (the defaults fit a shared 2-core CPU: about 12 minutes there; more steps help).
         dual_encoder_product_side: ``frozen`` (query side fine-tuned against the zero-shot product
             embeddings: the catalogue is encoded once) or ``trained`` (symmetric; re-encodes it).
         student_dim: static embedding dimensions of the EmbedDistill student (model2vec PCA).
@@ -82,12 +83,12 @@ class RetrievalConfig:
     encode_batch_size: int = 128
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
-    max_train_examples: int = 20000
-    hard_negatives: int = 3
+    max_train_examples: int = 8000
+    hard_negatives: int = 2
     negative_depth: int = 30
     teacher_batch_size: int = 128
-    dual_encoder_steps: int = 300
-    dual_encoder_batch_size: int = 64
+    dual_encoder_steps: int = 120
+    dual_encoder_batch_size: int = 32
     dual_encoder_learning_rate: float = 5e-5
     dual_encoder_product_side: str = "frozen"
     student_dim: int = 64
