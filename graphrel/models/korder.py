@@ -38,9 +38,11 @@ from torch_geometric.nn import MLP
 from graphrel.data.graph import metapaths_for_order
 from graphrel.losses import distillation_loss, temperature_targets
 from graphrel.metrics import auc, spearman
-from graphrel.nn.interaction import KernelPooling
-from graphrel.nn.metapath import NUM_STATS, MetapathAttention, SemanticAttention
-from graphrel.nn.text import WordpieceEncoder, gather_rows, masked_mean
+from graphrel.nn.functional import gather_rows, masked_mean
+from graphrel.nn.kernel_pooling import KernelPooling
+from graphrel.nn.metapath_attention import NUM_STATS, MetapathAttention
+from graphrel.nn.semantic_attention import SemanticAttention
+from graphrel.nn.wordpiece_encoder import WordpieceEncoder
 
 #: Node type of each metapath's neighbours and of its centre.
 NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
