@@ -110,7 +110,7 @@ class StudentConfig:
 
 @dataclass
 class StackingConfig:
-    """Teacher stacking (BERT2DNN; :mod:`graphrel.models.stacking`): the cross-encoder plus a
+    """Teacher stacking (BERT2DNN; :mod:`graphrel.teachers.stacking`): the cross-encoder plus a
     lexical gradient-boosted teacher (fitted on the training labels), combined by a logistic
     regression fitted on the validation labels. When enabled, students and the graph use the
     stacked score."""
@@ -305,8 +305,8 @@ class Pipeline:
         import joblib
 
         from graphrel.metrics import auc, spearman
-        from graphrel.models.lexical import LexicalTeacher
-        from graphrel.models.stacking import TeacherStack
+        from graphrel.teachers.lexical import LexicalTeacher
+        from graphrel.teachers.stacking import TeacherStack
 
         path = self.run_dir / R.STACKED_SCORES
         if path.exists():
