@@ -253,7 +253,7 @@ class Pipeline:
 
     def fit_teacher(self, pairs: pd.DataFrame):
         """Fine-tune the cross-encoder on (a cap of) the training pairs. -> teacher/"""
-        from graphrel.data.datamodules import TeacherDataModule, sample_rows
+        from graphrel.models.teacher_data import TeacherDataModule, sample_rows
         from graphrel.models.teacher import CrossEncoderTeacher
         from graphrel.scoring import load_teacher
 
@@ -370,7 +370,7 @@ class Pipeline:
         ``neighbourhood_statistics`` defaults to the config's for k >= 1 (off for k = 0);
         ``distilled_from`` names the model whose logits ``teacher_logit`` holds (manifest).
         """
-        from graphrel.data.datamodules import StudentDataModule
+        from graphrel.models.korder_data import StudentDataModule
         from graphrel.models.korder import KOrderStudent
 
         directory = self.run_dir / name
@@ -423,7 +423,7 @@ class Pipeline:
 
     def fit_bert2dnn_student(self, scored: pd.DataFrame) -> Path:
         """BERT2DNN student on the run's (stacked) teacher scores. -> student_bert2dnn/"""
-        from graphrel.models.bert2dnn import train_bert2dnn
+        from graphrel.models.bert2dnn_training import train_bert2dnn
 
         directory = self.run_dir / R.BERT2DNN_STUDENT
         if (directory / R.STUDENT_MANIFEST).is_file():

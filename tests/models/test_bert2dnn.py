@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrel.data.bert2dnn_data import Bert2DnnDataModule
+from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 from graphrel.data.ngrams import NgramFeaturizer
 from graphrel.errors import GraphrelInputError
 from graphrel.losses import temperature_targets
-from graphrel.models.bert2dnn import Bert2DnnScorer, Bert2DnnStudent, save_student, train_bert2dnn
+from graphrel.models.bert2dnn import Bert2DnnStudent
+from graphrel.models.bert2dnn_scorer import Bert2DnnScorer
+from graphrel.models.bert2dnn_training import save_student, train_bert2dnn
 from graphrel.run import PAIRS, TEACHER_SCORES
 
 WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge", "light", "bulb"]
@@ -358,3 +360,25 @@ def test_graphrel_fit_with_the_shipped_config(run_dir, tmp_path):
                  "--data.init_args.min_count", "1", "--ckpt_path", str(checkpoint), "--trainer.logger", "false",
                  "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "test")])
     assert code in (0, None)
+
+
+def test_logged_test_auc_is_the_metric_of_the_test_pairs(run_dir):
+    """``graphrel test`` logs test_auc / test_spearman as graphrel.metrics on the same scores."""
+    import lightning as L
+
+    from graphrel.metrics import auc, spearman
+
+    data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=16, min_count=1)
+    data.setup("fit")
+    model = tiny_student(match_features=True)
+    model.attach_ngrams(data.ngrams)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    logged = trainer.test(model, datamodule=data, verbose=False)[0]
+    model.eval()
+    with torch.inference_mode():
+        batches = list(data.test_dataloader())
+        scores = torch.cat([model.scores(model(batch)) for batch in batches]).numpy()
+    labels = torch.cat([batch["label"] for batch in batches]).numpy()
+    keep = ~np.isnan(labels)
+    assert logged["test_auc"] == pytest.approx(auc(scores[keep], labels[keep]), abs=1e-6)
+    assert logged["test_spearman"] == pytest.approx(spearman(scores[keep], labels[keep]), abs=1e-6)
