@@ -94,8 +94,6 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
     Returns:
         The manifest written (with ``best_val_auc``, ``train_pairs``, ``fit_seconds``).
     """
-    from lightning.pytorch.callbacks import ModelCheckpoint
-
     if scoring_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"scoring_dtype must be 'float32' or 'bfloat16', got {scoring_dtype!r}")
     L.seed_everything(seed, workers=True, verbose=False)
@@ -115,16 +113,29 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
     out_dir = Path(out_dir)
     with tempfile.TemporaryDirectory(prefix=f".{out_dir.name}.fit.", dir=out_dir.parent if out_dir.parent.exists()
                                      else None) as work:
-        checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor="val_auc", mode="max", save_top_k=1,
-                                     save_weights_only=True, enable_version_counter=False)
-        trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, callbacks=[checkpoint],
-                            enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
-                            deterministic=True, default_root_dir=work)
-        start = time.perf_counter()
-        trainer.fit(model, datamodule=data)
-        seconds = time.perf_counter() - start
+        checkpoint, seconds = _fit_keeping_best(model, data, epochs=epochs, progress=progress, work=work)
         extra = {"best_val_auc": float(checkpoint.best_model_score), "epochs": epochs,
                  "train_pairs": len(data.frames["train"]), "fit_seconds": round(seconds, 1),
                  "transfer": transfer, "run_dir": str(run_dir), "scoring_dtype": scoring_dtype}
         save_student(model, data.ngrams, out_dir, checkpoint=checkpoint.best_model_path, extra=extra)
     return json.loads((out_dir / "student.json").read_text())
+
+
+def _fit_keeping_best(model: Bert2DnnStudent, data: Bert2DnnDataModule, *, epochs: int, progress: bool, work: str):
+    """Fit ``model`` for ``epochs`` (deterministic, one CPU process, no sanity pass); the
+    weights of the epoch with the best ``val_auc`` are saved in ``work``.
+
+    Returns:
+        (the ``ModelCheckpoint`` callback, with ``best_model_path`` / ``best_model_score``;
+        fit seconds).
+    """
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    checkpoint = ModelCheckpoint(dirpath=work, filename="best", monitor="val_auc", mode="max", save_top_k=1,
+                                 save_weights_only=True, enable_version_counter=False)
+    trainer = L.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, callbacks=[checkpoint],
+                        enable_progress_bar=progress, enable_model_summary=False, num_sanity_val_steps=0,
+                        deterministic=True, default_root_dir=work)
+    start = time.perf_counter()
+    trainer.fit(model, datamodule=data)
+    return checkpoint, time.perf_counter() - start
