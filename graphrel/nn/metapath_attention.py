@@ -99,4 +99,3 @@ class MetapathAttention(nn.Module):
             torch.log1p(count),
         ], dim=-1)
         return summary, attention, stats
-

@@ -92,4 +92,3 @@ class WordpieceEncoder(nn.Module):
             summed = (self.embedding(part) * mask).sum(1)
             out.append(summed / mask.sum(1).clamp_min(1.0))
         return torch.cat(out) if out else torch.zeros(0, self.dim)
-
