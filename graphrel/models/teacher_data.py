@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from graphrel.backbone import MINILM, load_tokenizer
-from graphrel.data.pairs import load_dataset, split_by_query
+from graphrel.data import load_dataset, split_by_query
 from graphrel.models.split_datamodule import SplitDataModule
 
 
