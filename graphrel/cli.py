@@ -38,11 +38,12 @@ Run `graphrel COMMAND --help` for every option of a command.
 def _lightning(argv: list[str]) -> None:
     from lightning.pytorch.cli import LightningCLI
 
-    import graphrel.data.bert2dnn_data  # noqa: F401
-    import graphrel.data.datamodules  # noqa: F401  (registers classes for class_path)
-    import graphrel.models.bert2dnn  # noqa: F401
+    import graphrel.models.bert2dnn  # noqa: F401  (registers classes for class_path)
+    import graphrel.models.bert2dnn_data  # noqa: F401
     import graphrel.models.korder  # noqa: F401
+    import graphrel.models.korder_data  # noqa: F401
     import graphrel.models.teacher  # noqa: F401
+    import graphrel.models.teacher_data  # noqa: F401
 
     LightningCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
                  save_config_kwargs={"overwrite": True})

@@ -110,7 +110,7 @@ class StudentConfig:
 
 @dataclass
 class StackingConfig:
-    """Teacher stacking (BERT2DNN; :mod:`graphrel.models.stacking`): the cross-encoder plus a
+    """Teacher stacking (BERT2DNN; :mod:`graphrel.teachers.stacking`): the cross-encoder plus a
     lexical gradient-boosted teacher (fitted on the training labels), combined by a logistic
     regression fitted on the validation labels. When enabled, students and the graph use the
     stacked score."""
@@ -253,7 +253,7 @@ class Pipeline:
 
     def fit_teacher(self, pairs: pd.DataFrame):
         """Fine-tune the cross-encoder on (a cap of) the training pairs. -> teacher/"""
-        from graphrel.data.datamodules import TeacherDataModule, sample_rows
+        from graphrel.models.teacher_data import TeacherDataModule, sample_rows
         from graphrel.models.teacher import CrossEncoderTeacher
         from graphrel.scoring import load_teacher
 
@@ -305,8 +305,8 @@ class Pipeline:
         import joblib
 
         from graphrel.metrics import auc, spearman
-        from graphrel.models.lexical import LexicalTeacher
-        from graphrel.models.stacking import TeacherStack
+        from graphrel.teachers.lexical import LexicalTeacher
+        from graphrel.teachers.stacking import TeacherStack
 
         path = self.run_dir / R.STACKED_SCORES
         if path.exists():
@@ -370,7 +370,7 @@ class Pipeline:
         ``neighbourhood_statistics`` defaults to the config's for k >= 1 (off for k = 0);
         ``distilled_from`` names the model whose logits ``teacher_logit`` holds (manifest).
         """
-        from graphrel.data.datamodules import StudentDataModule
+        from graphrel.models.korder_data import StudentDataModule
         from graphrel.models.korder import KOrderStudent
 
         directory = self.run_dir / name
@@ -423,7 +423,7 @@ class Pipeline:
 
     def fit_bert2dnn_student(self, scored: pd.DataFrame) -> Path:
         """BERT2DNN student on the run's (stacked) teacher scores. -> student_bert2dnn/"""
-        from graphrel.models.bert2dnn import train_bert2dnn
+        from graphrel.models.bert2dnn_training import train_bert2dnn
 
         directory = self.run_dir / R.BERT2DNN_STUDENT
         if (directory / R.STUDENT_MANIFEST).is_file():

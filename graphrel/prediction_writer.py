@@ -110,7 +110,7 @@ def merge_prediction_shards(output_dir: str | Path, *, expected_rows: int | None
 class ParquetPredictionWriter(BasePredictionWriter):
     """Write ``predict_step`` scores per rank to Parquet, then merge them on rank 0.
 
-    Each batch must carry ``row_id`` (B,) int64 (as :class:`graphrel.data.datamodules.StudentDataModule`'s
+    Each batch must carry ``row_id`` (B,) int64 (as :class:`graphrel.models.korder_data.StudentDataModule`'s
     do); for datasets of single samples the sampler's ``batch_indices`` serve instead. The
     prediction of a batch is a tensor (B,) of scores. At the end of the predict epoch each
     rank writes ``<output_dir>/predictions-rank{global_rank}.parquet`` (columns ``row_id``,

@@ -305,7 +305,7 @@ class StudentScorer:
 
 #: Model type in a student directory's manifest -> "module:scorer class" that loads it.
 SCORERS = {"KOrderStudent": "graphrel.scoring:StudentScorer",
-           "Bert2DnnStudent": "graphrel.models.bert2dnn:Bert2DnnScorer"}
+           "Bert2DnnStudent": "graphrel.models.bert2dnn_scorer:Bert2DnnScorer"}
 
 
 def load_scorer(directory: str | Path, *, graph: str | Path | None = None):

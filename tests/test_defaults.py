@@ -12,10 +12,10 @@ import yaml
 
 from conftest import REPO_ROOT
 
-from graphrel.data.bert2dnn_data import Bert2DnnDataModule
-from graphrel.data.datamodules import StudentDataModule
 from graphrel.models.bert2dnn import Bert2DnnStudent
+from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 from graphrel.models.korder import KOrderStudent
+from graphrel.models.korder_data import StudentDataModule
 from graphrel.pipeline import Pipeline, PipelineConfig
 
 
@@ -60,17 +60,16 @@ def _recorder(calls: dict, name: str, stop: bool = False):
 def pipeline_calls(tmp_path_factory) -> dict:
     """The keyword arguments the pipeline, with its default config, builds the k-order
     student, BERT2DNN student and their datamodules with (captured, nothing trained)."""
-    import graphrel.data.bert2dnn_data as bert2dnn_data
-    import graphrel.data.datamodules as datamodules
-    import graphrel.models.bert2dnn as bert2dnn
+    import graphrel.models.bert2dnn_training as bert2dnn_training
     import graphrel.models.korder as korder
+    import graphrel.models.korder_data as korder_data
 
     calls: dict = {}
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(korder, "KOrderStudent", _recorder(calls, "korder"))
-        patch.setattr(datamodules, "StudentDataModule", _recorder(calls, "korder_data", stop=True))
-        patch.setattr(bert2dnn_data, "Bert2DnnDataModule", _recorder(calls, "bert2dnn_data"))
-        patch.setattr(bert2dnn, "Bert2DnnStudent", _recorder(calls, "bert2dnn", stop=True))
+        patch.setattr(korder_data, "StudentDataModule", _recorder(calls, "korder_data", stop=True))
+        patch.setattr(bert2dnn_training, "Bert2DnnDataModule", _recorder(calls, "bert2dnn_data"))
+        patch.setattr(bert2dnn_training, "Bert2DnnStudent", _recorder(calls, "bert2dnn", stop=True))
         config = PipelineConfig()
         pipeline = Pipeline(config, tmp_path_factory.mktemp("run"), progress=False)
         with pytest.raises(_Stop):

@@ -32,7 +32,7 @@ def test_stacked_pipeline_reports_each_teacher_and_students_learn_the_stack(tmp_
     assert {"teacher", "teacher_lexical", "teacher_stack", "student_k0", "student_korder"} <= set(models)
     # One teacher score per run: graph edges, student targets, `graphrel fit --data.run_dir` and
     # `graphrel inspect` all read the stack's.
-    from graphrel.data.datamodules import StudentDataModule
+    from graphrel.models.korder_data import StudentDataModule
     from graphrel.run import load_run_graph, load_run_pairs
 
     run_pairs = load_run_pairs(run)

@@ -89,7 +89,7 @@ def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) 
     elif kind in ("teacher_lexical", "teacher_stack"):
         import joblib
 
-        from graphrel.models.stacking import TeacherStack
+        from graphrel.teachers.stacking import TeacherStack
 
         lexical = joblib.load(run / "stack" / "lexical_teacher.joblib")
 

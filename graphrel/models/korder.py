@@ -30,34 +30,24 @@ products are scored (inductive).
 from __future__ import annotations
 
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from torch_geometric.nn import MLP
 
-from graphrel.data.graph import metapaths_for_order
+from graphrel.backbone import load_word_embeddings
+from graphrel.data.graph import NEIGHBOUR_TYPE, metapaths_for_order
 from graphrel.losses import distillation_loss, temperature_targets
-from graphrel.metrics import auc, spearman
-from graphrel.nn.interaction import KernelPooling
-from graphrel.nn.metapath import NUM_STATS, MetapathAttention, SemanticAttention
-from graphrel.nn.text import WordpieceEncoder, gather_rows, masked_mean
+from graphrel.models.class_path import add_class_path
+from graphrel.models.validation import RelevanceValidation
+from graphrel.nn.functional import gather_rows, masked_mean
+from graphrel.nn.kernel_pooling import KernelPooling
+from graphrel.nn.metapath_attention import NUM_STATS, MetapathAttention
+from graphrel.nn.semantic_attention import SemanticAttention
+from graphrel.nn.wordpiece_encoder import WordpieceEncoder
 
-#: Node type of each metapath's neighbours and of its centre.
-NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
 NODE_TYPES = ("query", "product")
 #: Width of the batch's ``neighbourhood`` statistics (see ``MetapathNeighbours.neighbourhood_statistics``).
 NUM_NEIGHBOURHOOD_STATISTICS = 4
-
-
-def student_embeddings(backbone: str, backbone_config: dict | None) -> torch.Tensor:
-    """Wordpiece embedding matrix (V, D): the backbone's, or random for a tiny test config."""
-    if backbone_config is not None:
-        generator = torch.Generator().manual_seed(0)
-        return torch.randn(backbone_config["vocab_size"], backbone_config["hidden_size"],
-                           generator=generator) * 0.05
-    from graphrel.backbone import load_word_embeddings
-
-    return load_word_embeddings(backbone)
 
 
 class KOrderStudent(L.LightningModule):
@@ -100,7 +90,7 @@ class KOrderStudent(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
-        self.encoder = WordpieceEncoder(student_embeddings(backbone, backbone_config), dim=text_dim)
+        self.encoder = WordpieceEncoder(load_word_embeddings(backbone, backbone_config), dim=text_dim)
         dim = self.encoder.dim
         self.kernels = KernelPooling(num_kernels)
         self.text_mlp = MLP([num_kernels + 4 * dim, text_hidden, text_hidden // 2], dropout=0.1, norm=None)
@@ -115,7 +105,7 @@ class KOrderStudent(L.LightningModule):
         self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
         self.node_vectors: dict[str, torch.Tensor] = {}
         self._projected_nodes: dict[str, torch.Tensor] = {}
-        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        self.val_metrics = RelevanceValidation()
 
     # -- graph nodes -----------------------------------------------------------------
     def attach_graph(self, query_node_tokens: torch.Tensor, product_node_tokens: torch.Tensor) -> None:
@@ -146,11 +136,7 @@ class KOrderStudent(L.LightningModule):
         return super().train(mode)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The class path lets LightningCLI (`graphrel predict --ckpt_path`) rebuild the model in
-        # subclass mode from a checkpoint written by `graphrel pipeline`.
-        if "hyper_parameters" in checkpoint:
-            checkpoint["hyper_parameters"] = {**checkpoint["hyper_parameters"],
-                                              "_class_path": f"{type(self).__module__}.{type(self).__qualname__}"}
+        add_class_path(checkpoint, self)  # for `graphrel predict --ckpt_path` (LightningCLI)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Lightning restores train/eval by setting ``.training`` directly, bypassing
@@ -214,17 +200,10 @@ class KOrderStudent(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int):
-        scores = torch.sigmoid(self(batch))
-        self._val.append((scores.float().cpu().numpy(), batch["label"].float().cpu().numpy()))
+        self.val_metrics.update(torch.sigmoid(self(batch)), batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        scores, labels = (np.concatenate(x) for x in zip(*self._val))
-        self._val = []
-        keep = ~np.isnan(labels)
-        self.log("val_auc", auc(scores[keep], labels[keep]), prog_bar=True)
-        self.log("val_spearman", spearman(scores[keep], labels[keep]), prog_bar=True)
+        self.val_metrics.log(self)
 
     def predict_step(self, batch: dict, batch_idx: int):
         return torch.sigmoid(self(batch))

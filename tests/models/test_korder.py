@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from graphrel.backbone import load_tokenizer
-from graphrel.data.datamodules import StudentDataModule
+from graphrel.models.korder_data import StudentDataModule
 from graphrel.data.features import PairFeaturizer
 from graphrel.data.graph import build_graph
 from graphrel.data.tokens import WordpieceCache
@@ -143,3 +143,24 @@ def test_checkpoint_names_its_class_for_the_lightning_cli_and_still_loads(tmp_pa
     loaded = KOrderStudent.load_from_checkpoint(tmp_path / "model.ckpt", map_location="cpu")
     assert loaded.hparams.order == 1
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+
+
+def test_logged_val_auc_and_spearman_are_the_metrics_of_the_val_pairs(featurizer_and_pairs):
+    """torchmetrics in the module logs what graphrel.metrics gives on the same scores."""
+    from graphrel.metrics import auc, spearman
+
+    featurizer, pairs = featurizer_and_pairs
+    L.seed_everything(0, verbose=False)
+    model = tiny_student(2)
+    data = StudentDataModule(batch_size=16)
+    data.set_data(pairs, featurizer)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    logged = trainer.validate(model, datamodule=data, verbose=False)[0]
+    model.eval()
+    with torch.inference_mode():
+        batches = list(data.val_dataloader())
+        scores = torch.cat([torch.sigmoid(model(batch)) for batch in batches]).numpy()
+    labels = torch.cat([batch["label"] for batch in batches]).numpy()
+    assert len(labels) == (pairs.split == "val").sum()
+    assert logged["val_auc"] == pytest.approx(auc(scores, labels), abs=1e-6)
+    assert logged["val_spearman"] == pytest.approx(spearman(scores, labels), abs=1e-6)

@@ -1,6 +1,6 @@
 import torch
 
-from graphrel.nn.interaction import KernelPooling
+from graphrel.nn.kernel_pooling import KernelPooling
 
 
 def test_exact_match_kernel_counts_identical_tokens():

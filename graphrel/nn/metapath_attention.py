@@ -1,9 +1,9 @@
-"""Higher-order relevance: attention over metapath neighbours, then over metapaths.
+"""Higher-order relevance, node level: attention over the neighbours of each metapath.
 
 Reconstruction of BERM's graph part (Liu et al., EMNLP 2022 Industry, arXiv 2210.01701):
 the paper states only that metapath neighbours are combined with graph attention. Here
-node-level attention is GATv2-style (Brody et al., ICLR 2022) within one metapath, and
-metapath-level attention is HAN's semantic attention (Wang et al., WWW 2019).
+node-level attention is GATv2-style (Brody et al., ICLR 2022) within one metapath; the
+metapaths' summaries are then combined by :class:`graphrel.nn.semantic_attention.SemanticAttention`.
 """
 
 from __future__ import annotations
@@ -99,20 +99,3 @@ class MetapathAttention(nn.Module):
             torch.log1p(count),
         ], dim=-1)
         return summary, attention, stats
-
-
-class SemanticAttention(nn.Module):
-    """HAN metapath-level attention: beta_m = softmax_m(q^T tanh(W z_m + b)) per pair.
-
-    Shapes:
-        - summaries: (B, M, H) -> combined (B, H), weights (B, M) summing to 1.
-    """
-
-    def __init__(self, hidden: int = 64, attention_dim: int = 64) -> None:
-        super().__init__()
-        self.project = nn.Linear(hidden, attention_dim)
-        self.query = nn.Linear(attention_dim, 1, bias=False)
-
-    def forward(self, summaries: torch.Tensor):
-        weights = torch.softmax(self.query(torch.tanh(self.project(summaries))).squeeze(-1), dim=1)
-        return (weights.unsqueeze(-1) * summaries).sum(1), weights

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from graphrel.nn.metapath import MetapathAttention, SemanticAttention
+from graphrel.nn.metapath_attention import MetapathAttention
 
 
 def _inputs():
@@ -46,12 +46,6 @@ def test_padding_neighbours_do_not_change_output():
     neighbours2 = neighbours.clone()
     neighbours2[0, :, 2:] = 50.0
     assert torch.allclose(a, layer(neighbours2, scores, centre)[0])
-
-
-def test_semantic_attention_weights_sum_to_one():
-    combined, weights = SemanticAttention(8)(torch.randn(5, 3, 8))
-    assert combined.shape == (5, 8)
-    assert torch.allclose(weights.sum(1), torch.ones(5))
 
 
 def test_metapaths_are_independent_in_the_batched_computation():

@@ -8,30 +8,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
-from graphrel.data.datamodules import _SplitDataModule
-from graphrel.data.epoch_order import EpochOrder, trainer_epoch
+from graphrel.data.epoch_order import trainer_epoch
 from graphrel.data.ngrams import NgramFeaturizer, gather_bags, match_features
 from graphrel.errors import GraphrelInputError
+from graphrel.models.batches import EpochBatches
+from graphrel.models.split_datamodule import SplitDataModule
 
 #: Which transfer pairs join the training pairs.
 TRANSFER_CHOICES = ("none", "train_queries", "all")
 
 
-class _BagBatches(Dataset):
-    """Whole batches of pre-encoded pairs (one item = one batch; reshuffled every epoch).
+class BagBatches(EpochBatches):
+    """Whole batches of pre-encoded pairs (one item = one batch, rows as :class:`EpochBatches`).
 
     Every distinct query and product text of the frame is encoded once; a batch gathers
-    its rows' bags (vectorised). With ``shuffle`` the rows are permuted once per epoch
-    with ``seed + epoch``, the epoch given by ``epoch_of`` (the trainer's, the same on
-    every DDP rank; see :class:`graphrel.data.epoch_order.EpochOrder`).
+    its rows' bags (vectorised): ``query_ids`` / ``query_offsets``, ``product_ids`` /
+    ``product_offsets`` (as :meth:`NgramFeaturizer.encode`), ``teacher_logit`` (B,) and
+    ``label`` (B,) float32, and with ``match`` the exact n-gram overlap ``match`` (B, 3).
     """
 
     def __init__(self, featurizer: NgramFeaturizer, frame: pd.DataFrame, batch_size: int, shuffle: bool,
                  seed: int, match: bool = True, epoch_of=None) -> None:
-        self.batch_size, self.shuffle, self.seed, self.match = batch_size, shuffle, seed, match
-        self._epochs = EpochOrder(len(frame), shuffle, seed, epoch_of)
+        super().__init__(len(frame), batch_size, shuffle, seed, epoch_of)
+        self.match = match
         self.sides = {}
         for side, column in (("query", "query"), ("product", "product_text")):
             codes, unique = pd.factorize(frame[column].to_numpy(dtype=object))
@@ -39,11 +40,7 @@ class _BagBatches(Dataset):
         self.teacher_logit = frame["teacher_logit"].to_numpy(np.float32)
         self.label = frame["label"].to_numpy(np.float32)
 
-    def __len__(self) -> int:
-        return (self._epochs.num_rows + self.batch_size - 1) // self.batch_size
-
-    def __getitem__(self, i: int) -> dict:
-        rows = self._epochs.order_for(i)[i * self.batch_size:(i + 1) * self.batch_size]
+    def batch(self, i: int, rows: np.ndarray) -> dict:
         batch = {}
         for side, (codes, ids, offsets) in self.sides.items():
             bag_ids, bag_offsets = gather_bags(ids, offsets, codes[rows])
@@ -58,7 +55,7 @@ class _BagBatches(Dataset):
         return batch
 
 
-class Bert2DnnDataModule(_SplitDataModule):
+class Bert2DnnDataModule(SplitDataModule):
     """Teacher-scored pairs of a pipeline run, as n-gram bags for a BERT2DNN student.
 
     Reads ``<run_dir>/pairs.parquet`` (every pair with its ``split``: train / val / test /
@@ -126,11 +123,11 @@ class Bert2DnnDataModule(_SplitDataModule):
         texts = pd.concat([train["query"], train["product_text"]]).to_numpy(dtype=object)
         self.ngrams = NgramFeaturizer.fit(texts, min_count=self.hparams.min_count,
                                           num_buckets=self.hparams.num_buckets)
-        self._datasets: dict[str, _BagBatches] = {}
+        self._datasets: dict[str, BagBatches] = {}
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         if split not in self._datasets:
-            self._datasets[split] = _BagBatches(self.ngrams, self.frames[split], self.hparams.batch_size,
+            self._datasets[split] = BagBatches(self.ngrams, self.frames[split], self.hparams.batch_size,
                                                 shuffle, self.hparams.seed, self.hparams.match_features,
                                                 epoch_of=partial(trainer_epoch, self))
         return DataLoader(self._datasets[split], batch_size=None, shuffle=False)

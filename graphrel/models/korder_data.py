@@ -1,129 +1,50 @@
-"""LightningDataModules: pairs for the teacher, graph-featurised pairs for students."""
+"""LightningDataModule of the graph students: teacher-scored pairs of a run, featurised with
+their metapath neighbours."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
 from graphrel.backbone import MINILM, load_tokenizer
-from graphrel.data.epoch_order import EpochOrder
-from graphrel.data.pairs import load_dataset, split_by_query
+from graphrel.data.epoch_order import trainer_epoch
 from graphrel.errors import GraphrelInputError
+from graphrel.models.batches import EpochBatches
+from graphrel.models.split_datamodule import SplitDataModule
 
 
-def sample_rows(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
-    """At most ``limit`` rows, drawn reproducibly (all rows when ``limit`` is None)."""
-    if limit is None or len(frame) <= limit:
-        return frame
-    return frame.sample(n=limit, random_state=seed).sort_index()
+class GraphBatches(EpochBatches):
+    """Pre-featurised batches of graph students (one item = one batch, rows as :class:`EpochBatches`).
 
-
-class _SplitDataModule(L.LightningDataModule):
-    """Train / val / test loaders from one ``_loader(split, shuffle)``."""
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", False)
-
-
-class TeacherDataModule(_SplitDataModule):
-    """Labelled pairs for fine-tuning the cross-encoder teacher.
-
-    Args:
-        kind, path, options: dataset (see :func:`graphrel.data.load_dataset`).
-        val_fraction, test_fraction, seed: query-disjoint split.
-        max_train_pairs, max_val_pairs: optional caps (random, seeded).
-        batch_size: pairs per step.
-        backbone, max_length: tokenizer and truncation.
-    """
-
-    def __init__(self, path: str = "data/home-depot/train.csv.zip", kind: str = "home_depot",
-                 options: dict | None = None, val_fraction: float = 0.1, test_fraction: float = 0.1,
-                 seed: int = 0, max_train_pairs: int | None = 12000, max_val_pairs: int | None = 2000,
-                 batch_size: int = 32, backbone: str = MINILM, max_length: int = 64) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.frames: dict[str, pd.DataFrame] = {}
-
-    def setup(self, stage: str | None = None) -> None:
-        if self.frames:
-            return
-        h = self.hparams
-        pairs = load_dataset(h.kind, h.path, **(h.options or {}))
-        splits = split_by_query(pairs, val_fraction=h.val_fraction, test_fraction=h.test_fraction, seed=h.seed)
-        self.set_frames(sample_rows(splits["train"].frame, h.max_train_pairs, h.seed),
-                        sample_rows(splits["val"].frame, h.max_val_pairs, h.seed), splits["test"].frame)
-
-    def set_frames(self, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame | None = None) -> None:
-        """Use these pair frames (columns query, product_text, label) instead of loading."""
-        self.frames = {"train": train, "val": val, "test": test if test is not None else val}
-        self.tokenizer = load_tokenizer(self.hparams.backbone)
-
-    def _collate(self, rows: list[tuple[str, str, float]]) -> dict:
-        queries, products, labels = zip(*rows)
-        batch = dict(self.tokenizer(list(queries), list(products), padding=True, truncation=True,
-                                    max_length=self.hparams.max_length, return_tensors="pt"))
-        batch["label"] = torch.tensor(labels, dtype=torch.float32)
-        return batch
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        frame = self.frames[split]
-        rows = list(zip(frame["query"], frame["product_text"], frame["label"].astype(float)))
-        generator = torch.Generator().manual_seed(self.hparams.seed)
-        return DataLoader(rows, batch_size=self.hparams.batch_size, shuffle=shuffle,
-                          collate_fn=self._collate, generator=generator)
-
-
-class _Batches(torch.utils.data.Dataset):
-    """Pre-featurised batches: the featuriser is vectorised, so a whole batch is one item.
-
-    Item ``i`` is the batch of rows ``order[i * batch_size:(i + 1) * batch_size]`` of
-    ``frame``: the featuriser's tensors plus ``teacher_logit`` (B,) float32, ``label``
-    (B,) float32 (NaN = none) and ``row_id`` (B,) int64, the frame's index labels of the
-    rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
+    An item holds the featuriser's tensors of its rows plus ``teacher_logit`` (B,) float32,
+    ``label`` (B,) float32 (NaN = none) and ``row_id`` (B,) int64, the frame's index labels
+    of the rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
     writers use it).
 
-    With ``shuffle`` the rows are permuted once per epoch with ``seed + epoch``, the epoch
-    given by ``epoch_of`` (the trainer's, the same on every DDP rank; see
-    :class:`graphrel.data.epoch_order.EpochOrder`), and a share ``new_query_share`` of each
-    batch's rows, drawn with ``(seed, epoch, i)``, is read as if its query were new to the log
-    (no query-side neighbours or statistics): a graph student then knows a missing
-    neighbourhood (BERM evaluated on new queries).
+    With ``shuffle``, a share ``new_query_share`` of each batch's rows, drawn with ``(seed,
+    epoch, i)``, is read as if its query were new to the log (no query-side neighbours or
+    statistics): a graph student then knows a missing neighbourhood (BERM evaluated on new
+    queries).
     """
 
     def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
                  epoch_of=None, new_query_share: float = 0.0) -> None:
-        self.featurizer, self.frame, self.batch_size = featurizer, frame, batch_size
-        self.shuffle, self.seed = shuffle, seed
-        self._epochs = EpochOrder(len(frame), shuffle, seed, epoch_of)
+        super().__init__(len(frame), batch_size, shuffle, seed, epoch_of)
+        self.featurizer, self.frame = featurizer, frame
         self.new_query_share = new_query_share
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
                                                                                   frame["product_id"])
         self.row_ids = frame.index.to_numpy(np.int64)
-        self.order = self._epochs.order
 
-    def __len__(self) -> int:
-        return (len(self.frame) + self.batch_size - 1) // self.batch_size
-
-    def _sync_order(self, i: int) -> None:
-        self.order = self._epochs.order_for(i)
-
-    def __getitem__(self, i: int) -> dict:
-        self._sync_order(i)
-        rows = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+    def batch(self, i: int, rows: np.ndarray) -> dict:
         hide_query = None
         if self.shuffle and self.new_query_share > 0:
-            epoch = max(self._epochs.epoch - 1, 0)  # the epoch whose permutation ``order`` is
+            epoch = max(self.epochs.epoch - 1, 0)  # the epoch whose permutation ``rows`` come from
             hide_query = np.random.default_rng((self.seed, epoch, i)).random(len(rows)) < self.new_query_share
         batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query=hide_query)
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
@@ -132,7 +53,7 @@ class _Batches(torch.utils.data.Dataset):
         return batch
 
 
-class StudentDataModule(_SplitDataModule):
+class StudentDataModule(SplitDataModule):
     """Teacher-scored pairs of a pipeline run, featurised for graph students.
 
     Reads ``<run_dir>/pairs.parquet`` (every pair with ``split`` and teacher scores, written
@@ -236,7 +157,7 @@ class StudentDataModule(_SplitDataModule):
         batch_size = self.hparams.batch_size
         if world > 1 and -(-len(frame) // batch_size) < world:
             batch_size = -(-len(frame) // world)
-        return DataLoader(_Batches(self.featurizer, frame, batch_size, False, self.hparams.seed),
+        return DataLoader(GraphBatches(self.featurizer, frame, batch_size, False, self.hparams.seed),
                           batch_size=None, shuffle=False)
 
     def val_dataloader(self) -> DataLoader:
@@ -251,11 +172,8 @@ class StudentDataModule(_SplitDataModule):
     def _world_size(self) -> int:
         return int(getattr(self.trainer, "world_size", 1) or 1) if self.trainer is not None else 1
 
-    def _current_epoch(self) -> int | None:
-        return None if self.trainer is None else int(self.trainer.current_epoch)
-
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        dataset = _Batches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed,
-                           epoch_of=self._current_epoch,
+        dataset = GraphBatches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed,
+                           epoch_of=partial(trainer_epoch, self),
                            new_query_share=self.hparams.get("new_query_share", 0.0) if shuffle else 0.0)
         return DataLoader(dataset, batch_size=None, shuffle=False)
