@@ -91,7 +91,10 @@ class StudentConfig:
     distilled from the k-order student: 0-order text part plus precomputed per-node
     neighbourhood statistics, no attention. ``new_query_share``: share of training pairs
     read as if their query were new to the log (query-side neighbourhood hidden), so graph
-    students know that case (protocol ``new_query``).
+    students know that case (protocol ``new_query``). ``text_fallback``: graph students score a
+    pair whose query has no other product in the graph with a frozen copy of ``student_k0``
+    (:class:`graphrel.models.korder.KOrderStudent`), so they are never below the text student
+    for a query new to the log.
     """
 
     order: int = 2
@@ -106,6 +109,7 @@ class StudentConfig:
     neighbourhood_statistics: bool = True
     online: bool = True
     new_query_share: float = 0.3
+    text_fallback: bool = True
 
 
 @dataclass
@@ -386,10 +390,14 @@ class Pipeline:
                               learning_rate=s.learning_rate, temperature=s.temperature, label_weight=s.label_weight,
                               neighbourhood_statistics=(s.neighbourhood_statistics and order > 0
                                                         if neighbourhood_statistics is None
-                                                        else neighbourhood_statistics))
+                                                        else neighbourhood_statistics),
+                              text_fallback=s.text_fallback)
         data = StudentDataModule(run_dir=str(self.run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed,
                                  new_query_share=s.new_query_share)
         data.set_data(scored, featurizer)
+        if model.text_fallback is not None:
+            model.load_text_student(KOrderStudent.load_from_checkpoint(
+                self.run_dir / R.TEXT_STUDENT / R.STUDENT_CHECKPOINT, map_location="cpu"))
         trainer = _trainer(s.epochs, self.run_dir, name, self.progress)
         trainer.fit(model, datamodule=data)
         best = directory / "best.ckpt"
@@ -514,7 +522,9 @@ class Pipeline:
         scores = "teacher_stacking" if c.stacking.enabled else "teacher_scoring"
         backbone = {"backbone": c.teacher.backbone, "backbone_config": c.teacher.backbone_config}
         student = {k: v for k, v in asdict(c.student).items() if k != "online"}
-        text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics")  # k=0 reads no graph
+        text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics", "text_fallback")  # no graph
+        # graph students start their text fallback from the text student's weights
+        fallback = {R.TEXT_STUDENT: done(R.TEXT_STUDENT)} if c.student.text_fallback else {}
         keys = {
             "split": lambda: {"seed": c.seed, "data": asdict(c.data), "transfer": asdict(c.transfer),
                               "context_fraction": c.evaluation.context_fraction},
@@ -528,10 +538,10 @@ class Pipeline:
             "graph": lambda: {"inputs": {"scores": done(scores)}},
             R.TEXT_STUDENT: lambda: {"inputs": {"graph": done("graph")}, "seed": c.seed, **backbone,
                                      "student": {k: v for k, v in student.items() if k not in text_only}},
-            R.GRAPH_STUDENT: lambda: {"inputs": {"graph": done("graph")}, "seed": c.seed, **backbone,
+            R.GRAPH_STUDENT: lambda: {"inputs": {"graph": done("graph"), **fallback}, "seed": c.seed, **backbone,
                                       "student": student},
-            R.ONLINE_STUDENT: lambda: {"inputs": {R.GRAPH_STUDENT: done(R.GRAPH_STUDENT)}, "seed": c.seed,
-                                       **backbone, "student": student},
+            R.ONLINE_STUDENT: lambda: {"inputs": {R.GRAPH_STUDENT: done(R.GRAPH_STUDENT), **fallback},
+                                       "seed": c.seed, **backbone, "student": student},
             R.BERT2DNN_STUDENT: lambda: {"inputs": {"scores": done(scores)}, "seed": c.seed,
                                          "backbone": c.teacher.backbone, "bert2dnn": asdict(c.bert2dnn)},
         }

@@ -185,8 +185,8 @@ def _tiny_ddp_config(run: Path, directory: Path) -> Path:
     checkpoint, writer = config["trainer"]["callbacks"]
     assert writer["class_path"] == "graphrel.prediction_writer.ParquetPredictionWriter"
     checkpoint["init_args"].update(dirpath=str(directory / "checkpoints"), filename="student")
-    config["model"]["init_args"].update(hidden=8, text_hidden=16, text_dim=16, num_kernels=5,
-                                        backbone_config={"vocab_size": 30522, "hidden_size": 32})
+    # text_dim, text_hidden and num_kernels as the run's text student, the graph student's fallback
+    config["model"]["init_args"].update(hidden=8, backbone_config={"vocab_size": 30522, "hidden_size": 32})
     config["data"]["init_args"].update(run_dir=str(run), batch_size=32, cap=4)
     path = directory / "tiny_ddp.yaml"
     path.write_text(yaml.safe_dump(config))

@@ -52,6 +52,17 @@ class WordpieceEncoder(nn.Module):
         self.dim = dim
         self._projected_vocab: torch.Tensor | None = None
 
+    def sharing_embeddings(self) -> "WordpieceEncoder":
+        """A second encoder over the same frozen embedding matrix (one copy in memory and in
+        checkpoints) with its own projection (a copy of this one's until trained or loaded)."""
+        twin = WordpieceEncoder.__new__(WordpieceEncoder)
+        nn.Module.__init__(twin)
+        twin.embedding = self.embedding
+        twin.projection = nn.Linear(self.embedding.weight.shape[1], self.dim, bias=False)
+        twin.projection.load_state_dict(self.projection.state_dict())
+        twin.pad_id, twin.dim, twin._projected_vocab = self.pad_id, self.dim, None
+        return twin
+
     def project(self, vectors: torch.Tensor) -> torch.Tensor:
         return self.projection(vectors)
 
