@@ -16,10 +16,10 @@ machine's speed swings up to 3x within minutes):
   stack's pairs/s counts both teachers' time, its peak memory is the lexical teacher's process
   (the cross-encoder's is the ``teacher`` row);
 - every ``RUN/student_*/`` and each ``--students`` directory (BERT2DNN, ...), end to end from
-  texts through ``graphrel.scoring.load_scorer``, graph students reading the ``--protocol``'s
+  texts through ``graphrel.scoring.load.load_scorer``, graph students reading the ``--protocol``'s
   graph (``new_query``: no test query is in it; ``new_pairs``: the run's ``graph.pt``).
 
-Every model is timed alike (:func:`graphrel.evaluation.median_seconds`): the median of
+Every model is timed alike (:func:`graphrel.pipeline.evaluation.median_seconds`): the median of
 ``--repeats`` runs over the evaluated test pairs, each after emptying the model's text caches
 and a warm-up on 256 validation pairs.
 
@@ -62,8 +62,9 @@ def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) 
     """Score the test pairs with one model; return its scores, speed, size and peak memory."""
     import torch
 
-    from graphrel.evaluation import PROTOCOL_GRAPHS, median_seconds
-    from graphrel.scoring import load_scorer, load_teacher, quantize_teacher, teacher_logits
+    from graphrel.pipeline.evaluation import PROTOCOL_GRAPHS, median_seconds
+    from graphrel.scoring.load import load_scorer
+    from graphrel.scoring.teacher_labelling import load_teacher, quantize_teacher, teacher_logits
 
     test, warmup = _test_pairs(run)
     out: dict = {}
@@ -133,7 +134,7 @@ def main() -> None:
     parser.add_argument("--students", nargs="*", default=[], help="extra student directories (e.g. BERT2DNN)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median), >= 1")
     parser.add_argument("--protocol", choices=("new_query", "new_pairs"), default="new_query",
-                        help="the graph graph students read (see graphrel.evaluation)")
+                        help="the graph graph students read (see graphrel.pipeline.evaluation)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 teacher row")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)

@@ -219,7 +219,7 @@ class Bert2DnnStudent(L.LightningModule):
             ``match`` (B, 3) float in [0, 1], :func:`graphrel.data.ngrams.match_features`;
             not in the paper, see the module docstring).
 
-    The defaults are the pipeline's (``graphrel.pipeline.Bert2DnnConfig``,
+    The defaults are the pipeline's (``graphrel.pipeline.config.Bert2DnnConfig``,
     ``configs/bert2dnn.yaml``), the best measured on Home Depot; the paper's plain model is
     ``init="random", match_features=False, label_weight=0``.
 
@@ -423,7 +423,7 @@ _CLASS_PATH = f"{Bert2DnnStudent.__module__}.{Bert2DnnStudent.__qualname__}"
 @dataclass
 class Bert2DnnScorer:
     """A trained BERT2DNN student ready to score pairs from text (same interface as
-    :class:`graphrel.scoring.StudentScorer`; ids are accepted and ignored: text only).
+    :class:`graphrel.scoring.korder_scorer.StudentScorer`; ids are accepted and ignored: text only).
 
     Load with :meth:`load` from a directory holding ``student.json`` (``{"model":
     "Bert2DnnStudent", "checkpoint": "model.ckpt", "ngrams": "ngrams.json", ...}``), the
@@ -459,7 +459,7 @@ class Bert2DnnScorer:
         """
         from graphrel.data.ngrams import NgramFeaturizer
         from graphrel.errors import GraphrelInputError
-        from graphrel.scoring import read_student_manifest
+        from graphrel.scoring.load import read_student_manifest
 
         directory = Path(directory)
         manifest, checkpoint = read_student_manifest(directory, "Bert2DnnStudent", fix="re-run train_bert2dnn")
@@ -505,7 +505,7 @@ class Bert2DnnScorer:
         """
         from tqdm.auto import tqdm
 
-        from graphrel.scoring import paused_garbage_collector
+        from graphrel.scoring.paused_gc import paused_garbage_collector
 
         with paused_garbage_collector():
             query_rows, query_vectors, query_bags = self._embed_unique(queries)

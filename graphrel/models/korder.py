@@ -84,7 +84,7 @@ class KOrderStudent(L.LightningModule):
             the online model: 0-order text part plus per-node summaries precomputed from the
             graph (two table look-ups, no attention); the text-only k=0 student sets it False.
 
-    The defaults are the pipeline's k-order student (``graphrel.pipeline.StudentConfig``,
+    The defaults are the pipeline's k-order student (``graphrel.pipeline.config.StudentConfig``,
     ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
