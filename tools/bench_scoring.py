@@ -31,6 +31,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graphrel.pipeline.report import markdown_table
 from graphrel.run import atomic_path
 
 BLOCK = 200_000  # rows generated and written at a time when building an input
@@ -119,12 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             temporary.cleanup()
 
     print(f"\nmodel {args.model}, chunk size {args.chunk_size:,}, batch size {args.batch_size}\n")
-    print("| pairs | wall s (model load incl.) | model load s | rows/s (scoring) | peak memory (MB) |")
-    print("|---:|---:|---:|---:|---:|")
-    for r in results:
-        scoring = max(r["seconds"] - r["load_seconds"], 1e-9)
-        print(f"| {r['rows']:,} | {r['seconds']:.0f} | {r['load_seconds']:.0f} | {r['rows'] / scoring:,.0f} "
-              f"| {r['peak_mb']:,.0f} |")
+    print(markdown_table([{"pairs": f"{r['rows']:,}", "wall s (model load incl.)": f"{r['seconds']:.0f}",
+                           "model load s": f"{r['load_seconds']:.0f}",
+                           "rows/s (scoring)": f"{r['rows'] / max(r['seconds'] - r['load_seconds'], 1e-9):,.0f}",
+                           "peak memory (MB)": f"{r['peak_mb']:,.0f}"} for r in results], align="right"))
     if len(results) > 1:
         ratio = results[-1]["peak_mb"] / results[0]["peak_mb"]
         verdict = "PASS" if ratio <= 1.5 else "FAIL"

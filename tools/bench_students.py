@@ -36,7 +36,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +146,7 @@ def main() -> None:
         return
 
     from graphrel.metrics import relevance_metrics
+    from graphrel.pipeline.report import markdown_table
 
     test, _ = _test_pairs(run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -176,15 +176,13 @@ def main() -> None:
     command = f"python tools/bench_students.py --run-dir {run} --protocol {args.protocol}" + (
         f" --students {' '.join(args.students)}" if args.students else "")
     lines = [f"{len(test):,} evaluated test pairs of `{run}`, protocol {args.protocol}: `{command}`\n",
-             "| model | parameters | RMSE | AUC | Spearman | NDCG@10 | AUC % teacher | Spearman % teacher | "
-             "pairs/s | speed-up x teacher | peak memory (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        parameters = f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-"
-        lines.append(f"| {name} | {parameters} | {r['rmse']:.3f} | {r['auc']:.3f} | {r['spearman']:.3f} | "
-                     f"{r['ndcg@10']:.3f} | {100 * r['ratio_to_teacher']['auc']:.1f}% | "
-                     f"{100 * r['ratio_to_teacher']['spearman']:.1f}% | {r['pairs_per_second']:,.0f} | "
-                     f"{r['speedup_vs_teacher']:,.1f}x | {r['peak_memory_mb']:,.0f} |")
+             markdown_table([{
+                 "model": name, "parameters": f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-",
+                 "RMSE": f"{r['rmse']:.3f}", "AUC": f"{r['auc']:.3f}", "Spearman": f"{r['spearman']:.3f}",
+                 "NDCG@10": f"{r['ndcg@10']:.3f}", "AUC % teacher": f"{100 * r['ratio_to_teacher']['auc']:.1f}%",
+                 "Spearman % teacher": f"{100 * r['ratio_to_teacher']['spearman']:.1f}%",
+                 "pairs/s": f"{r['pairs_per_second']:,.0f}", "speed-up x teacher": f"{r['speedup_vs_teacher']:,.1f}x",
+                 "peak memory (MB)": f"{r['peak_memory_mb']:,.0f}"} for name, r in rows.items()])]
     if "teacher (int8)" in rows:
         lines.append(f"\nint8 teacher vs full precision: Spearman {rows['teacher (int8)']['spearman_vs_fp32']:.4f} "
                      "(kept only if >= 0.99)")
