@@ -76,14 +76,21 @@ def atomic_path(path: str | Path, *, directory: bool = False):
     any other file the user writes there.
 
     With ``directory``, the temporary path is an empty folder to fill (e.g. a saved model);
-    it takes the place of ``path``, which must not exist yet.
+    it takes the place of ``path``, and an existing folder ``path`` is removed only once
+    the new one is complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temporary(path.parent, path.name, directory=directory)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        if directory and path.is_dir():  # os.replace cannot replace a folder that holds files
+            old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+            path.rename(old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
     finally:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp)
