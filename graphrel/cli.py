@@ -52,7 +52,8 @@ def _lightning(argv: list[str]) -> None:
 def _pipeline(argv: list[str]) -> None:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    from graphrel.pipeline import Pipeline, PipelineConfig, check_config
+    from graphrel.pipeline.config import PipelineConfig, check_config
+    from graphrel.pipeline.job import Pipeline
 
     parser = ArgumentParser(prog="graphrel pipeline", description=(
         "Main job: split pairs by query -> fine-tune the cross-encoder teacher -> transfer set -> "
@@ -77,7 +78,7 @@ def _pipeline(argv: list[str]) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     parser.save(args, str(Path(run_dir) / "config.yaml"), overwrite=True, skip_check=True)
     metrics = Pipeline(config, run_dir, progress=not args.no_progress).run()
-    from graphrel.report import protocol_tables
+    from graphrel.pipeline.report import protocol_tables
 
     print(protocol_tables(metrics))
     print(f"\nreport: {Path(run_dir) / 'report.md'}")
@@ -101,7 +102,7 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
 
     import yaml
 
-    from graphrel.pipeline import PipelineConfig
+    from graphrel.pipeline.config import PipelineConfig
 
     def key_tree(config) -> dict:  # {key: subtree}; {} = a leaf (value or free-form mapping)
         return {f.name: key_tree(getattr(config, f.name)) if dataclasses.is_dataclass(getattr(config, f.name))
@@ -188,7 +189,7 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _score(argv: list[str]) -> int:
     from graphrel.options import ArgumentParser, finite_number, whole_number
-    from graphrel.streaming import score_file
+    from graphrel.scoring.streaming import score_file
 
     parser = ArgumentParser(prog="graphrel score", description=(
         "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
@@ -283,7 +284,7 @@ def _stopped_message(number: int, argv: list[str], output: str) -> str:
     import shlex
     from pathlib import Path
 
-    from graphrel.streaming import MANIFEST, parts_dir
+    from graphrel.scoring.score_parts import MANIFEST, parts_dir
 
     name = signal.Signals(number).name + (" (Ctrl-C)" if number == signal.SIGINT else "")
     parts = parts_dir(output)

@@ -245,12 +245,12 @@ class InspectedRun:
 
     @cached_property
     def student(self):
-        """The run's k-order :class:`~graphrel.scoring.StudentScorer`.
+        """The run's k-order :class:`~graphrel.scoring.korder_scorer.StudentScorer`.
 
         Raises:
             GraphrelInputError: if the run has no finished k-order student.
         """
-        from graphrel.scoring import StudentScorer
+        from graphrel.scoring.korder_scorer import StudentScorer
 
         if not self.has_student:
             raise GraphrelInputError("this run has no k-order student yet", path=self.run_dir / STUDENT_DIR,

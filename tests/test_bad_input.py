@@ -20,8 +20,8 @@ import pandas as pd
 import pytest
 
 from graphrel.data.pairs import load_dataset
-from graphrel.streaming import parts_dir
-from test_streaming import assert_one_line_error, fake_model, run_cli, tiny_run_dir  # noqa: F401 (fixture)
+from graphrel.scoring.score_parts import parts_dir
+from helpers import assert_one_line_error, fake_model, run_cli, tiny_run_dir  # noqa: F401 (fixture)
 
 HEADER = "query,product_id,product_text\n"
 

@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from graphrel.prediction_writer import list_shards, merge_prediction_shards, shard_path
+from graphrel.scoring.prediction_writer import list_shards, merge_prediction_shards, shard_path
 
 SUBPROCESS_TIMEOUT = 600  # seconds; a hung rank must not hang CI
 
@@ -183,7 +183,7 @@ def _tiny_ddp_config(run: Path, directory: Path) -> Path:
                              logger=False, enable_progress_bar=False, enable_model_summary=False,
                              default_root_dir=str(directory))
     checkpoint, writer = config["trainer"]["callbacks"]
-    assert writer["class_path"] == "graphrel.prediction_writer.ParquetPredictionWriter"
+    assert writer["class_path"] == "graphrel.scoring.prediction_writer.ParquetPredictionWriter"
     checkpoint["init_args"].update(dirpath=str(directory / "checkpoints"), filename="student")
     # text_dim, text_hidden and num_kernels as the run's text student, the graph student's fallback
     config["model"]["init_args"].update(hidden=8, backbone_config={"vocab_size": 30522, "hidden_size": 32})

@@ -1,11 +1,10 @@
 """Training driver of a BERT2DNN student on a finished pipeline run, and the student
-directory it writes (what :class:`graphrel.models.bert2dnn_scorer.Bert2DnnScorer` loads)."""
+directory it writes (what :class:`graphrel.scoring.bert2dnn_scorer.Bert2DnnScorer` loads)."""
 
 from __future__ import annotations
 
 import inspect
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -19,7 +18,7 @@ from graphrel.backbone import MINILM
 from graphrel.models.bert2dnn import NGRAMS_FILE, Bert2DnnStudent
 from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 from graphrel.models.class_path import add_class_path
-from graphrel.run import STUDENT_CHECKPOINT, STUDENT_MANIFEST
+from graphrel.run import STUDENT_CHECKPOINT, STUDENT_MANIFEST, atomic_path
 
 
 def save_student(model: Bert2DnnStudent, featurizer, directory: str | Path, *, checkpoint: str | Path | None = None,
@@ -31,9 +30,7 @@ def save_student(model: Bert2DnnStudent, featurizer, directory: str | Path, *, c
     ``directory`` is replaced only once the new one is complete.
     """
     directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    try:
+    with atomic_path(directory, directory=True) as tmp:
         if checkpoint is not None:
             shutil.copyfile(checkpoint, tmp / STUDENT_CHECKPOINT)
         else:
@@ -46,16 +43,6 @@ def save_student(model: Bert2DnnStudent, featurizer, directory: str | Path, *, c
                     "init": model.hparams.init, "temperature": model.hparams.temperature,
                     "vocab_size": featurizer.vocab_size, "num_buckets": featurizer.num_buckets, **(extra or {})}
         (tmp / STUDENT_MANIFEST).write_text(json.dumps(manifest, indent=2))
-        old = None
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            directory.rename(old)
-        tmp.rename(directory)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
     return directory
 
 
@@ -82,7 +69,7 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
             on transfer pairs of val/test queries).
         model_options: further :class:`Bert2DnnStudent` arguments.
         scoring_dtype: ``"float32"`` or ``"bfloat16"``: the MLP's dtype when the directory
-            is loaded for scoring (:class:`graphrel.models.bert2dnn_scorer.Bert2DnnScorer`),
+            is loaded for scoring (:class:`graphrel.scoring.bert2dnn_scorer.Bert2DnnScorer`),
             kept in ``student.json``.
         pairs: the run's teacher-scored pairs (columns as
             :meth:`Bert2DnnDataModule.set_pairs`) instead of reading ``run_dir``: the

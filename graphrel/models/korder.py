@@ -84,7 +84,7 @@ class KOrderStudent(L.LightningModule):
             0.0015 AUC to the text-only student; the fallback keeps the text student's quality
             there. It shares the frozen wordpiece matrix (no second copy).
 
-    The defaults are the pipeline's k-order student (``graphrel.pipeline.StudentConfig``,
+    The defaults are the pipeline's k-order student (``graphrel.pipeline.config.StudentConfig``,
     ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,

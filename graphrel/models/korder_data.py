@@ -64,7 +64,7 @@ class StudentDataModule(SplitDataModule):
 
     Every batch carries ``row_id`` (B,) int64, each pair's row in ``pairs.parquet`` (the
     index of the frame given to :meth:`set_data`), which
-    :class:`graphrel.prediction_writer.ParquetPredictionWriter` pairs with the scores.
+    :class:`graphrel.scoring.prediction_writer.ParquetPredictionWriter` pairs with the scores.
 
     Distributed runs (``trainer.strategy=ddp``): :meth:`setup` runs on every rank, so each
     rank builds its own featuriser (the student attaches the graph from it). Lightning

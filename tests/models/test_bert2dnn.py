@@ -11,7 +11,7 @@ from graphrel.data.ngrams import NgramFeaturizer
 from graphrel.errors import GraphrelInputError
 from graphrel.losses import temperature_targets
 from graphrel.models.bert2dnn import Bert2DnnStudent
-from graphrel.models.bert2dnn_scorer import Bert2DnnScorer
+from graphrel.scoring.bert2dnn_scorer import Bert2DnnScorer
 from graphrel.models.bert2dnn_training import save_student, train_bert2dnn
 from graphrel.run import PAIRS, TEACHER_SCORES
 
@@ -231,7 +231,7 @@ def test_save_load_score_round_trip(tmp_path):
     fast = Bert2DnnScorer.load(directory, dtype="bfloat16")
     np.testing.assert_allclose(fast.score(queries, queries, titles, titles), got, atol=2e-2)
     # `graphrel score` loads any student type through the manifest
-    from graphrel.scoring import load_scorer
+    from graphrel.scoring.load import load_scorer
 
     assert isinstance(load_scorer(directory), Bert2DnnScorer) and load_scorer(directory).dtype == torch.float32
     # the manifest's scoring dtype is what `graphrel score` uses; an unknown one is refused
@@ -247,7 +247,7 @@ def test_save_load_score_round_trip(tmp_path):
 
 
 def test_load_scorer_rejects_unknown_model_types(tmp_path):
-    from graphrel.scoring import load_scorer
+    from graphrel.scoring.load import load_scorer
 
     (tmp_path / "student.json").write_text(json.dumps({"model": "SomethingElse"}))
     with pytest.raises(GraphrelInputError, match="unsupported student type 'SomethingElse'"):

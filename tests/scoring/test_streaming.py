@@ -1,4 +1,4 @@
-"""Streaming, crash-safe, resumable batch scoring (graphrel.streaming.score_file).
+"""Streaming, crash-safe, resumable batch scoring (graphrel.scoring.streaming.score_file).
 
 Fast tests use a stand-in scorer (no model); the kill test SIGKILLs a real ``graphrel score``
 process part-way through, on a tiny student trained once per module from the real data.
@@ -15,51 +15,26 @@ import subprocess
 import sys
 import time
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-import graphrel.streaming as streaming
-from graphrel.cli import main
+import graphrel.scoring.score_parts as score_parts
+import graphrel.scoring.streaming as streaming
 from graphrel.data.pairs import load_dataset
 from graphrel.errors import GraphrelInputError
-from graphrel.streaming import CHUNK_DELAY_ENV, MANIFEST, parts_dir, score_file
+from graphrel.scoring.score_parts import MANIFEST, parts_dir
+from graphrel.scoring.streaming import CHUNK_DELAY_ENV, score_file
 from fake_cli import FakeScorer
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from helpers import assert_one_line_error, fake_model, pairs_csv, run_cli, tiny_run_dir  # noqa: F401
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-def tiny_run_dir(tmp_path_factory) -> Path:
-    """A run of ``configs/tiny_test.yaml`` on the real data, built once per test session
-    (later callers reuse it); skips when the real data is absent."""
-    from conftest import real_data_path
-
-    data = real_data_path()
-    if data is None:
-        pytest.skip("real Home Depot data not found (see data/README.md)")
-    run = tmp_path_factory.getbasetemp() / "tiny_student_run"
-    if not (run / "metrics.json").is_file():
-        assert main(["pipeline", "--config", str(REPO_ROOT / "configs" / "tiny_test.yaml"), "--data.path", str(data),
-                     "--run-dir", str(run), "--no-progress"]) == 0
-    return run
-
-
 class Crash(Exception):
     """A simulated crash while scoring."""
-
-
-@pytest.fixture
-def fake_model(monkeypatch, tmp_path):
-    """A model directory served by FakeScorer."""
-    monkeypatch.setattr(streaming, "_load_scorer", lambda model_dir: FakeScorer())
-    model = tmp_path / "model"
-    model.mkdir()
-    return model
 
 
 def crash_at(monkeypatch, chunk_index):
@@ -72,32 +47,6 @@ def crash_at(monkeypatch, chunk_index):
         return write(parts, index, chunk, scorer, batch_size)
 
     monkeypatch.setattr(streaming, "_write_shard", failing)
-
-
-def pairs_csv(path, n=1000, repeat_every=0, labels=False):
-    rows = []
-    for i in range(n):
-        j = i - 1 if repeat_every and i % repeat_every == 0 and i else i  # a repeat of the previous pair
-        row = {"query": f"query {j % 37}", "product_id": f"p{j}", "product_text": f"product {'x' * (j % 11)} {j}"}
-        if labels:
-            row["label"] = (j % 3) + 1
-        rows.append(row)
-    pd.DataFrame(rows).to_csv(path, index=False)
-    return path
-
-
-def run_cli(capsys, *argv):
-    """``graphrel ARGV`` in this process: exit code, stdout and stderr (log lines included)."""
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out.strip(), captured.err.strip()
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2
-    assert len(err.splitlines()) == 1 and err.startswith("graphrel: error:") and "Traceback" not in err, err
-    for needle in needles:
-        assert needle in err, (needle, err)
 
 
 # ----------------------------------------------------------------------------- streaming (stand-in scorer)
@@ -308,10 +257,10 @@ def test_count_of_repeated_pairs_by_buckets(tmp_path, monkeypatch):
         files.append(tmp_path / f"h{i}.npy")
         np.save(files[-1], np.sort(part))
     expected = len(values) - len(np.unique(values))
-    monkeypatch.setattr(streaming, "_HASH_BUCKET", 300)  # 16 buckets
-    assert streaming._count_repeated_pairs(files, len(values)) == expected
-    monkeypatch.setattr(streaming, "_HASH_BUCKET", 10**9)  # one bucket
-    assert streaming._count_repeated_pairs(files, len(values)) == expected
+    monkeypatch.setattr(score_parts, "HASH_BUCKET", 300)  # 16 buckets
+    assert score_parts.count_repeated_pairs(files, len(values)) == expected
+    monkeypatch.setattr(score_parts, "HASH_BUCKET", 10**9)  # one bucket
+    assert score_parts.count_repeated_pairs(files, len(values)) == expected
 
 
 def test_chunk_size_must_be_positive(fake_model, tmp_path):

@@ -1,12 +1,13 @@
 """Stage records of a run directory: which config values and inputs each output was built from.
 
 A pipeline stage is skipped only when its outputs exist *and* were built from the same
-config values and the same inputs as now. Each stage has a *key*: the config values it
-depends on plus the fingerprints of the stages whose outputs it reads. Its fingerprint is
-the SHA-256 of that key, so a changed value re-runs the stage and, through the changed
-fingerprint, every stage that reads its outputs. ``stages.json`` keeps the key and the
-fingerprint of every finished stage; a stage whose record is missing or different has its
-old outputs removed before it runs again, and the log says why.
+config values and the same inputs as now. Each stage has a *key*
+(:mod:`graphrel.pipeline.stages`): the config values it depends on plus the fingerprints of
+the stages whose outputs it reads. Its fingerprint is the SHA-256 of that key, so a changed
+value re-runs the stage and, through the changed fingerprint, every stage that reads its
+outputs. ``stages.json`` keeps the key and the fingerprint of every finished stage; a stage
+whose record is missing or different has its old outputs removed before it runs again, and
+the log says why.
 """
 
 from __future__ import annotations

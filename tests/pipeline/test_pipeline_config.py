@@ -6,7 +6,7 @@ import pytest
 
 from graphrel.cli import main
 from graphrel.errors import GraphrelInputError
-from graphrel.pipeline import EvaluationConfig, Pipeline, PipelineConfig
+from graphrel.pipeline.evaluation import relevance_threshold
 
 
 @pytest.mark.parametrize("option,value,needle", [
@@ -27,24 +27,27 @@ def test_bad_numeric_option_is_one_line_and_nothing_is_written(capsys, tmp_path,
     assert not run.exists()
 
 
-def pipeline_with_scale(tmp_path, low, high, threshold=None):
+def threshold_with_scale(tmp_path, low, high, threshold=None):
+    """The relevance threshold of a run whose label_scale.json holds (low, high)."""
+    from graphrel.pipeline.evaluation import label_scale
+
     (tmp_path / "label_scale.json").write_text(json.dumps({"label_min": low, "label_max": high, "source": "x"}))
-    return Pipeline(PipelineConfig(evaluation=EvaluationConfig(relevance_threshold=threshold)), tmp_path)
+    return relevance_threshold(label_scale(tmp_path), threshold)
 
 
 def test_relevance_threshold_follows_the_data_or_the_config(tmp_path):
-    assert pipeline_with_scale(tmp_path, 1, 3).relevance_threshold() == 2.5  # Home Depot
-    assert pipeline_with_scale(tmp_path, 1, 4).relevance_threshold() == 3.25
-    assert pipeline_with_scale(tmp_path, 1, 4, threshold=3).relevance_threshold() == 3
+    assert threshold_with_scale(tmp_path, 1, 3) == 2.5  # Home Depot
+    assert threshold_with_scale(tmp_path, 1, 4) == 3.25
+    assert threshold_with_scale(tmp_path, 1, 4, threshold=3) == 3
     with pytest.raises(GraphrelInputError, match="outside the label scale"):
-        pipeline_with_scale(tmp_path, 1, 4, threshold=5).relevance_threshold()
+        threshold_with_scale(tmp_path, 1, 4, threshold=5)
 
 
 def test_report_names_the_datas_scale_and_threshold(tmp_path):
     import numpy as np
     import pandas as pd
 
-    from graphrel.report import write_report
+    from graphrel.pipeline.report import write_report
 
     figures = {"rmse": 0.5, "auc": 0.7, "spearman": 0.4, "ndcg@10": 0.9, "pairs_per_second": 100.0}
     student = {**figures, "ratio_to_teacher": {"auc": 1, "spearman": 1, "ndcg@10": 1}, "speedup_vs_teacher": 9.0}

@@ -10,11 +10,11 @@ by row id into ``<output_dir>/predictions.parquet``. Set the writer from YAML::
 
     trainer:
       callbacks:
-        - class_path: graphrel.prediction_writer.ParquetPredictionWriter
+        - class_path: graphrel.scoring.prediction_writer.ParquetPredictionWriter
           init_args: {output_dir: predictions}
 
 Nodes without a shared file system: copy the shards into one directory and merge there
-with ``python -m graphrel.prediction_writer DIR [--expected-rows N]``.
+with ``python -m graphrel.scoring.prediction_writer DIR [--expected-rows N]``.
 """
 
 from __future__ import annotations
@@ -184,8 +184,8 @@ class ParquetPredictionWriter(BasePredictionWriter):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m graphrel.prediction_writer DIR``: merge the shards of DIR. Returns the exit code."""
-    parser = argparse.ArgumentParser(prog="python -m graphrel.prediction_writer", description=(
+    """``python -m graphrel.scoring.prediction_writer DIR``: merge the shards of DIR. Returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m graphrel.scoring.prediction_writer", description=(
         "Merge predictions-rank*.parquet of DIR into DIR/predictions.parquet: repeated row ids dropped, "
         "sorted by row id (input order)."))
     parser.add_argument("output_dir", help="directory holding the rank shards")

@@ -13,6 +13,17 @@ PLOT = "student_vs_teacher.png"
 COLUMNS = ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second")
 
 
+def markdown_table(rows: list[dict], *, align: str = "left") -> str:
+    """A markdown table, one row per dict (keys: the column headers), of cells formatted by
+    the caller: strings are written as they are (``disable_numparse``: ``"1,234"`` and
+    ``"0.500"`` stay so). ``align="right"`` right-aligns every column (``---:``)."""
+    frame = pd.DataFrame(rows)
+    if align == "right":
+        return frame.to_markdown(index=False, disable_numparse=True, tablefmt="pipe",
+                                 colalign=("right",) * len(frame.columns))
+    return frame.to_markdown(index=False, disable_numparse=True, tablefmt="github")
+
+
 def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -> str:
     """Markdown table: one row per model, metrics, % of teacher (AUC, Spearman), speed-up.
 
@@ -22,17 +33,16 @@ def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -
         label_scale: (min, max) of the labels, named in the RMSE column.
     """
     low, high = label_scale
-    lines = [f"| model | RMSE ({low:g}-{high:g}) | AUC | Spearman | NDCG@10 | pairs/s | AUC % teacher "
-             "| Spearman % teacher | speed-up x teacher |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    rows = []
     for name, m in models.items():
         ratio = m.get("ratio_to_teacher")
-        lines.append(
-            f"| {name} | {m['rmse']:.3f} | {m['auc']:.3f} | {m['spearman']:.3f} | {m['ndcg@10']:.3f} | "
-            f"{m['pairs_per_second']:,.0f} | "
-            + (f"{100 * ratio['auc']:.1f}% | {100 * ratio['spearman']:.1f}% | {m['speedup_vs_teacher']:,.1f}x |"
-               if ratio else "100% | 100% | 1x |"))
-    return "\n".join(lines)
+        rows.append({"model": name, f"RMSE ({low:g}-{high:g})": f"{m['rmse']:.3f}", "AUC": f"{m['auc']:.3f}",
+                     "Spearman": f"{m['spearman']:.3f}", "NDCG@10": f"{m['ndcg@10']:.3f}",
+                     "pairs/s": f"{m['pairs_per_second']:,.0f}",
+                     "AUC % teacher": f"{100 * ratio['auc']:.1f}%" if ratio else "100%",
+                     "Spearman % teacher": f"{100 * ratio['spearman']:.1f}%" if ratio else "100%",
+                     "speed-up x teacher": f"{m['speedup_vs_teacher']:,.1f}x" if ratio else "1x"})
+    return markdown_table(rows)
 
 
 def protocol_tables(metrics: dict) -> str:
@@ -105,8 +115,8 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
         f"after emptying the model's text caches and a warm-up on {timing.get('warmup_pairs', '?')} other pairs.",
         "", protocol_tables(metrics),
         "## Split", "",
-        "| split | pairs | queries |", "|---|---|---|",
-        *[f"| {k} | {v['pairs']:,} | {v['queries']:,} |" for k, v in split.items()], "",
+        markdown_table([{"split": k, "pairs": f"{v['pairs']:,}", "queries": f"{v['queries']:,}"}
+                        for k, v in split.items()]), "",
         "`test_context`: judged pairs of test queries kept in the graph (teacher-scored, labels hidden) "
         "under `new_pairs`; `test`: the evaluated pairs.", "",
         "## Stage timings (s)", "",

@@ -16,7 +16,7 @@ from graphrel.models.bert2dnn import NGRAMS_FILE, Bert2DnnStudent
 @dataclass
 class Bert2DnnScorer:
     """A trained BERT2DNN student ready to score pairs from text (same interface as
-    :class:`graphrel.scoring.StudentScorer`; ids are accepted and ignored: text only).
+    :class:`graphrel.scoring.korder_scorer.StudentScorer`; ids are accepted and ignored: text only).
 
     Load with :meth:`load` from a directory holding ``student.json`` (``{"model":
     "Bert2DnnStudent", "checkpoint": "model.ckpt", "ngrams": "ngrams.json", ...}``), the
@@ -53,7 +53,7 @@ class Bert2DnnScorer:
         """
         from graphrel.data.ngrams import NgramFeaturizer
         from graphrel.errors import GraphrelInputError
-        from graphrel.scoring import read_student_manifest
+        from graphrel.scoring.load import read_student_manifest
 
         directory = Path(directory)
         manifest, checkpoint = read_student_manifest(directory, "Bert2DnnStudent", fix="re-run train_bert2dnn")
@@ -99,7 +99,7 @@ class Bert2DnnScorer:
         """
         from tqdm.auto import tqdm
 
-        from graphrel.scoring import paused_garbage_collector
+        from graphrel.scoring.paused_gc import paused_garbage_collector
 
         with paused_garbage_collector():
             query_rows, query_vectors, query_bags = self._embed_unique(queries)

@@ -16,7 +16,8 @@ from graphrel.models.bert2dnn import Bert2DnnStudent
 from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 from graphrel.models.korder import KOrderStudent
 from graphrel.models.korder_data import StudentDataModule
-from graphrel.pipeline import Pipeline, PipelineConfig
+from graphrel.pipeline.config import PipelineConfig
+from graphrel.pipeline.student_stages import fit_bert2dnn_student, fit_student
 
 
 def load_yaml(name: str) -> dict:
@@ -71,11 +72,11 @@ def pipeline_calls(tmp_path_factory) -> dict:
         patch.setattr(bert2dnn_training, "Bert2DnnDataModule", _recorder(calls, "bert2dnn_data"))
         patch.setattr(bert2dnn_training, "Bert2DnnStudent", _recorder(calls, "bert2dnn", stop=True))
         config = PipelineConfig()
-        pipeline = Pipeline(config, tmp_path_factory.mktemp("run"), progress=False)
+        run_dir = tmp_path_factory.mktemp("run")
         with pytest.raises(_Stop):
-            pipeline.fit_student("student_korder", config.student.order, None, None)
+            fit_student(config, run_dir, "student_korder", config.student.order, None, None, progress=False)
         with pytest.raises(_Stop):
-            pipeline.fit_bert2dnn_student(None)
+            fit_bert2dnn_student(config, run_dir, None, progress=False)
     return calls
 
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from graphrel.stages import StageRecords, key_changes
+from graphrel.pipeline.records import StageRecords, key_changes
 
 
 def test_same_key_reuses_changed_key_removes_outputs_and_says_why(tmp_path, caplog):
