@@ -24,7 +24,8 @@ import torch
 
 from graphrel import run as R
 from graphrel.backbone import MINILM
-from graphrel.data.pairs import load_dataset, split_by_query
+from graphrel.data.datasets import load_dataset
+from graphrel.data.split import split_by_query
 from graphrel.errors import GraphrelInputError
 from graphrel.evaluation import PROTOCOL_GRAPHS, PROTOCOLS, hold_out_test_pairs, protocol_edges
 from graphrel.stages import StageRecords

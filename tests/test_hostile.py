@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fake_cli import FakeScorer
-from graphrel.data.pairs import load_dataset
+from graphrel.data.datasets import load_dataset
 from graphrel.errors import GraphrelInputError
 from graphrel.streaming import MANIFEST, parts_dir, score_file
 from test_streaming import assert_one_line_error, fake_model, pairs_csv, run_cli  # noqa: F401 (fixture)

@@ -23,7 +23,7 @@ import pytest
 
 import graphrel.streaming as streaming
 from graphrel.cli import main
-from graphrel.data.pairs import load_dataset
+from graphrel.data.datasets import load_dataset
 from graphrel.errors import GraphrelInputError
 from graphrel.streaming import CHUNK_DELAY_ENV, MANIFEST, parts_dir, score_file
 from fake_cli import FakeScorer
