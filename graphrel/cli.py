@@ -20,7 +20,7 @@ import signal
 import sys
 import warnings
 
-from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError
+from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError, did_you_mean
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: graphrel COMMAND [options]
@@ -97,7 +97,6 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
         GraphrelInputError: unreadable or invalid YAML, or an unknown config key.
     """
     import dataclasses
-    import difflib
     import tempfile
 
     import yaml
@@ -112,7 +111,7 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     top_keys = {**pipeline_keys, "pipeline": pipeline_keys, "run_dir": {}, "no_progress": {}}
 
     def closest(key: str, known: dict) -> str | None:
-        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+        close = did_you_mean(key, known)
         return close[0] if close else None
 
     def check_mapping(mapping: dict, known: dict, where: list[str], path: str) -> None:
@@ -362,7 +361,7 @@ def _main(argv: list[str]) -> int:
         elif command == "score":
             return _score(rest) or 0
         elif command == "inspect":
-            from graphrel.inspect import inspect_command
+            from graphrel.explore.command import inspect_command
 
             inspect_command(rest)
         else:

@@ -31,7 +31,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fake_cli import FakeScorer
-from graphrel.data.pairs import load_dataset
+from graphrel.data.datasets import load_dataset
 from graphrel.errors import GraphrelInputError
 from graphrel.scoring.score_parts import MANIFEST, parts_dir
 from graphrel.scoring.streaming import score_file

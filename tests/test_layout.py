@@ -59,19 +59,6 @@ FORBIDDEN_PACKAGES = {
 LONG_MODULES: dict[str, str] = {}
 MAX_LINES = 400
 
-#: Modules of the layout refactor's other branches (issue 12) that break a rule until they
-#: are merged: data/ and inspect.py are reshaped by branch layout-a, models/ by layout-b.
-#: Their tests are expected to fail on this branch alone; the lead removes these entries
-#: (and so the xfail) at merge.
-PENDING_IMPORTS = {
-    "graphrel/inspect.py": "becomes graphrel/explore/ (layout-a)",
-}
-PENDING_SIZE = {
-    "graphrel/data/pairs.py": "split into schema / readers / sources / split (layout-a)",
-    "graphrel/inspect.py": "split into graphrel/explore/ (layout-a)",
-}
-
-
 def module_paths() -> list[str]:
     return sorted(path.relative_to(REPO_ROOT).as_posix() for path in PACKAGE.rglob("*.py"))
 
@@ -125,18 +112,12 @@ def violations(path: str, root: Path = REPO_ROOT) -> list[str]:
     return wrong
 
 
-def pending(paths: list[str], expected_failures: dict[str, str]):
-    """``paths`` as test parameters, those in ``expected_failures`` marked xfail (not strict)."""
-    return [pytest.param(path, marks=pytest.mark.xfail(strict=False, reason=expected_failures[path]))
-            if path in expected_failures else path for path in paths]
-
-
-@pytest.mark.parametrize("path", pending(module_paths(), PENDING_IMPORTS))
+@pytest.mark.parametrize("path", module_paths())
 def test_imports_go_downward(path):
     assert violations(path) == []
 
 
-@pytest.mark.parametrize("path", pending(module_paths(), PENDING_SIZE))
+@pytest.mark.parametrize("path", module_paths())
 def test_no_module_past_the_line_limit(path):
     lines = len((REPO_ROOT / path).read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES or path in LONG_MODULES, f"{path}: {lines} lines (> {MAX_LINES})"

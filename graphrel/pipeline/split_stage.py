@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 
 from graphrel import run as R
-from graphrel.data.pairs import load_dataset, split_by_query
+from graphrel.data.datasets import load_dataset
+from graphrel.data.split import split_by_query
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.evaluation import hold_out_test_pairs
 

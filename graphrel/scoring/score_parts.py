@@ -40,7 +40,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from graphrel.data.pairs import RelevancePairs
+from graphrel.data.schema import RelevancePairs
 from graphrel.errors import GraphrelInputError
 from graphrel.run import STUDENT_CHECKPOINT, STUDENT_MANIFEST, atomic_path, write_json, write_npy
 

@@ -1,6 +1,6 @@
 """Streaming, crash-safe, resumable batch scoring: what ``graphrel score`` runs.
 
-:func:`score_file` reads the input chunk by chunk (:func:`graphrel.data.pairs.iter_pairs`:
+:func:`score_file` reads the input chunk by chunk (:func:`graphrel.data.datasets.iter_pairs`:
 the same validation and one-line errors as the loaders, each naming the true input row),
 scores each chunk with a trained student and writes it as one shard. Memory stays flat
 however long the input is: one chunk, its features and its scores at a time.
@@ -50,7 +50,8 @@ from typing import Any, Iterator
 import numpy as np
 from tqdm.auto import tqdm
 
-from graphrel.data.pairs import RelevancePairs, iter_pairs
+from graphrel.data.datasets import iter_pairs
+from graphrel.data.schema import RelevancePairs
 from graphrel.errors import GraphrelInputError
 from graphrel.lock import output_lock
 from graphrel.scoring import score_parts
@@ -113,7 +114,7 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         input_path: the pairs file (CSV, Parquet or JSON Lines; ``.zip`` / ``.gz`` too).
         output_path: the Parquet file to write; its folder must exist and be writable.
         kind: ``"generic"``, ``"home_depot"`` or ``"esci"`` (as
-            :func:`graphrel.data.pairs.load_dataset`).
+            :func:`graphrel.data.datasets.load_dataset`).
         batch_size: pairs per forward pass, >= 1.
         chunk_size: input rows per chunk and shard, >= 1 (memory grows with it, not with
             the input).
@@ -126,7 +127,7 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
 
     Raises:
         GraphrelInputError: ``batch_size`` or ``chunk_size`` not a whole number >= 1, a bad
-            input file or row (see :mod:`graphrel.data.pairs`), a bad model directory or
+            input file or row (see :mod:`graphrel.data.sources`), a bad model directory or
             checkpoint, an output path that cannot be written, another run writing the same
             output (its lock, :mod:`graphrel.lock`), a lock left by a run that is gone
             (without ``resume``), an existing parts folder without ``resume``, or a manifest

@@ -22,7 +22,7 @@ import pytest
 
 import graphrel.scoring.score_parts as score_parts
 import graphrel.scoring.streaming as streaming
-from graphrel.data.pairs import load_dataset
+from graphrel.data.datasets import load_dataset
 from graphrel.errors import GraphrelInputError
 from graphrel.scoring.score_parts import MANIFEST, parts_dir
 from graphrel.scoring.streaming import CHUNK_DELAY_ENV, score_file
