@@ -47,13 +47,46 @@ def load_tokenizer(name_or_path: str | Path = MINILM):
     return AutoTokenizer.from_pretrained(resolve_backbone(name_or_path))
 
 
-def load_word_embeddings(name_or_path: str | Path = MINILM):
+def load_word_embeddings(name_or_path: str | Path = MINILM, test_config: dict | None = None):
     """The backbone's wordpiece embedding matrix.
+
+    Args:
+        name_or_path: as :func:`resolve_backbone`.
+        test_config: for tests: ``{"vocab_size": V, "hidden_size": E}`` -> a random matrix
+            (always the same: N(0, 0.05^2) from seed 0, the global random state untouched)
+            instead of the backbone's.
 
     Returns:
         (vocab_size, hidden) float32 tensor (30522 x 384 for MiniLM-L6), detached.
     """
+    import torch
+
+    if test_config is not None:
+        generator = torch.Generator().manual_seed(0)
+        return torch.randn(test_config["vocab_size"], test_config["hidden_size"], generator=generator) * 0.05
     from transformers import AutoModel
 
     model = AutoModel.from_pretrained(resolve_backbone(name_or_path))
     return model.get_input_embeddings().weight.detach().clone()
+
+
+def load_encoder(name_or_path: str | Path = MINILM, test_config: dict | None = None):
+    """The backbone as a text encoder (``transformers.AutoModel``, eval mode; its
+    ``last_hidden_state`` is (B, L, E)).
+
+    Args:
+        name_or_path: as :func:`resolve_backbone`.
+        test_config: for tests: ``{"vocab_size": V, "hidden_size": E}`` -> a tiny random
+            one-layer BERT (always the same weights, the global random state untouched).
+    """
+    import torch
+    from transformers import AutoModel, BertConfig, BertModel
+
+    if test_config is not None:
+        hidden = test_config["hidden_size"]
+        config = BertConfig(vocab_size=test_config["vocab_size"], hidden_size=hidden, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=2 * hidden)
+        with torch.random.fork_rng():  # a fixed tiny encoder, without resetting the caller's seed
+            torch.manual_seed(0)
+            return BertModel(config).eval()
+    return AutoModel.from_pretrained(resolve_backbone(name_or_path)).eval()

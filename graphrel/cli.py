@@ -20,7 +20,7 @@ import signal
 import sys
 import warnings
 
-from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError
+from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError, did_you_mean
 
 LIGHTNING_COMMANDS = ("fit", "validate", "test", "predict")
 USAGE = """usage: graphrel COMMAND [options]
@@ -39,11 +39,12 @@ Run `graphrel COMMAND --help` for every option of a command.
 def _lightning(argv: list[str]) -> None:
     from lightning.pytorch.cli import LightningCLI
 
-    import graphrel.data.bert2dnn_data  # noqa: F401
-    import graphrel.data.datamodules  # noqa: F401  (registers classes for class_path)
-    import graphrel.models.bert2dnn  # noqa: F401
+    import graphrel.models.bert2dnn  # noqa: F401  (registers classes for class_path)
+    import graphrel.models.bert2dnn_data  # noqa: F401
     import graphrel.models.korder  # noqa: F401
+    import graphrel.models.korder_data  # noqa: F401
     import graphrel.models.teacher  # noqa: F401
+    import graphrel.models.teacher_data  # noqa: F401
 
     LightningCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
                  save_config_kwargs={"overwrite": True})
@@ -52,7 +53,8 @@ def _lightning(argv: list[str]) -> None:
 def _pipeline(argv: list[str]) -> None:
     from jsonargparse import ActionConfigFile, ArgumentParser
 
-    from graphrel.pipeline import Pipeline, PipelineConfig, check_config
+    from graphrel.pipeline.config import PipelineConfig, check_config
+    from graphrel.pipeline.job import Pipeline
 
     parser = ArgumentParser(prog="graphrel pipeline", description=(
         "Main job: split pairs by query -> fine-tune the cross-encoder teacher -> transfer set -> "
@@ -77,10 +79,82 @@ def _pipeline(argv: list[str]) -> None:
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     parser.save(args, str(Path(run_dir) / "config.yaml"), overwrite=True, skip_check=True)
     metrics = Pipeline(config, run_dir, progress=not args.no_progress).run()
-    from graphrel.report import protocol_tables
+    from graphrel.pipeline.report import protocol_tables
 
     print(protocol_tables(metrics))
     print(f"\nreport: {Path(run_dir) / 'report.md'}")
+
+
+def _config_key_tree(config) -> dict:
+    """{key: subtree} of a pipeline config; {} = a leaf (a value or a free-form mapping)."""
+    import dataclasses
+
+    return {f.name: _config_key_tree(getattr(config, f.name)) if dataclasses.is_dataclass(getattr(config, f.name))
+            else {} for f in dataclasses.fields(config)}
+
+
+def _closest(key: str, known: dict) -> str | None:
+    close = did_you_mean(key, known)
+    return close[0] if close else None
+
+
+def _check_config_mapping(mapping: dict, known: dict, where: list[str], path: str) -> None:
+    """Raise GraphrelInputError on the first key of a config file that is not in ``known``."""
+    for key, value in mapping.items():
+        key = str(key)
+        if key not in known:
+            guess = _closest(key, known)
+            hint = f" (did you mean {'.'.join(where + [guess])!r}?)" if guess else ""
+            raise GraphrelInputError(
+                f"unknown config key {'.'.join(where + [key])!r}{hint}", path=path,
+                fix=f"keys allowed there: {', '.join(sorted(known))} (graphrel pipeline --help)")
+        if known[key] and isinstance(value, dict):
+            _check_config_mapping(value, known[key], where + [key], path)
+
+
+def _check_dotted_option(option: str, pipeline_keys: dict) -> None:
+    """Raise GraphrelInputError for a dotted option (``--student.order``) naming no config key."""
+    parts = option.split(".")
+    start = 1 if parts[0] == "pipeline" else 0
+    known = pipeline_keys
+    for k in range(start, len(parts)):
+        if parts[k] not in known:
+            guess = _closest(parts[k], known)
+            hint = f" (did you mean --{'.'.join(parts[:k] + [guess] + parts[k + 1:])}?)" if guess else ""
+            raise GraphrelInputError(f"unknown option --{option}{hint}",
+                                     fix="see graphrel pipeline --help for every key")
+        known = known[parts[k]]
+        if not known:  # a leaf or a free-form mapping (data.options, teacher.backbone_config)
+            break
+
+
+def _nested_config_file(path: str, top_keys: dict) -> str:
+    """Check the YAML config ``path`` and write it, top-level keys nested under ``pipeline``,
+    to a temporary file; returns the temporary file's path (the caller deletes it)."""
+    import tempfile
+
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as handle:
+            content = yaml.safe_load(handle) or {}
+    except OSError as error:
+        raise GraphrelInputError(f"cannot read config ({error.strerror})", path=path,
+                                 fix="pass an existing YAML file") from None
+    except yaml.YAMLError as error:
+        raise GraphrelInputError(f"not valid YAML ({error.__class__.__name__})", path=path,
+                                 fix="correct the YAML syntax") from None
+    if not isinstance(content, dict):
+        raise GraphrelInputError("config must be a mapping of keys", path=path, fix="see configs/home_depot.yaml")
+    _check_config_mapping(content, top_keys, [], path)
+    nested = {k: v for k, v in content.items() if k in ("run_dir", "no_progress", "pipeline")}
+    rest = {k: v for k, v in content.items() if k not in nested}
+    if rest:
+        nested.setdefault("pipeline", {}).update(rest)
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    yaml.safe_dump(nested, handle)
+    handle.close()
+    return handle.name
 
 
 def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
@@ -95,89 +169,24 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
     Raises:
         GraphrelInputError: unreadable or invalid YAML, or an unknown config key.
     """
-    import dataclasses
-    import difflib
-    import tempfile
+    from graphrel.pipeline.config import PipelineConfig
 
-    import yaml
-
-    from graphrel.pipeline import PipelineConfig
-
-    def key_tree(config) -> dict:  # {key: subtree}; {} = a leaf (value or free-form mapping)
-        return {f.name: key_tree(getattr(config, f.name)) if dataclasses.is_dataclass(getattr(config, f.name))
-                else {} for f in dataclasses.fields(config)}
-
-    pipeline_keys = key_tree(PipelineConfig())
+    pipeline_keys = _config_key_tree(PipelineConfig())
     top_keys = {**pipeline_keys, "pipeline": pipeline_keys, "run_dir": {}, "no_progress": {}}
-
-    def closest(key: str, known: dict) -> str | None:
-        close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-        return close[0] if close else None
-
-    def check_mapping(mapping: dict, known: dict, where: list[str], path: str) -> None:
-        for key, value in mapping.items():
-            key = str(key)
-            if key not in known:
-                guess = closest(key, known)
-                hint = f" (did you mean {'.'.join(where + [guess])!r}?)" if guess else ""
-                raise GraphrelInputError(
-                    f"unknown config key {'.'.join(where + [key])!r}{hint}", path=path,
-                    fix=f"keys allowed there: {', '.join(sorted(known))} (graphrel pipeline --help)")
-            if known[key] and isinstance(value, dict):
-                check_mapping(value, known[key], where + [key], path)
-
-    def check_dotted(option: str) -> None:
-        parts = option.split(".")
-        start = 1 if parts[0] == "pipeline" else 0
-        known = pipeline_keys
-        for k in range(start, len(parts)):
-            if parts[k] not in known:
-                guess = closest(parts[k], known)
-                hint = f" (did you mean --{'.'.join(parts[:k] + [guess] + parts[k + 1:])}?)" if guess else ""
-                raise GraphrelInputError(f"unknown option --{option}{hint}",
-                                         fix="see graphrel pipeline --help for every key")
-            known = known[parts[k]]
-            if not known:  # a leaf or a free-form mapping (data.options, teacher.backbone_config)
-                break
-
     out, temporary, i = [], [], 0
     try:
         while i < len(argv):
             if argv[i].startswith("--config="):  # --config=FILE: the same as --config FILE
                 argv = [*argv[:i], "--config", argv[i][len("--config="):], *argv[i + 1:]]
             if argv[i] == "--config" and i + 1 < len(argv):
-                path = argv[i + 1]
-                try:
-                    with open(path, encoding="utf-8") as handle:
-                        content = yaml.safe_load(handle) or {}
-                except OSError as error:
-                    raise GraphrelInputError(f"cannot read config ({error.strerror})", path=path,
-                                             fix="pass an existing YAML file") from None
-                except yaml.YAMLError as error:
-                    raise GraphrelInputError(f"not valid YAML ({error.__class__.__name__})", path=path,
-                                             fix="correct the YAML syntax") from None
-                if not isinstance(content, dict):
-                    raise GraphrelInputError("config must be a mapping of keys", path=path,
-                                             fix="see configs/home_depot.yaml")
-                check_mapping(content, top_keys, [], path)
-                nested = {k: v for k, v in content.items() if k in ("run_dir", "no_progress", "pipeline")}
-                rest = {k: v for k, v in content.items() if k not in nested}
-                if rest:
-                    nested.setdefault("pipeline", {}).update(rest)
-                handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-                yaml.safe_dump(nested, handle)
-                handle.close()
-                temporary.append(handle.name)
-                out += ["--config", handle.name]
+                temporary.append(_nested_config_file(argv[i + 1], top_keys))
+                out += ["--config", temporary[-1]]
                 i += 2
                 continue
             option = argv[i].split("=")[0][2:] if argv[i].startswith("--") else ""
             if "." in option or option in pipeline_keys:
-                check_dotted(option)
-            if option.split(".")[0] in pipeline_keys:
-                out.append("--pipeline." + argv[i][2:])
-            else:
-                out.append(argv[i])
+                _check_dotted_option(option, pipeline_keys)
+            out.append("--pipeline." + argv[i][2:] if option.split(".")[0] in pipeline_keys else argv[i])
             i += 1
     except GraphrelInputError:
         for path in temporary:
@@ -188,7 +197,7 @@ def _nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
 
 def _score(argv: list[str]) -> int:
     from graphrel.options import ArgumentParser, finite_number, whole_number
-    from graphrel.streaming import score_file
+    from graphrel.scoring.streaming import score_file
 
     parser = ArgumentParser(prog="graphrel score", description=(
         "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
@@ -283,7 +292,7 @@ def _stopped_message(number: int, argv: list[str], output: str) -> str:
     import shlex
     from pathlib import Path
 
-    from graphrel.streaming import MANIFEST, parts_dir
+    from graphrel.scoring.score_parts import MANIFEST, parts_dir
 
     name = signal.Signals(number).name + (" (Ctrl-C)" if number == signal.SIGINT else "")
     parts = parts_dir(output)
@@ -361,7 +370,7 @@ def _main(argv: list[str]) -> int:
         elif command == "score":
             return _score(rest) or 0
         elif command == "inspect":
-            from graphrel.inspect import inspect_command
+            from graphrel.explore.command import inspect_command
 
             inspect_command(rest)
         elif command == "retrieve":

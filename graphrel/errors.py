@@ -8,7 +8,9 @@ that message on one line and exits with code 2, without a traceback.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
+from typing import Iterable
 
 EXIT_USER_ERROR = 2
 
@@ -36,3 +38,31 @@ class GraphrelInputError(ValueError):
         if fix:
             text += f" (fix: {fix})"
         super().__init__(text)
+
+
+def did_you_mean(word: str, choices: Iterable[str], *, n: int = 1, cutoff: float = 0.6,
+                 ignore_case: bool = False) -> list[str]:
+    """The ``choices`` closest to a mistyped ``word``, best first, for a "did you mean" hint.
+
+    ``difflib.get_close_matches``: at most ``n`` choices whose similarity ratio to ``word``
+    is at least ``cutoff`` (0 to 1).
+
+    Args:
+        word: what the user typed.
+        choices: the known names (config keys, column names, query texts, ...).
+        n: how many suggestions at most.
+        cutoff: lowest similarity ratio, in [0, 1].
+        ignore_case: compare lower-cased; each suggestion is returned as spelled in
+            ``choices`` (of choices equal but for case, the last).
+
+    Returns:
+        Up to ``n`` of ``choices``, most similar first; empty if none is close.
+
+    Example:
+        >>> did_you_mean("studnet", ["student", "teacher", "seed"])
+        ['student']
+    """
+    if not ignore_case:
+        return difflib.get_close_matches(word, list(choices), n=n, cutoff=cutoff)
+    spelled = {choice.lower(): choice for choice in choices}
+    return [spelled[c] for c in difflib.get_close_matches(word.lower(), list(spelled), n=n, cutoff=cutoff)]

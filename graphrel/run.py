@@ -4,6 +4,7 @@ Layout of ``<run_dir>``::
 
     config.yaml              the pipeline config used
     pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test/transfer)
+    label_scale.json         label_min, label_max and source of the data
     teacher/                 HF model directory of the fine-tuned teacher (+ teacher.ckpt)
     teacher_scores.parquet   query_id, product_id, teacher_logit, teacher_score (one cache)
     teacher_scores.parts/    while teacher scoring runs: saved chunks (an interrupted run resumes)
@@ -23,15 +24,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
 from graphrel.errors import GraphrelInputError
 
 PAIRS = "pairs.parquet"
+LABEL_SCALE = "label_scale.json"
 TEACHER_DIR = "teacher"
 TEACHER_SCORES = "teacher_scores.parquet"
 TEACHER_SCORE_PARTS = "teacher_scores.parts"
@@ -46,34 +50,51 @@ BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
 
 
-def _create_temporary(folder: Path, name: str) -> str:
-    """Create an empty, unused ``folder/.NAME.XXXXXXXX.tmp`` as a new file is created: mode
-    ``0o666`` less the umask (and the folder's default ACL), not ``tempfile.mkstemp``'s 0600."""
+def _create_temporary(folder: Path, name: str, *, directory: bool = False) -> str:
+    """Create an empty, unused ``folder/.NAME.XXXXXXXX.tmp`` (a file, or a folder with
+    ``directory``) as a new one is created: mode ``0o666`` (folder ``0o777``) less the umask
+    (and the folder's default ACL), not ``tempfile.mkstemp``'s 0600 (``mkdtemp``'s 0700)."""
     while True:
         tmp = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.tmp")
         try:
-            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+            if directory:
+                os.mkdir(tmp, 0o777)
+            else:
+                os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
         except FileExistsError:  # pragma: no cover - a 32-bit name collision
             continue
         return tmp
 
 
 @contextmanager
-def atomic_path(path: str | Path):
+def atomic_path(path: str | Path, *, directory: bool = False):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    A crash or interruption leaves no half-written ``path`` (the temporary file is removed).
-    ``path`` gets the mode the umask gives any newly created file (e.g. 0644 under umask
-    022), so a teammate can read it as they could any other file the user writes there.
+    The one way graphrel writes an output: a crash or interruption leaves no half-written
+    ``path`` (the temporary file is removed). ``path`` gets the mode the umask gives any
+    newly created file (e.g. 0644 under umask 022), so a teammate can read it as they could
+    any other file the user writes there.
+
+    With ``directory``, the temporary path is an empty folder to fill (e.g. a saved model);
+    it takes the place of ``path``, and an existing folder ``path`` is removed only once
+    the new one is complete.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _create_temporary(path.parent, path.name)
+    tmp = _create_temporary(path.parent, path.name, directory=directory)
     try:
         yield Path(tmp)
-        os.replace(tmp, path)
+        if directory and path.is_dir():  # os.replace cannot replace a folder that holds files
+            old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
+            path.rename(old)
+            os.replace(tmp, path)
+            shutil.rmtree(old)
+        else:
+            os.replace(tmp, path)
     finally:
-        if os.path.exists(tmp):
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp)
+        elif os.path.exists(tmp):
             os.remove(tmp)
 
 
@@ -81,6 +102,12 @@ def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     """Write ``frame`` to Parquet atomically."""
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)
+
+
+def write_npy(array: np.ndarray, path: str | Path) -> None:
+    """Write ``array`` as ``.npy`` atomically, to ``path`` as named (no ``.npy`` appended)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.save(handle, array)
 
 
 def write_json(obj, path: str | Path) -> None:

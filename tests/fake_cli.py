@@ -3,7 +3,7 @@ in a real process, with every model directory served by :class:`FakeScorer`.
 
 Everything but the model is the real ``graphrel score``: output lock, shards, manifest,
 signal handling, messages and exit codes. Concurrency and signal tests run it as a
-subprocess; in-process tests use the ``fake_model`` fixture (tests/test_streaming.py),
+subprocess; in-process tests use the ``fake_model`` fixture (tests/helpers.py),
 which patches the same function.
 """
 
@@ -25,7 +25,7 @@ class FakeScorer:
 
 
 def main(argv: list[str]) -> int:
-    import graphrel.streaming as streaming
+    import graphrel.scoring.streaming as streaming
     from graphrel.cli import main as graphrel_main
 
     streaming._load_scorer = lambda model_dir: FakeScorer()

@@ -5,7 +5,7 @@ one) and the fix; exit code 2 from ``graphrel.cli.main``; no traceback; nothing 
 at the output path (neither ``OUT.parquet`` nor ``OUT.parquet.parts``). Cases already in
 tests/test_cli.py (missing file, missing column, blank query, label outside the declared
 scale, non-UTF-8 CSV, unknown model directory, pipeline config value errors) and
-tests/data/test_pairs.py are not repeated here.
+the tests of graphrel.data (tests/data/) are not repeated here.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphrel.data.pairs import load_dataset
-from graphrel.streaming import parts_dir
-from test_streaming import assert_one_line_error, fake_model, run_cli, tiny_run_dir  # noqa: F401 (fixture)
+from graphrel.data.datasets import load_dataset
+from graphrel.scoring.score_parts import parts_dir
+from helpers import assert_one_line_error, fake_model, run_cli, tiny_run_dir  # noqa: F401 (fixture)
 
 HEADER = "query,product_id,product_text\n"
 

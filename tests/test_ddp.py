@@ -19,7 +19,7 @@ import pytest
 import torch
 import yaml
 
-from graphrel.prediction_writer import list_shards, merge_prediction_shards, shard_path
+from graphrel.scoring.prediction_writer import list_shards, merge_prediction_shards, shard_path
 
 SUBPROCESS_TIMEOUT = 600  # seconds; a hung rank must not hang CI
 
@@ -77,25 +77,25 @@ class _StubFeaturizer:
 def test_training_shuffle_is_the_same_on_every_rank():
     """Each DDP rank reads only its share of the batches (rank 1 never reads item 0); all
     ranks must cut the same epoch permutation, so together they see every row once."""
-    from graphrel.data.datamodules import _Batches
+    from graphrel.models.korder_data import GraphBatches
 
     frame = pd.DataFrame({"query_id": list("abcdefghij"), "product_id": list("0123456789"),
                           "teacher_logit": 0.0, "label": np.nan}, index=np.arange(100, 110))
     for epoch in (0, 1):
-        ranks = [_Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
+        ranks = [GraphBatches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
         seen = [ranks[i % 2][i]["row_id"] for i in range(4)]  # DistributedSampler: rank i % 2 reads item i
         assert sorted(torch.cat(seen).tolist()) == list(range(100, 110))
     # the rows read as new queries are drawn per (seed, epoch, item): the same on every rank, a share of all
     hidden = []
     for epoch in (0, 1):
-        ranks = [_Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch,
+        ranks = [GraphBatches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch,
                           new_query_share=0.5) for _ in (0, 1)]
         hidden.append([ranks[0][i]["hidden"].tolist() for i in range(4)])
         assert hidden[-1] == [ranks[1][i]["hidden"].tolist() for i in range(4)]
     assert hidden[0] != hidden[1] and 0 < sum(map(sum, hidden[0])) < 10
-    single = _Batches(_StubFeaturizer(), frame, 3, True, 0)  # no trainer: epoch counted by item 0
+    single = GraphBatches(_StubFeaturizer(), frame, 3, True, 0)  # no trainer: epoch counted by item 0
     epoch0 = torch.cat([single[i]["row_id"] for i in range(4)])
-    again = _Batches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda: 0)
+    again = GraphBatches(_StubFeaturizer(), frame, 3, True, 0, epoch_of=lambda: 0)
     assert torch.equal(epoch0, torch.cat([again[i]["row_id"] for i in range(4)]))
 
 
@@ -110,17 +110,17 @@ def _bag_pairs(n: int = 10) -> pd.DataFrame:
 def test_bert2dnn_training_shuffle_is_the_same_on_every_rank():
     """As for the graph students: BERT2DNN bag batches follow the trainer's epoch, not the
     reads of item 0, so the ranks' shares of an epoch together hold every row once."""
-    from graphrel.data.bert2dnn_data import _BagBatches
+    from graphrel.models.bert2dnn_data import BagBatches
     from graphrel.data.ngrams import NgramFeaturizer
 
     frame = _bag_pairs()
     featurizer = NgramFeaturizer.fit(pd.concat([frame["query"], frame["product_text"]]).to_numpy(dtype=object),
                                      min_count=1, num_buckets=8)
     for epoch in (0, 1, 2):
-        ranks = [_BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
+        ranks = [BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda epoch=epoch: epoch) for _ in (0, 1)]
         seen = [ranks[i % 2][i]["teacher_logit"] for i in range(4)]  # rank i % 2 reads item i
         assert sorted(torch.cat(seen).long().tolist()) == list(range(10))
-    epochs = [torch.cat([_BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda e=e: e)[i]["teacher_logit"]
+    epochs = [torch.cat([BagBatches(featurizer, frame, 3, True, 0, epoch_of=lambda e=e: e)[i]["teacher_logit"]
                          for i in range(4)]) for e in (0, 1)]
     assert not torch.equal(epochs[0], epochs[1])  # a new order each epoch
 
@@ -130,7 +130,7 @@ def test_bert2dnn_datamodule_follows_the_trainers_epoch():
     datamodules at the same epoch cut the same permutation (rank 1 never reads item 0)."""
     from types import SimpleNamespace
 
-    from graphrel.data.bert2dnn_data import Bert2DnnDataModule
+    from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 
     frame = _bag_pairs()
     for epoch in (0, 3):
@@ -149,7 +149,7 @@ def test_bert2dnn_datamodule_follows_the_trainers_epoch():
 
 
 def test_unknown_predict_split_is_a_user_error():
-    from graphrel.data.datamodules import StudentDataModule
+    from graphrel.models.korder_data import StudentDataModule
     from graphrel.errors import GraphrelInputError
 
     with pytest.raises(GraphrelInputError, match="predict_split"):
@@ -183,10 +183,10 @@ def _tiny_ddp_config(run: Path, directory: Path) -> Path:
                              logger=False, enable_progress_bar=False, enable_model_summary=False,
                              default_root_dir=str(directory))
     checkpoint, writer = config["trainer"]["callbacks"]
-    assert writer["class_path"] == "graphrel.prediction_writer.ParquetPredictionWriter"
+    assert writer["class_path"] == "graphrel.scoring.prediction_writer.ParquetPredictionWriter"
     checkpoint["init_args"].update(dirpath=str(directory / "checkpoints"), filename="student")
-    config["model"]["init_args"].update(hidden=8, text_hidden=16, text_dim=16, num_kernels=5,
-                                        backbone_config={"vocab_size": 30522, "hidden_size": 32})
+    # text_dim, text_hidden and num_kernels as the run's text student, the graph student's fallback
+    config["model"]["init_args"].update(hidden=8, backbone_config={"vocab_size": 30522, "hidden_size": 32})
     config["data"]["init_args"].update(run_dir=str(run), batch_size=32, cap=4)
     path = directory / "tiny_ddp.yaml"
     path.write_text(yaml.safe_dump(config))

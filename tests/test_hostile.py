@@ -31,14 +31,15 @@ import pyarrow.parquet as pq
 import pytest
 
 from fake_cli import FakeScorer
-from graphrel.data.pairs import load_dataset
+from graphrel.data.datasets import load_dataset
 from graphrel.errors import GraphrelInputError
-from graphrel.streaming import MANIFEST, parts_dir, score_file
-from test_streaming import assert_one_line_error, fake_model, pairs_csv, run_cli  # noqa: F401 (fixture)
+from graphrel.scoring.score_parts import MANIFEST, parts_dir
+from graphrel.scoring.streaming import score_file
+from helpers import assert_one_line_error, fake_model, pairs_csv, run_cli  # noqa: F401 (fixture)
 
 TESTS = Path(__file__).resolve().parent
 REPO_ROOT = TESTS.parent
-PAUSE_FILE_ENV = "GRAPHREL_TEST_PAUSE_FILE"  # graphrel.streaming.PAUSE_FILE_ENV
+PAUSE_FILE_ENV = "GRAPHREL_TEST_PAUSE_FILE"  # graphrel.scoring.streaming.PAUSE_FILE_ENV
 HEADER = "query,product_id,product_text\n"
 
 
@@ -173,7 +174,7 @@ def test_batch_and_chunk_size_one_score_every_row(capsys, tmp_path, fake_model):
 
 @pytest.mark.parametrize("batch_size", [0, -1, 2.5])
 def test_student_scorer_refuses_batch_sizes_below_one(batch_size):
-    from graphrel.scoring import StudentScorer
+    from graphrel.scoring.korder_scorer import StudentScorer
 
     with pytest.raises(ValueError, match="batch_size must be a whole number >= 1"):
         StudentScorer(model=None, featurizer=None).score(["q"], ["drill"], ["p"], ["Drill"], batch_size=batch_size)

@@ -1,4 +1,4 @@
-"""Benchmark streaming batch scoring (``graphrel.streaming.score_file``) as the input grows.
+"""Benchmark streaming batch scoring (``graphrel.scoring.streaming.score_file``) as the input grows.
 
 For each size N, builds a synthetic Parquet input of N pairs from a run's texts (query and
 product each drawn with replacement from ``RUN/pairs.parquet``, written block by block so
@@ -31,6 +31,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from graphrel.pipeline.report import markdown_table
+from graphrel.run import atomic_path
+
 BLOCK = 200_000  # rows generated and written at a time when building an input
 
 
@@ -45,20 +48,18 @@ def build_input(run_dir: Path, n: int, path: Path, seed: int = 0) -> None:
     products = base.select(["product_id", "product_text"]).combine_chunks()
     rng = np.random.default_rng(seed)
     schema = pa.schema([("query", pa.string()), ("product_id", pa.string()), ("product_text", pa.string())])
-    tmp = path.with_name(path.name + ".tmp")
-    with pq.ParquetWriter(tmp, schema) as writer:
+    with atomic_path(path) as tmp, pq.ParquetWriter(tmp, schema) as writer:
         for start in range(0, n, BLOCK):
             size = min(BLOCK, n - start)
             q = queries.take(pa.array(rng.integers(0, len(queries), size)))
             p = products.take(pa.array(rng.integers(0, len(products), size)))
             writer.write_table(pa.Table.from_arrays([q.cast(pa.string()), p.column(0).cast(pa.string()),
                                                      p.column(1).cast(pa.string())], schema=schema))
-    tmp.replace(path)
 
 
 CHILD = r"""
 import json, resource, sys, time
-import graphrel.streaming as streaming
+import graphrel.scoring.streaming as streaming
 
 load_seconds = []
 original = streaming._load_scorer
@@ -119,12 +120,10 @@ def main(argv: list[str] | None = None) -> int:
             temporary.cleanup()
 
     print(f"\nmodel {args.model}, chunk size {args.chunk_size:,}, batch size {args.batch_size}\n")
-    print("| pairs | wall s (model load incl.) | model load s | rows/s (scoring) | peak memory (MB) |")
-    print("|---:|---:|---:|---:|---:|")
-    for r in results:
-        scoring = max(r["seconds"] - r["load_seconds"], 1e-9)
-        print(f"| {r['rows']:,} | {r['seconds']:.0f} | {r['load_seconds']:.0f} | {r['rows'] / scoring:,.0f} "
-              f"| {r['peak_mb']:,.0f} |")
+    print(markdown_table([{"pairs": f"{r['rows']:,}", "wall s (model load incl.)": f"{r['seconds']:.0f}",
+                           "model load s": f"{r['load_seconds']:.0f}",
+                           "rows/s (scoring)": f"{r['rows'] / max(r['seconds'] - r['load_seconds'], 1e-9):,.0f}",
+                           "peak memory (MB)": f"{r['peak_mb']:,.0f}"} for r in results], align="right"))
     if len(results) > 1:
         ratio = results[-1]["peak_mb"] / results[0]["peak_mb"]
         verdict = "PASS" if ratio <= 1.5 else "FAIL"

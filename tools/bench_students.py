@@ -16,10 +16,10 @@ machine's speed swings up to 3x within minutes):
   stack's pairs/s counts both teachers' time, its peak memory is the lexical teacher's process
   (the cross-encoder's is the ``teacher`` row);
 - every ``RUN/student_*/`` and each ``--students`` directory (BERT2DNN, ...), end to end from
-  texts through ``graphrel.scoring.load_scorer``, graph students reading the ``--protocol``'s
+  texts through ``graphrel.scoring.load.load_scorer``, graph students reading the ``--protocol``'s
   graph (``new_query``: no test query is in it; ``new_pairs``: the run's ``graph.pt``).
 
-Every model is timed alike (:func:`graphrel.evaluation.median_seconds`): the median of
+Every model is timed alike (:func:`graphrel.pipeline.evaluation.median_seconds`): the median of
 ``--repeats`` runs over the evaluated test pairs, each after emptying the model's text caches
 and a warm-up on 256 validation pairs.
 
@@ -36,7 +36,6 @@ import json
 import resource
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -62,8 +61,9 @@ def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) 
     """Score the test pairs with one model; return its scores, speed, size and peak memory."""
     import torch
 
-    from graphrel.evaluation import PROTOCOL_GRAPHS, median_seconds
-    from graphrel.scoring import load_scorer, load_teacher, quantize_teacher, teacher_logits
+    from graphrel.pipeline.evaluation import PROTOCOL_GRAPHS, median_seconds
+    from graphrel.scoring.load import load_scorer
+    from graphrel.scoring.teacher_labelling import load_teacher, quantize_teacher, teacher_logits
 
     test, warmup = _test_pairs(run)
     out: dict = {}
@@ -89,7 +89,7 @@ def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) 
     elif kind in ("teacher_lexical", "teacher_stack"):
         import joblib
 
-        from graphrel.models.stacking import TeacherStack
+        from graphrel.teachers.stacking import TeacherStack
 
         lexical = joblib.load(run / "stack" / "lexical_teacher.joblib")
 
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--students", nargs="*", default=[], help="extra student directories (e.g. BERT2DNN)")
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per model (median), >= 1")
     parser.add_argument("--protocol", choices=("new_query", "new_pairs"), default="new_query",
-                        help="the graph graph students read (see graphrel.evaluation)")
+                        help="the graph graph students read (see graphrel.pipeline.evaluation)")
     parser.add_argument("--no-int8", action="store_true", help="skip the int8 teacher row")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--path", help=argparse.SUPPRESS)
@@ -146,6 +146,7 @@ def main() -> None:
         return
 
     from graphrel.metrics import relevance_metrics
+    from graphrel.pipeline.report import markdown_table
 
     test, _ = _test_pairs(run)
     metrics = json.loads((run / "metrics.json").read_text())
@@ -175,15 +176,13 @@ def main() -> None:
     command = f"python tools/bench_students.py --run-dir {run} --protocol {args.protocol}" + (
         f" --students {' '.join(args.students)}" if args.students else "")
     lines = [f"{len(test):,} evaluated test pairs of `{run}`, protocol {args.protocol}: `{command}`\n",
-             "| model | parameters | RMSE | AUC | Spearman | NDCG@10 | AUC % teacher | Spearman % teacher | "
-             "pairs/s | speed-up x teacher | peak memory (MB) |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name, r in rows.items():
-        parameters = f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-"
-        lines.append(f"| {name} | {parameters} | {r['rmse']:.3f} | {r['auc']:.3f} | {r['spearman']:.3f} | "
-                     f"{r['ndcg@10']:.3f} | {100 * r['ratio_to_teacher']['auc']:.1f}% | "
-                     f"{100 * r['ratio_to_teacher']['spearman']:.1f}% | {r['pairs_per_second']:,.0f} | "
-                     f"{r['speedup_vs_teacher']:,.1f}x | {r['peak_memory_mb']:,.0f} |")
+             markdown_table([{
+                 "model": name, "parameters": f"{r['parameters'] / 1e6:.2f}M" if r.get("parameters") else "-",
+                 "RMSE": f"{r['rmse']:.3f}", "AUC": f"{r['auc']:.3f}", "Spearman": f"{r['spearman']:.3f}",
+                 "NDCG@10": f"{r['ndcg@10']:.3f}", "AUC % teacher": f"{100 * r['ratio_to_teacher']['auc']:.1f}%",
+                 "Spearman % teacher": f"{100 * r['ratio_to_teacher']['spearman']:.1f}%",
+                 "pairs/s": f"{r['pairs_per_second']:,.0f}", "speed-up x teacher": f"{r['speedup_vs_teacher']:,.1f}x",
+                 "peak memory (MB)": f"{r['peak_memory_mb']:,.0f}"} for name, r in rows.items()])]
     if "teacher (int8)" in rows:
         lines.append(f"\nint8 teacher vs full precision: Spearman {rows['teacher (int8)']['spearman_vs_fp32']:.4f} "
                      "(kept only if >= 0.99)")

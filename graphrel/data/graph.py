@@ -32,6 +32,8 @@ from torch_geometric.data import HeteroData
 EDGE = ("query", "shown", "product")
 REVERSE_EDGE = ("product", "rev_shown", "query")
 METAPATHS = ("Q-P", "P-Q", "Q-P-Q", "P-Q-P")
+#: Node type of each metapath's neighbours (and of the pair's node it is compared with).
+NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
 #: Metapaths used by a k-order student: k=0 text only, k=1 one hop, k=2 two hops.
 METAPATHS_BY_ORDER = {0: (), 1: ("Q-P", "P-Q"), 2: METAPATHS}
 #: Split of an edge. ``test_context``: labelled pairs of a test query kept in the graph as

@@ -29,35 +29,27 @@ products are scored (inductive).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import lightning as L
-import numpy as np
 import torch
 from torch import nn
 from torch_geometric.nn import MLP
 
-from graphrel.data.graph import metapaths_for_order
+from graphrel.backbone import load_word_embeddings
+from graphrel.data.graph import NEIGHBOUR_TYPE, metapaths_for_order
 from graphrel.losses import distillation_loss, temperature_targets
-from graphrel.metrics import auc, spearman
-from graphrel.nn.interaction import KernelPooling
-from graphrel.nn.metapath import NUM_STATS, MetapathAttention, SemanticAttention
-from graphrel.nn.text import WordpieceEncoder, gather_rows, masked_mean
+from graphrel.models.class_path import add_class_path
+from graphrel.models.validation import RelevanceValidation
+from graphrel.nn.functional import gather_rows, masked_mean
+from graphrel.nn.kernel_pooling import KernelPooling
+from graphrel.nn.metapath_attention import NUM_STATS, MetapathAttention
+from graphrel.nn.semantic_attention import SemanticAttention
+from graphrel.nn.wordpiece_encoder import WordpieceEncoder
 
-#: Node type of each metapath's neighbours and of its centre.
-NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
 NODE_TYPES = ("query", "product")
 #: Width of the batch's ``neighbourhood`` statistics (see ``MetapathNeighbours.neighbourhood_statistics``).
 NUM_NEIGHBOURHOOD_STATISTICS = 4
-
-
-def student_embeddings(backbone: str, backbone_config: dict | None) -> torch.Tensor:
-    """Wordpiece embedding matrix (V, D): the backbone's, or random for a tiny test config."""
-    if backbone_config is not None:
-        generator = torch.Generator().manual_seed(0)
-        return torch.randn(backbone_config["vocab_size"], backbone_config["hidden_size"],
-                           generator=generator) * 0.05
-    from graphrel.backbone import load_word_embeddings
-
-    return load_word_embeddings(backbone)
 
 
 class KOrderStudent(L.LightningModule):
@@ -83,8 +75,16 @@ class KOrderStudent(L.LightningModule):
             and average relevance, which capped neighbours miss. With k=0 this is BERM-O,
             the online model: 0-order text part plus per-node summaries precomputed from the
             graph (two table look-ups, no attention); the text-only k=0 student sets it False.
+        text_fallback: a graph student (k >= 1 or neighbourhood statistics) carries a frozen
+            copy of a trained text-only student (:meth:`load_text_student`; ``graphrel fit``
+            loads ``<run_dir>/student_k0``) and scores with it every pair whose query has no
+            other product in the graph (:meth:`query_unknown`: a query new to the log).
+            Measured on Home Depot (protocol ``new_query``), the graph's product side adds
+            nothing for a new query (+0.0003 AUC) while a jointly trained text path loses
+            0.0015 AUC to the text-only student; the fallback keeps the text student's quality
+            there. It shares the frozen wordpiece matrix (no second copy).
 
-    The defaults are the pipeline's k-order student (``graphrel.pipeline.StudentConfig``,
+    The defaults are the pipeline's k-order student (``graphrel.pipeline.config.StudentConfig``,
     ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
 
     Batch (see :class:`graphrel.data.features.PairFeaturizer`) plus, for training,
@@ -96,11 +96,12 @@ class KOrderStudent(L.LightningModule):
                  text_dim: int | None = 128,
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
-                 label_weight: float = 1.0, neighbourhood_statistics: bool = True) -> None:
+                 label_weight: float = 1.0, neighbourhood_statistics: bool = True,
+                 text_fallback: bool = True) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
-        self.encoder = WordpieceEncoder(student_embeddings(backbone, backbone_config), dim=text_dim)
+        self.encoder = WordpieceEncoder(load_word_embeddings(backbone, backbone_config), dim=text_dim)
         dim = self.encoder.dim
         self.kernels = KernelPooling(num_kernels)
         self.text_mlp = MLP([num_kernels + 4 * dim, text_hidden, text_hidden // 2], dropout=0.1, norm=None)
@@ -113,9 +114,19 @@ class KOrderStudent(L.LightningModule):
         if neighbourhood_statistics:
             head_in += NUM_NEIGHBOURHOOD_STATISTICS
         self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
+        self.text_fallback = None
+        if text_fallback and head_in > text_hidden // 2:
+            # Its own random draws must not change the graph student's training (dropout masks).
+            with torch.random.fork_rng():
+                self.text_fallback = nn.ModuleDict({
+                    "encoder": self.encoder.sharing_embeddings(),
+                    "text_mlp": MLP([num_kernels + 4 * dim, text_hidden, text_hidden // 2], dropout=0.1, norm=None),
+                    "head": MLP([text_hidden // 2, 64, 1], dropout=0.1, norm=None)})
+            self.text_fallback.requires_grad_(False)
+        self._text_fallback_loaded = False
         self.node_vectors: dict[str, torch.Tensor] = {}
         self._projected_nodes: dict[str, torch.Tensor] = {}
-        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        self.val_metrics = RelevanceValidation()
 
     # -- graph nodes -----------------------------------------------------------------
     def attach_graph(self, query_node_tokens: torch.Tensor, product_node_tokens: torch.Tensor) -> None:
@@ -135,6 +146,32 @@ class KOrderStudent(L.LightningModule):
         if datamodule is not None and hasattr(datamodule, "featurizer"):
             featurizer = datamodule.featurizer
             self.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+        if stage == "fit" and self.text_fallback is not None and not self._text_fallback_loaded:
+            # `graphrel fit` (LightningCLI): the fallback is the run's text-only student.
+            self._load_run_text_student(getattr(datamodule, "hparams", {}).get("run_dir"))
+
+    @staticmethod
+    def _run_text_student(run_dir) -> "KOrderStudent":
+        from graphrel.errors import GraphrelInputError
+        from graphrel.run import STUDENT_CHECKPOINT, TEXT_STUDENT
+
+        path = Path(run_dir or ".") / TEXT_STUDENT / STUDENT_CHECKPOINT
+        if not path.is_file():
+            raise GraphrelInputError("the text fallback of a graph student needs the run's text-only student",
+                                     path=path, fix="run the pipeline (its student_k0 stage) on this run "
+                                     "directory first, or set model.init_args.text_fallback false")
+        return KOrderStudent.load_from_checkpoint(path, map_location="cpu")
+
+    def _load_run_text_student(self, run_dir) -> None:
+        from graphrel.errors import GraphrelInputError
+
+        text_student = self._run_text_student(run_dir)
+        try:
+            self.load_text_student(text_student)
+        except ValueError as error:
+            raise GraphrelInputError(f"the run's text-only student cannot be this student's fallback: {error}",
+                                     path=Path(run_dir), fix="give the graph student the text student's "
+                                     "text_dim, text_hidden and num_kernels, or set text_fallback false") from None
 
     def clear_inference_cache(self) -> None:
         """Forget tables projected for inference (weights changed)."""
@@ -143,14 +180,39 @@ class KOrderStudent(L.LightningModule):
 
     def train(self, mode: bool = True):
         self.clear_inference_cache()
-        return super().train(mode)
+        super().train(mode)
+        if self.text_fallback is not None:
+            self.text_fallback.eval()  # a frozen trained text student: no dropout
+        return self
+
+    def load_text_student(self, text_student: "KOrderStudent") -> None:
+        """Copy a trained text-only student (k=0, no neighbourhood statistics) into the
+        fallback that scores pairs whose query has no neighbour in the graph.
+
+        Raises:
+            ValueError: this student has no fallback (``text_fallback=False`` or no graph
+                part), or ``text_student`` is not a text-only student of the same shape.
+        """
+        if self.text_fallback is None:
+            raise ValueError("this student has no text fallback (text_fallback=False or it reads no graph)")
+        if text_student.metapaths or text_student.hparams.neighbourhood_statistics:
+            raise ValueError("the fallback must be a text-only student (order 0, no neighbourhood statistics)")
+        if not torch.equal(text_student.encoder.embedding.weight, self.encoder.embedding.weight):
+            raise ValueError("the text student reads other wordpiece embeddings (another backbone)")
+        fallback = self.text_fallback
+        pairs = ((fallback["encoder"].projection, text_student.encoder.projection),
+                 (fallback["text_mlp"], text_student.text_mlp), (fallback["head"], text_student.head))
+        for mine, theirs in pairs:
+            if {k: v.shape for k, v in mine.state_dict().items()} != {k: v.shape for k, v in theirs.state_dict().items()}:
+                raise ValueError("the text student has another shape (text_dim, text_hidden or num_kernels "
+                                 "differ from this student's)")
+        for mine, theirs in pairs:
+            mine.load_state_dict(theirs.state_dict())
+        fallback["encoder"].clear_inference_cache()
+        self._text_fallback_loaded = True
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        # The class path lets LightningCLI (`graphrel predict --ckpt_path`) rebuild the model in
-        # subclass mode from a checkpoint written by `graphrel pipeline`.
-        if "hyper_parameters" in checkpoint:
-            checkpoint["hyper_parameters"] = {**checkpoint["hyper_parameters"],
-                                              "_class_path": f"{type(self).__module__}.{type(self).__qualname__}"}
+        add_class_path(checkpoint, self)  # for `graphrel predict --ckpt_path` (LightningCLI)
 
     def on_train_batch_start(self, batch, batch_idx: int) -> None:
         # Lightning restores train/eval by setting ``.training`` directly, bypassing
@@ -179,14 +241,35 @@ class KOrderStudent(L.LightningModule):
         return torch.stack(out, 1)
 
     # -- model -------------------------------------------------------------------------
-    def forward(self, batch: dict, return_attention: bool = False):
-        query, query_mask = self.encoder.tokens(batch["query_tokens"])
-        title, title_mask = self.encoder.tokens(batch["product_tokens"])
+    def _text(self, batch: dict, encoder: WordpieceEncoder, text_mlp: MLP):
+        """0-order relevance features h0 (B, text_hidden / 2) and pooled texts e_q, e_p (B, D)."""
+        query, query_mask = encoder.tokens(batch["query_tokens"])
+        title, title_mask = encoder.tokens(batch["product_tokens"])
         e_q, e_p = masked_mean(query, query_mask), masked_mean(title, title_mask)
         kernel_features = self.kernels(query, query_mask, title, title_mask,
-                                       self.encoder.token_norms(batch["query_tokens"], query),
-                                       self.encoder.token_norms(batch["product_tokens"], title))
-        parts = [self.text_mlp(torch.cat([kernel_features, e_q, e_p, e_q * e_p, (e_q - e_p).abs()], -1))]
+                                       encoder.token_norms(batch["query_tokens"], query),
+                                       encoder.token_norms(batch["product_tokens"], title))
+        return text_mlp(torch.cat([kernel_features, e_q, e_p, e_q * e_p, (e_q - e_p).abs()], -1)), e_q, e_p
+
+    def query_unknown(self, batch: dict) -> torch.Tensor:
+        """(B,) bool: pairs whose query has no other product in the graph (a query new to the
+        log, or whose only edge is the pair itself): what the text fallback scores."""
+        if "Q-P/scores" in batch:
+            return torch.isnan(batch["Q-P/scores"]).all(-1)
+        return batch["neighbourhood"][:, 1] == 0  # log(1 + the query's degree)
+
+    def _fallback_logits(self, batch: dict) -> torch.Tensor:
+        fallback = self.text_fallback
+        return fallback["head"](self._text(batch, fallback["encoder"], fallback["text_mlp"])[0]).squeeze(-1)
+
+    def forward(self, batch: dict, return_attention: bool = False):
+        unknown = None
+        if self.text_fallback is not None and not self.training:
+            unknown = self.query_unknown(batch)
+            if bool(unknown.all()) and not return_attention:
+                return self._fallback_logits(batch)
+        text, e_q, e_p = self._text(batch, self.encoder, self.text_mlp)
+        parts = [text]
         attention = {}
         if self.metapaths:
             if not self.node_vectors:
@@ -203,6 +286,9 @@ class KOrderStudent(L.LightningModule):
         if self.hparams.neighbourhood_statistics:
             parts.append(batch["neighbourhood"])
         logits = self.head(torch.cat(parts, -1)).squeeze(-1)
+        if unknown is not None and bool(unknown.any()):
+            logits = torch.where(unknown, self._fallback_logits(batch), logits)
+            attention["text_fallback"] = unknown
         return (logits, attention) if return_attention else logits
 
     # -- training ----------------------------------------------------------------------
@@ -214,17 +300,10 @@ class KOrderStudent(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int):
-        scores = torch.sigmoid(self(batch))
-        self._val.append((scores.float().cpu().numpy(), batch["label"].float().cpu().numpy()))
+        self.val_metrics.update(torch.sigmoid(self(batch)), batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        scores, labels = (np.concatenate(x) for x in zip(*self._val))
-        self._val = []
-        keep = ~np.isnan(labels)
-        self.log("val_auc", auc(scores[keep], labels[keep]), prog_bar=True)
-        self.log("val_spearman", spearman(scores[keep], labels[keep]), prog_bar=True)
+        self.val_metrics.log(self)
 
     def predict_step(self, batch: dict, batch_idx: int):
         return torch.sigmoid(self(batch))

@@ -11,12 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from graphrel.backbone import MINILM, load_tokenizer, resolve_backbone
-from graphrel.metrics import auc, spearman
+from graphrel.models.validation import RelevanceValidation
 
 
 class CrossEncoderTeacher(L.LightningModule):
@@ -58,7 +57,7 @@ class CrossEncoderTeacher(L.LightningModule):
         if freeze_word_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         self.model.train()  # from_pretrained returns eval mode; Lightning does not switch it back
-        self._val: list[tuple[np.ndarray, np.ndarray]] = []
+        self.val_metrics = RelevanceValidation()
 
     def encode(self, queries, products, padding: bool | str = True):
         """Tokenise pairs: (B,) str each -> dict of (B, L) int64 tensors."""
@@ -82,16 +81,10 @@ class CrossEncoderTeacher(L.LightningModule):
         return loss
 
     def validation_step(self, batch: dict, batch_idx: int):
-        self._val.append((self.scores(self._logits(batch)).float().cpu().numpy(),
-                          batch["label"].float().cpu().numpy()))
+        self.val_metrics.update(self.scores(self._logits(batch)), batch["label"])
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
-            return
-        scores, labels = (np.concatenate(x) for x in zip(*self._val))
-        self._val = []
-        self.log("val_auc", auc(scores, labels), prog_bar=True)
-        self.log("val_spearman", spearman(scores, labels), prog_bar=True)
+        self.val_metrics.log(self)
 
     def predict_step(self, batch: dict, batch_idx: int):
         return self.scores(self._logits(batch))

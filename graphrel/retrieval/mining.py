@@ -89,12 +89,12 @@ def add_teacher_logits(examples: pd.DataFrame, teacher, *, batch_size: int = 128
     """The cross-encoder teacher's logits of each (query, positive) and (query, negative_j) pair.
 
     Positives that already carry ``teacher_logit`` (the run's teacher_scores) keep it; every
-    negative is scored with :func:`graphrel.scoring.teacher_logits` (length-sorted batches).
+    negative is scored with :func:`graphrel.scoring.teacher_labelling.teacher_logits` (length-sorted batches).
 
     Returns:
         ``examples`` plus ``teacher_positive`` and ``teacher_negative_1..n`` (float32 logits).
     """
-    from graphrel.scoring import teacher_logits
+    from graphrel.scoring.teacher_labelling import teacher_logits
 
     out = examples.copy()
     negative_columns = sorted((c for c in out.columns if c.startswith("negative_text_")),

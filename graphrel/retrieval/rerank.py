@@ -1,9 +1,9 @@
 """Two-stage retrieval: re-rank a retriever's top k with a pair scorer.
 
 Any pair model graphrel trains can re-rank: a student directory (``student.json``: the k-order
-graph student, BERM-O, BERT2DNN; :func:`graphrel.scoring.load_scorer`) or the cross-encoder
+graph student, BERM-O, BERT2DNN; :func:`graphrel.scoring.load.load_scorer`) or the cross-encoder
 teacher (a Hugging Face directory with ``config.json``, e.g. ``RUN/teacher``; scored with
-:func:`graphrel.scoring.teacher_logits`). The re-ranked list keeps the same products; ties of
+:func:`graphrel.scoring.teacher_labelling.teacher_logits`). The re-ranked list keeps the same products; ties of
 the pair score break by product id.
 """
 
@@ -28,12 +28,12 @@ def load_pair_scorer(directory: str | Path) -> PairScorer:
     """
     directory = Path(directory)
     if (directory / "student.json").is_file():
-        from graphrel.scoring import load_scorer
+        from graphrel.scoring.load import load_scorer
 
         scorer = load_scorer(directory)
         return lambda qids, queries, pids, texts: np.asarray(scorer.score(qids, queries, pids, texts), dtype=np.float64)
     if (directory / "config.json").is_file():
-        from graphrel.scoring import load_teacher, teacher_logits
+        from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits
 
         teacher = load_teacher(directory)
         return lambda qids, queries, pids, texts: teacher_logits(teacher, queries, texts, progress=False).astype(np.float64)

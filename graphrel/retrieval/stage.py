@@ -178,7 +178,7 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
     path, key_path = output_dir / "training_examples.parquet", output_dir / "training_examples.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
         return pd.read_parquet(path)
-    from graphrel.scoring import load_teacher
+    from graphrel.scoring.teacher_labelling import load_teacher
 
     examples = positive_examples(pairs, threshold=threshold, max_examples=config.max_train_examples, seed=config.seed)
     bm25 = BM25Index(catalogue.texts, k1=config.bm25_k1, b=config.bm25_b)

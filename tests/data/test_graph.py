@@ -100,7 +100,7 @@ def test_neighbourhood_statistics_match_brute_force_without_own_edge(seed):
 
 def _named(neighbours, graph, metapath):
     """Neighbour node ids and scores of one pair, as sorted (id, score) tuples."""
-    from graphrel.models.korder import NEIGHBOUR_TYPE
+    from graphrel.data.graph import NEIGHBOUR_TYPE
 
     names = graph[NEIGHBOUR_TYPE[metapath]].node_id
     return sorted((names[i], round(float(s), 5)) for i, s in zip(neighbours.ids[0], neighbours.scores[0]) if i >= 0)

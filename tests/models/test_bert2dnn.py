@@ -6,11 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrel.data.bert2dnn_data import Bert2DnnDataModule
+from graphrel.models.bert2dnn_data import Bert2DnnDataModule
 from graphrel.data.ngrams import NgramFeaturizer
 from graphrel.errors import GraphrelInputError
 from graphrel.losses import temperature_targets
-from graphrel.models.bert2dnn import Bert2DnnScorer, Bert2DnnStudent, save_student, train_bert2dnn
+from graphrel.models.bert2dnn import Bert2DnnStudent
+from graphrel.scoring.bert2dnn_scorer import Bert2DnnScorer
+from graphrel.models.bert2dnn_training import save_student, train_bert2dnn
 from graphrel.run import PAIRS, TEACHER_SCORES
 
 WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge", "light", "bulb"]
@@ -152,33 +154,6 @@ def test_frozen_table_trains_only_the_mlp(optimizer):
     assert not torch.equal(model.mlp[0].weight.detach(), first)
 
 
-def test_wordpiece_init_gives_ngrams_sharing_words_correlated_vectors():
-    featurizer = NgramFeaturizer.fit(["cordless drill", "drill bit", "paint brush", "hammer"], min_count=1,
-                                     num_buckets=16)
-    model = tiny_student(init="wordpiece")
-    model.attach_ngrams(featurizer)
-    table = model.embedding.weight.detach()
-
-    def vector(ngram):
-        return table[featurizer.ngrams.index(ngram)]
-
-    def cos(a, b):
-        return torch.nn.functional.cosine_similarity(vector(a), vector(b), dim=0).item()
-
-    assert cos("drill", "<s> drill") == pytest.approx(1.0, abs=1e-5)  # markers add no words
-    assert cos("drill", "drill bit") > 0.5 and cos("drill bit", "bit") > 0.5
-    assert abs(cos("drill", "paint")) < cos("drill", "drill bit")
-    assert abs(cos("drill", "hammer")) < cos("drill", "drill bit")
-    # scaled to the random init's RMS; buckets small
-    rms = table[:featurizer.vocab_size].pow(2).mean().sqrt().item()
-    assert rms == pytest.approx(1 / np.sqrt(16), rel=1e-3)
-    assert table[featurizer.vocab_size:].pow(2).mean().sqrt().item() < 0.3 * rms
-    # a checkpointed model is never re-initialised by attaching its vocabulary again
-    before = table.clone()
-    model.attach_ngrams(featurizer)
-    assert torch.equal(model.embedding.weight.detach(), before)
-
-
 def test_datamodule_splits_and_transfer_choices(run_dir):
     frame = synthetic_run()
     train_queries = set(frame.query_id[frame.split == "train"])
@@ -206,36 +181,6 @@ def test_datamodule_splits_and_transfer_choices(run_dir):
     assert sum(len(b["label"]) for b in data.val_dataloader()) == (frame.split == "val").sum()
     with pytest.raises(GraphrelInputError):
         Bert2DnnDataModule(run_dir=str(run_dir), transfer="everything")
-
-
-def test_sentence_init_places_related_ngrams_close_with_the_real_backbone():
-    """init="sentence": n-gram vectors from the shipped sentence encoder (integration: real
-    MiniLM-L6, a dozen n-grams), so synonyms that share no wordpiece start close."""
-    featurizer = NgramFeaturizer.fit(["fridge", "refrigerator", "drill bit", "paint brush", "garden hose",
-                                      "ceiling fan", "lawn mower", "toilet seat"], min_count=1, num_buckets=16)
-    model = Bert2DnnStudent(embedding_dim=8, hidden=(16,), init="sentence")
-    model.attach_ngrams(featurizer)
-    table = model.embedding.weight.detach()
-
-    def cos(a, b):
-        vectors = table[featurizer.ngrams.index(a)], table[featurizer.ngrams.index(b)]
-        return torch.nn.functional.cosine_similarity(*vectors, dim=0).item()
-
-    assert cos("fridge", "<s> fridge") == pytest.approx(1.0, abs=1e-5)  # markers add no words
-    for other in ("drill bit", "paint brush", "garden hose", "toilet seat"):
-        assert cos("fridge", "refrigerator") > cos("fridge", other)
-    rms = table[:featurizer.vocab_size].pow(2).mean().sqrt().item()
-    assert rms == pytest.approx(1 / np.sqrt(8), rel=1e-3)
-
-
-def test_sentence_init_with_a_tiny_encoder_fills_every_vocabulary_row():
-    featurizer = NgramFeaturizer.fit(["cordless drill", "drill bit", "paint brush", "hammer"], min_count=1,
-                                     num_buckets=16)
-    model = tiny_student(init="sentence")
-    model.attach_ngrams(featurizer)
-    table = model.embedding.weight.detach()[:featurizer.vocab_size]
-    assert torch.isfinite(table).all() and (table.abs().sum(1) > 0).all()
-    assert table.pow(2).mean().sqrt().item() == pytest.approx(1 / np.sqrt(16), rel=1e-3)
 
 
 def test_match_features_reach_the_mlp_in_forward_and_in_the_scorer(tmp_path):
@@ -286,7 +231,7 @@ def test_save_load_score_round_trip(tmp_path):
     fast = Bert2DnnScorer.load(directory, dtype="bfloat16")
     np.testing.assert_allclose(fast.score(queries, queries, titles, titles), got, atol=2e-2)
     # `graphrel score` loads any student type through the manifest
-    from graphrel.scoring import load_scorer
+    from graphrel.scoring.load import load_scorer
 
     assert isinstance(load_scorer(directory), Bert2DnnScorer) and load_scorer(directory).dtype == torch.float32
     # the manifest's scoring dtype is what `graphrel score` uses; an unknown one is refused
@@ -302,7 +247,7 @@ def test_save_load_score_round_trip(tmp_path):
 
 
 def test_load_scorer_rejects_unknown_model_types(tmp_path):
-    from graphrel.scoring import load_scorer
+    from graphrel.scoring.load import load_scorer
 
     (tmp_path / "student.json").write_text(json.dumps({"model": "SomethingElse"}))
     with pytest.raises(GraphrelInputError, match="unsupported student type 'SomethingElse'"):
@@ -358,3 +303,25 @@ def test_graphrel_fit_with_the_shipped_config(run_dir, tmp_path):
                  "--data.init_args.min_count", "1", "--ckpt_path", str(checkpoint), "--trainer.logger", "false",
                  "--trainer.enable_progress_bar", "false", "--trainer.default_root_dir", str(tmp_path / "test")])
     assert code in (0, None)
+
+
+def test_logged_test_auc_is_the_metric_of_the_test_pairs(run_dir):
+    """``graphrel test`` logs test_auc / test_spearman as graphrel.metrics on the same scores."""
+    import lightning as L
+
+    from graphrel.metrics import auc, spearman
+
+    data = Bert2DnnDataModule(run_dir=str(run_dir), batch_size=16, min_count=1)
+    data.setup("fit")
+    model = tiny_student(match_features=True)
+    model.attach_ngrams(data.ngrams)
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, accelerator="cpu")
+    logged = trainer.test(model, datamodule=data, verbose=False)[0]
+    model.eval()
+    with torch.inference_mode():
+        batches = list(data.test_dataloader())
+        scores = torch.cat([model.scores(model(batch)) for batch in batches]).numpy()
+    labels = torch.cat([batch["label"] for batch in batches]).numpy()
+    keep = ~np.isnan(labels)
+    assert logged["test_auc"] == pytest.approx(auc(scores[keep], labels[keep]), abs=1e-6)
+    assert logged["test_spearman"] == pytest.approx(spearman(scores[keep], labels[keep]), abs=1e-6)

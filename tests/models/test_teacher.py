@@ -2,7 +2,7 @@ import numpy as np
 import torch
 
 from graphrel.models.teacher import CrossEncoderTeacher
-from graphrel.scoring import load_teacher, teacher_logits
+from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits
 
 TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 QUERIES = ["drill bit", "garden hose", "paint brush", "door hinge", "led light bulb 60w"]
@@ -52,8 +52,8 @@ def test_saved_teacher_gives_the_same_logits(tmp_path):
 
 
 def test_interrupted_labelling_resumes_to_the_uninterrupted_result(tmp_path, monkeypatch):
-    import graphrel.scoring as scoring
-    from graphrel.scoring import teacher_logits_resumable
+    import graphrel.scoring.teacher_labelling as scoring
+    from graphrel.scoring.teacher_labelling import teacher_logits_resumable
 
     rng = np.random.default_rng(0)
     words = "drill bit hose garden paint brush door hinge led light bulb steel ft in pack".split()

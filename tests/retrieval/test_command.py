@@ -88,7 +88,7 @@ def test_rerank_orders_the_top_k_by_the_teacher(tmp_path, bm25_dir):
     import numpy as np
 
     from graphrel.models.teacher import CrossEncoderTeacher
-    from graphrel.scoring import teacher_logits
+    from graphrel.scoring.teacher_labelling import teacher_logits
 
     from .conftest import PRODUCTS, TINY
 

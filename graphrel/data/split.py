@@ -1,0 +1,63 @@
+"""The query-disjoint split of pairs into train / val / test.
+
+Example:
+    >>> splits = split_by_query(pairs, val_fraction=0.1, test_fraction=0.1, seed=0)  # doctest: +SKIP
+    >>> sorted(splits)  # doctest: +SKIP
+    ['test', 'train', 'val']
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graphrel.data.schema import RelevancePairs
+from graphrel.errors import GraphrelInputError
+
+__all__ = ["split_by_query"]
+
+
+def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fraction: float = 0.1,
+                   seed: int = 0) -> dict[str, RelevancePairs]:
+    """Split pairs into train / val / test with disjoint query sets.
+
+    The sorted unique ``query_id`` values are permuted with ``numpy.random.default_rng(seed)``;
+    the first ``round(test_fraction * n)`` queries go to test, the next
+    ``round(val_fraction * n)`` to val, the rest to train. Pairs keep their order within
+    each split. Same pairs and seed ⇒ same split.
+
+    Args:
+        pairs: the pairs to split.
+        val_fraction: share of queries for validation, ``>= 0``.
+        test_fraction: share of queries for test, ``>= 0``; ``val + test < 1``.
+        seed: random seed.
+
+    Returns:
+        ``{"train": ..., "val": ..., "test": ...}``; every ``query_id`` is in exactly one.
+
+    Raises:
+        GraphrelInputError: invalid fractions, or too few queries to leave any for train.
+    """
+    fix = "choose val_fraction >= 0 and test_fraction >= 0 with val_fraction + test_fraction < 1"
+    try:
+        vf, tf = float(val_fraction), float(test_fraction)
+    except (TypeError, ValueError):
+        raise GraphrelInputError(f"fractions must be numbers, got val_fraction={val_fraction!r}, "
+                                 f"test_fraction={test_fraction!r}", fix=fix) from None
+    if not (math.isfinite(vf) and math.isfinite(tf)) or vf < 0 or tf < 0 or vf + tf >= 1:
+        raise GraphrelInputError(f"invalid split fractions val_fraction={vf}, test_fraction={tf}",
+                                 fix=fix)
+    queries = np.asarray(sorted(pairs.frame["query_id"].unique()), dtype=object)
+    n = len(queries)
+    order = queries[np.random.default_rng(seed).permutation(n)]
+    n_test, n_val = int(round(tf * n)), int(round(vf * n))
+    if n and n_test + n_val >= n:
+        raise GraphrelInputError(
+            f"only {n} distinct queries: the split leaves none for training",
+            path=pairs.source or None, fix="lower val_fraction/test_fraction or use more queries")
+    groups = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
+              "train": order[n_test + n_val:]}
+    qid = pairs.frame["query_id"]
+    return {name: pairs.subset(qid.isin(set(groups[name])).to_numpy())
+            for name in ("train", "val", "test")}

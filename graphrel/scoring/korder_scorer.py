@@ -1,0 +1,114 @@
+"""The k-order graph student's scorer (BERM-O too): pairs from ids and texts to scores.
+
+:class:`StudentScorer` loads a ``KOrderStudent`` directory with its query-product graph and
+scores pairs end to end from texts (tokenising and neighbour look-up included), in input
+order. :func:`graphrel.scoring.load.load_scorer` loads any student type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from graphrel.errors import GraphrelInputError
+from graphrel.run import GRAPH, load_run_graph
+from graphrel.scoring.load import read_student_manifest
+from graphrel.scoring.paused_gc import paused_garbage_collector
+
+
+@dataclass
+class StudentScorer:
+    """A trained student with its graph, ready to score pairs from text.
+
+    Load with :meth:`load` from a student directory (``model.ckpt`` + ``student.json``).
+    """
+
+    model: object
+    featurizer: object
+    name: str = "student"
+
+    @classmethod
+    def load(cls, directory: str | Path, *, graph: str | Path | None = None) -> "StudentScorer":
+        """Load ``<directory>/student.json``, its checkpoint and its graph.
+
+        Args:
+            directory: a student directory.
+            graph: the query-product graph (``graph.pt``) to read neighbours from instead of
+                the one the manifest names (e.g. a run's ``graph_new_query.pt``, in which no
+                test query has an edge).
+
+        Raises:
+            GraphrelInputError: unknown directory, missing manifest or checkpoint, or a
+                checkpoint of another model type.
+        """
+        from graphrel.backbone import load_tokenizer
+        from graphrel.data.features import PairFeaturizer
+        from graphrel.data.tokens import WordpieceCache
+        from graphrel.models.korder import KOrderStudent
+
+        directory = Path(directory)
+        manifest, checkpoint = read_student_manifest(directory, "KOrderStudent",
+                                                     fix="re-run the pipeline's student stage")
+        try:
+            model = KOrderStudent.load_from_checkpoint(checkpoint, map_location="cpu")
+        except (KeyError, TypeError, RuntimeError) as error:
+            raise GraphrelInputError(f"not a k-order student checkpoint ({error.__class__.__name__})",
+                                     path=checkpoint, fix="pass the checkpoint of a KOrderStudent") from None
+        model.eval()
+        graph = load_run_graph(Path(graph) if graph is not None
+                               else (directory / manifest.get("graph", f"../{GRAPH}")).resolve())
+        featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(model.hparams.backbone)),
+                                    cap=manifest.get("cap", 8), metapaths=model.metapaths,
+                                    neighbourhood_statistics=model.hparams.get("neighbourhood_statistics", False))
+        model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
+        scorer = cls(model=model, featurizer=featurizer, name=directory.name)
+        scorer.reset_text_caches()  # the graph's node texts are not the texts it will score
+        return scorer
+
+    def reset_text_caches(self) -> None:
+        """Forget the wordpieces of every text tokenised so far (timing from a cold cache)."""
+        from graphrel.data.tokens import WordpieceCache
+
+        self.featurizer.tokens = WordpieceCache(self.featurizer.tokens.tokenizer, self.featurizer.tokens.pad_id)
+
+    @torch.inference_mode()
+    @paused_garbage_collector()
+    def score(self, query_ids, queries, product_ids, product_texts, *, batch_size: int = 512,
+              progress: bool = False) -> np.ndarray:
+        """Relevance scores of pairs from their ids and texts, in input order.
+
+        Texts are tokenised and neighbours looked up for all pairs at once (vectorised),
+        then scored in batches of similar product-text length (little padding).
+
+        Args:
+            query_ids, product_ids: N str ids (graph neighbours are looked up by id; unseen
+                ids have none).
+            queries, product_texts: N str texts.
+            batch_size: pairs per forward pass (small batches stay in CPU cache).
+
+        Returns:
+            (N,) float32 scores in [0, 1].
+
+        Raises:
+            ValueError: ``batch_size`` < 1 (no batch would run: the scores would be
+                whatever memory held).
+        """
+        from graphrel.data.features import select_rows
+
+        if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+
+        features = self.featurizer.from_texts(query_ids, queries, product_ids, product_texts)
+        lengths = (features["product_tokens"] != self.featurizer.tokens.pad_id).sum(1).numpy()
+        order = torch.from_numpy(np.argsort(lengths, kind="stable"))
+        out = np.empty(len(lengths), dtype=np.float32)
+        for start in tqdm(range(0, len(order), batch_size), desc=f"{self.name} scoring", disable=not progress,
+                          unit="batch", mininterval=2.0):
+            rows = order[start:start + batch_size]
+            batch = select_rows(features, rows, self.featurizer.tokens.pad_id)
+            out[rows.numpy()] = torch.sigmoid(self.model(batch)).numpy()
+        return out

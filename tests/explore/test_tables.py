@@ -1,0 +1,39 @@
+"""Tests of graphrel.explore.tables: the terminal tables."""
+
+from __future__ import annotations
+
+from explore_run import busy_query, generic_graph, pairs, real_data, rich_pair, run_dir  # noqa: F401 (fixtures)
+from graphrel.explore import neighborhood
+from graphrel.explore.command import inspect_command
+from graphrel.explore.tables import format_table
+
+
+def test_table_of_generic_graph(generic_graph):
+    table = format_table(neighborhood(generic_graph, query="q1", hops=2))
+    lines = table.splitlines()
+    assert lines[0] == "centre: query 'cordless drill' [id q1] (degree 3)"
+    assert any("product p3  garden hose" in line and "transfer" in line for line in lines)
+    assert sum("query 'hose'" in line for line in lines) == 1
+
+
+@real_data
+def test_table_lists_products_and_their_other_queries(run_dir, pairs, busy_query, capsys):
+    inspect_command(["--run-dir", str(run_dir), "--query", busy_query, "--hops", "2", "--no-student"])
+    out = capsys.readouterr().out
+    assert out.startswith("centre: query")
+    own = pairs[pairs["query_id"] == busy_query]
+    for product_id in own["product_id"]:
+        assert f"product {product_id} " in out
+    others = set(pairs.loc[pairs["product_id"].isin(own["product_id"]), "query"]) - {busy_query}
+    assert others
+    for query in others:
+        if len(query) < 60 and "  " not in query:
+            assert f"query {query!r}" in out
+
+
+@real_data
+def test_pair_table(run_dir, rich_pair, capsys):
+    query, product_id, _ = rich_pair
+    inspect_command(["--run-dir", str(run_dir), "--query", query, "--pair-product-id", product_id, "--hops", "1"])
+    out = capsys.readouterr().out
+    assert "metapath weights: Q-P" in out and "attention" in out and f"x product {product_id}" in out

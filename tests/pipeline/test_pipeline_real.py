@@ -1,0 +1,112 @@
+"""Integration: `graphrel pipeline` on a slice of the real Home Depot data with the real
+MiniLM-L6 backbone, then `graphrel score` on pairs absent from training."""
+
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+
+from graphrel.cli import main
+
+pytestmark = pytest.mark.real_data
+
+SLICE = {
+    "seed": 0,
+    "data": {"kind": "home_depot", "max_queries": 200},
+    "transfer": {"tfidf_per_query": 1, "random_per_query": 1},
+    "teacher": {"backbone": "minilm-l6", "max_train_pairs": 320, "max_val_pairs": 160, "epochs": 1},
+    "student": {"order": 2, "cap": 8, "epochs": 2, "batch_size": 128},
+}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from conftest import real_data_path
+
+    path = real_data_path()
+    if path is None:
+        pytest.skip("real Home Depot data not found (see data/README.md)")
+    root = tmp_path_factory.mktemp("pipeline")
+    config = dict(SLICE, data=dict(SLICE["data"], path=str(path)))
+    (root / "slice.yaml").write_text(yaml.safe_dump(config))
+    assert main(["pipeline", "--config", str(root / "slice.yaml"), "--run-dir", str(root / "run"),
+                 "--no-progress"]) == 0
+    return root / "run"
+
+
+def test_metrics_for_every_model_in_both_protocols(run_dir):
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for protocol in ("new_query", "new_pairs"):
+        models = metrics["protocols"][protocol]["models"]
+        assert set(models) == {"teacher", "student_k0", "student_korder", "student_online"}
+        for name, values in models.items():
+            for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
+                assert math.isfinite(values[key]), (protocol, name, key)
+            assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
+    split = metrics["split"]
+    assert split["test"]["pairs"] > 0 and split["test_context"]["pairs"] > 0 and split["transfer"]["pairs"] > 0
+    assert (run_dir / "student_vs_teacher.png").stat().st_size > 10_000
+    assert re.search(r"^\| student_korder +\|", (run_dir / "report.md").read_text(), re.MULTILINE)
+
+
+def test_split_is_query_disjoint_and_test_labels_stay_out_of_the_graph(run_dir):
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    labelled = pairs[pairs.split != "transfer"]
+    # a test query's judged pairs are split into evaluated "test" pairs and graph "test_context"
+    per_query = labelled["split"].replace({"test_context": "test"}).groupby(labelled["query_id"]).nunique()
+    assert (per_query == 1).all()
+    graph = torch.load(run_dir / "graph.pt", weights_only=False)
+    store = graph["query", "shown", "product"]
+    assert torch.isnan(store.label[store.split != 0]).all()
+    assert not torch.isnan(store.label[store.split == 0]).any()
+    assert not torch.isnan(store.teacher_score).any()
+
+
+def test_score_unseen_pairs_in_order(run_dir, tmp_path):
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    new = pd.DataFrame({
+        "query": ["cordless drill with battery", "angle bracket", "outdoor led flood light", "zz unknown words qq"],
+        "product_id": ["new-1", "new-2", pairs.product_id.iloc[0], "new-4"],
+        "product_text": ["20V MAX cordless drill kit", "galvanized steel angle", pairs.product_text.iloc[0], "misc"],
+    })
+    source = tmp_path / "new.csv"
+    new.to_csv(source, index=False)
+    out = tmp_path / "scores.parquet"
+    assert main(["score", "--model", str(run_dir / "student_korder"), "--input", str(source),
+                 "--output", str(out)]) == 0
+    scores = pd.read_parquet(out)
+    assert list(scores.row_id) == [1, 2, 3, 4]
+    assert list(scores.product_id) == list(new.product_id)
+    assert np.isfinite(scores.score).all() and scores.score.between(0, 1).all()
+
+
+def _stamps(directory):
+    """(modification time in ns, size) of every file below ``directory``, by relative path."""
+    return {p.relative_to(directory).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, capsys):
+    before = json.loads((run_dir / "metrics.json").read_text())
+    trained = ("teacher", "student_k0", "student_korder", "student_online")
+    stamps = {name: _stamps(run_dir / name) for name in trained}
+    assert all(stamps.values())
+    capsys.readouterr()
+    assert main(["pipeline", "--config", str(run_dir.parent / "slice.yaml"), "--run-dir", str(run_dir),
+                 "--no-progress"]) == 0
+    log = capsys.readouterr().err
+    after = json.loads((run_dir / "metrics.json").read_text())
+    for protocol, values in before["protocols"].items():
+        for name, figures in values["models"].items():
+            for key in ("rmse", "auc", "spearman", "ndcg@10"):
+                assert figures[key] == pytest.approx(after["protocols"][protocol]["models"][name][key], abs=1e-6)
+    for stage in ("split", "teacher_fit", "teacher_scoring", "graph", "student_k0", "student_korder"):
+        assert f"stage {stage} is up to date" in log, stage  # reused, not refitted
+    assert "re-running" not in log
+    # reused, not refitted: the teacher and the students are the files of the first run, untouched
+    assert {name: _stamps(run_dir / name) for name in trained} == stamps

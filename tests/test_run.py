@@ -1,0 +1,61 @@
+"""graphrel.run's atomic writes: all or nothing, and the mode the umask gives a new file."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from graphrel.run import atomic_path, write_json, write_npy
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_crash_leaves_the_old_file_and_no_temporary(tmp_path):
+    path = tmp_path / "scores.json"
+    write_json({"a": 1}, path)
+    with pytest.raises(Crash):
+        with atomic_path(path) as tmp:
+            tmp.write_text("half")
+            raise Crash
+    assert json.loads(path.read_text()) == {"a": 1} and os.listdir(tmp_path) == ["scores.json"]
+
+
+def test_npy_is_written_to_the_name_given(tmp_path):
+    write_npy(np.arange(3, dtype=np.float32), tmp_path / "chunk-00000.npy")
+    write_npy(np.arange(2, dtype=np.uint64), tmp_path / "part-00000.pairs.npy")
+    assert sorted(os.listdir(tmp_path)) == ["chunk-00000.npy", "part-00000.pairs.npy"]
+    assert np.array_equal(np.load(tmp_path / "part-00000.pairs.npy"), np.arange(2, dtype=np.uint64))
+
+
+def test_a_folder_replaces_an_existing_one_only_once_complete(tmp_path):
+    target = tmp_path / "teacher"
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "config.json").write_text("{}")
+    assert os.listdir(target) == ["config.json"]
+    with pytest.raises(Crash):
+        with atomic_path(target, directory=True) as tmp:
+            (tmp / "half.bin").write_text("x")
+            raise Crash
+    assert os.listdir(target) == ["config.json"] and os.listdir(tmp_path) == ["teacher"]
+    with atomic_path(target, directory=True) as tmp:
+        (tmp / "model.ckpt").write_text("new")
+    assert os.listdir(target) == ["model.ckpt"] and os.listdir(tmp_path) == ["teacher"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o027, 0o002])
+def test_files_and_folders_get_the_mode_the_umask_gives(tmp_path, umask):
+    old = os.umask(umask)
+    try:
+        write_npy(np.zeros(1), tmp_path / "a.npy")
+        with atomic_path(tmp_path / "folder", directory=True):
+            pass
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o666 & ~umask
+    assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~umask
