@@ -42,6 +42,11 @@ def featurizer_and_pairs():
     return featurizer, pairs
 
 
+def quiet_trainer(max_epochs: int) -> L.Trainer:
+    return L.Trainer(max_epochs=max_epochs, logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                     enable_model_summary=False, accelerator="cpu")
+
+
 def tiny_student(order=2, **options):
     options = {"text_fallback": False, **options}
     return KOrderStudent(order=order, hidden=8, text_hidden=16, learning_rate=1e-2,
@@ -112,8 +117,7 @@ def test_training_learns_the_teacher(featurizer_and_pairs):
                                                                                    dtype=torch.float32))).item()
 
     before = loss_now()
-    trainer = L.Trainer(max_epochs=15, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = quiet_trainer(15)
     trainer.fit(model, datamodule=data)
     assert loss_now() < before - 0.05
     assert "val_auc" in trainer.callback_metrics
@@ -235,8 +239,7 @@ def test_fitting_a_fallback_student_without_the_runs_text_student_is_a_clear_err
     featurizer, pairs = featurizer_and_pairs
     data = StudentDataModule(run_dir=str(tmp_path), batch_size=16)
     data.set_data(pairs, featurizer)
-    trainer = L.Trainer(max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, accelerator="cpu")
+    trainer = quiet_trainer(1)
     with pytest.raises(GraphrelInputError, match="text-only student") as error:
         trainer.fit(tiny_student(2, text_fallback=True), datamodule=data)
     assert "student_k0" in str(error.value)
