@@ -48,6 +48,7 @@ GRAPH_STUDENT = "student_korder"
 ONLINE_STUDENT = "student_online"
 BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
+RETRIEVAL_DIR = "retrieval"
 
 
 def _create_temporary(folder: Path, name: str, *, directory: bool = False) -> str:

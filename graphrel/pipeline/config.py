@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from graphrel.backbone import MINILM
 from graphrel.errors import GraphrelInputError
+from graphrel.retrieval.config import RetrievalConfig
 
 
 @dataclass
@@ -148,7 +149,8 @@ class EvaluationConfig:
 
 @dataclass
 class PipelineConfig:
-    """Everything the main job needs; one ``seed`` drives split, init and sampling."""
+    """Everything the main job needs; one ``seed`` drives split, init and sampling (the
+    retrieval stage has its own ``retrieval.seed``, 0 by default like ``seed``)."""
 
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
@@ -158,6 +160,7 @@ class PipelineConfig:
     stacking: StackingConfig = field(default_factory=StackingConfig)
     bert2dnn: Bert2DnnConfig = field(default_factory=Bert2DnnConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
+    retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
 
 
 def check_config(config: PipelineConfig) -> None:
@@ -214,3 +217,5 @@ def check_config(config: PipelineConfig) -> None:
             fail("bert2dnn.init", f"one of {INITS}", c.bert2dnn.init)
         if c.bert2dnn.scoring_dtype not in ("float32", "bfloat16"):
             fail("bert2dnn.scoring_dtype", "float32 or bfloat16", c.bert2dnn.scoring_dtype)
+    if c.retrieval.enabled:
+        c.retrieval.check()

@@ -67,6 +67,8 @@ class Pipeline:
         graph = self._stage("graph", build_graphs, run_dir, scored)
         students = self._students(scored, graph)
         metrics = self._stage("evaluate", evaluate, c, run_dir, scored, students, teacher, self.timings)
+        if c.retrieval.enabled:
+            metrics.update(self._retrieval())
         R.write_json(metrics, run_dir / "metrics.json")
         write_report(run_dir, metrics)
         return metrics
@@ -91,6 +93,17 @@ class Pipeline:
             dirs[R.BERT2DNN_STUDENT] = self._stage(R.BERT2DNN_STUDENT, fit_bert2dnn_student, c, run_dir, scored,
                                                    progress=progress)
         return dirs
+
+    def _retrieval(self) -> dict:
+        """The retrieval stage (issue: retrieval, part 1) into ``RUN/retrieval``: not keyed here,
+        since every retriever inside keeps its own build key (an interrupted stage resumes, a
+        changed option rebuilds only what it changes). Returns the ``metrics.json`` entries
+        ``retrieval`` and ``retrieval_two_stage``."""
+        from graphrel.retrieval.stage import run_retrieval
+
+        result = self._stage("retrieval", run_retrieval, self.run_dir, self.run_dir / R.RETRIEVAL_DIR,
+                             self.config.retrieval)
+        return {"retrieval": result["retrieval"], "retrieval_two_stage": result["two_stage"]}
 
     def _stage(self, name: str, function, *args, **kwargs):
         """Run ``function(*args, **kwargs)`` as stage ``name``. A keyed stage (one of

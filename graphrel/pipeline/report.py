@@ -94,6 +94,16 @@ def plot_students_vs_teacher(predictions: pd.DataFrame, path: str | Path) -> Non
     plt.close(fig)
 
 
+def _retrieval_section(run_dir: Path, metrics: dict) -> list[str]:
+    """The retrieval stage's section (``RUN/retrieval/retrieval.md``) when this run has one."""
+    from graphrel.run import RETRIEVAL_DIR
+
+    path = run_dir / RETRIEVAL_DIR / "retrieval.md"
+    if "retrieval" not in metrics or not path.is_file():
+        return []
+    return [path.read_text(encoding="utf-8").rstrip(), ""]
+
+
 def write_report(run_dir: str | Path, metrics: dict) -> None:
     """Write ``report.md`` and the plot into ``run_dir``."""
     run_dir = Path(run_dir)
@@ -119,6 +129,7 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
                         for k, v in split.items()]), "",
         "`test_context`: judged pairs of test queries kept in the graph (teacher-scored, labels hidden) "
         "under `new_pairs`; `test`: the evaluated pairs.", "",
+        *_retrieval_section(run_dir, metrics),
         "## Stage timings (s)", "",
         *[f"- {k}: {v}" for k, v in metrics.get("timings_seconds", {}).items()], "",
         f"![student vs teacher]({PLOT})", "",

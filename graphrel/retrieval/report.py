@@ -77,8 +77,9 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
     return entries
 
 
-def retrieval_markdown(entries: dict, meta: dict) -> str:
-    """The report section "Retrieval": one row per retriever, then how it was measured."""
+def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None) -> str:
+    """The report section "Retrieval": one row per retriever, how it was measured, then the
+    two-stage table (:func:`~graphrel.retrieval.two_stage.two_stage_markdown`) if given."""
     lines = ["## Retrieval", "",
              f"{meta['test_queries']:,} unseen test queries with at least one judged-relevant product "
              f"(label >= {meta['relevance_threshold']:g}; {meta['test_queries_without_relevant']} test queries "
@@ -104,4 +105,8 @@ def retrieval_markdown(entries: dict, meta: dict) -> str:
               "Query parameters: the query-side encoder (BM25: 0); products are encoded offline. "
               "The embeddistill_* rows are the loss ablation of the asymmetric student (label = in-batch softmax, "
               "score = in-batch score distillation from the dual encoder, embedding = L2 query embedding matching).", ""]
+    if two_stage:
+        from graphrel.retrieval.two_stage import two_stage_markdown
+
+        lines.append(two_stage_markdown(two_stage))
     return "\n".join(lines)

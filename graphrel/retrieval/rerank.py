@@ -20,8 +20,13 @@ from graphrel.errors import GraphrelInputError
 PairScorer = Callable[[list, list, list, list], np.ndarray]
 
 
-def load_pair_scorer(directory: str | Path) -> PairScorer:
+def load_pair_scorer(directory: str | Path, *, graph: str | Path | None = None) -> PairScorer:
     """A function ``(query_ids, queries, product_ids, product_texts) -> (N,) float scores``.
+
+    Args:
+        directory: a student directory or the teacher's.
+        graph: for a graph student, the ``graph.pt`` to read neighbours from instead of its
+            manifest's (e.g. ``RUN/graph_new_query.pt`` for queries new to the log).
 
     Raises:
         GraphrelInputError: the directory is neither a student nor a teacher directory.
@@ -30,7 +35,7 @@ def load_pair_scorer(directory: str | Path) -> PairScorer:
     if (directory / "student.json").is_file():
         from graphrel.scoring.load import load_scorer
 
-        scorer = load_scorer(directory)
+        scorer = load_scorer(directory, graph=graph)
         return lambda qids, queries, pids, texts: np.asarray(scorer.score(qids, queries, pids, texts), dtype=np.float64)
     if (directory / "config.json").is_file():
         from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits

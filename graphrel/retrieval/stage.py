@@ -9,6 +9,7 @@ splits, teacher/, teacher_scores.parquet, label_scale.json; never written to) an
     cache/                      product embeddings per encoder (computed once)
     retrievers/NAME/            one retriever directory each (``graphrel retrieve --model``)
     runs/NAME.trec              each retriever's top 1000 for the test queries (TREC run file)
+    two_stage/                  the first stage's top k re-ranked by each pair model (cached)
     retrieval.json, retrieval.md   the metrics (``metrics.json``'s ``retrieval`` shape) and report section
 
 Retrievers: ``bm25``; ``minilm_zero_shot`` (all-MiniLM-L6-v2 as shipped); ``dual_encoder``
@@ -27,13 +28,13 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from graphrel.errors import GraphrelInputError
+from graphrel.retrieval.config import ABLATIONS, RetrievalConfig
 from graphrel.retrieval.catalogue import Catalogue, judged_test_queries, normalised_threshold
 from graphrel.retrieval.report import evaluate_retrievers, retrieval_markdown
 from graphrel.retrieval.retriever import MANIFEST, Retriever, save_bm25_retriever, save_dense_retriever
@@ -41,103 +42,6 @@ from graphrel.run import write_json, write_parquet
 
 log = logging.getLogger("graphrel")
 
-ABLATIONS = {"embeddistill_label": (1, 0, 0), "embeddistill_score": (0, 1, 0),
-             "embeddistill_label_score": (1, 1, 0), "embeddistill_embedding": (0, 0, 1)}
-
-
-@dataclass
-class RetrievalConfig:
-    """Every option of the retrieval stage (checked by :meth:`check`).
-
-    Attributes:
-        enabled: run the stage (for the pipeline's ``retrieval.enabled``).
-        relevance_threshold: label on the data's scale at or above which a judged product is
-            relevant (2.5 on Home Depot's 1-3); also picks training positives.
-        seed: sampling, batching and initialisation seed.
-        backbone: ``minilm-l6`` (shipped all-MiniLM-L6-v2) or a local sentence-transformers dir.
-        encode_batch_size: texts per encoder forward pass (>= 1).
-        bm25_k1, bm25_b: BM25 parameters (k1 > 0, 0 <= b <= 1).
-        max_train_examples: training (query, positive) rows used (>= 1).
-        hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
-        teacher_batch_size: pairs per CE teacher forward pass when scoring negatives (>= 1).
-        dual_encoder_steps, dual_encoder_batch_size, dual_encoder_learning_rate: fine-tuning budget
-            (the defaults fit a shared 2-core CPU: about 12 minutes there; more steps help).
-        dual_encoder_product_side: ``frozen`` (query side fine-tuned against the zero-shot product
-            embeddings: the catalogue is encoded once) or ``trained`` (symmetric; re-encodes it).
-        student_dim: static embedding dimensions of the EmbedDistill student (model2vec PCA).
-        student_steps, student_batch_size, student_learning_rate: student training budget.
-        label_weight, score_weight, embedding_weight: EmbedDistill loss weights (>= 0).
-        ablation: also train the students of :data:`ABLATIONS`.
-        scale: softmax inverse temperature on cosines of every in-batch loss (> 0).
-        timing_repeats: timed runs per retriever (median reported, >= 1).
-        warmup_queries: validation queries run once before timing (>= 0).
-        timing_k: search depth when timing (>= 1).
-        threads: torch and faiss threads (>= 1).
-        max_test_queries: evaluate a seeded sample of this many test queries (None: all).
-    """
-
-    enabled: bool = True
-    relevance_threshold: float = 2.5
-    seed: int = 0
-    backbone: str = "minilm-l6"
-    encode_batch_size: int = 128
-    bm25_k1: float = 1.5
-    bm25_b: float = 0.75
-    max_train_examples: int = 8000
-    hard_negatives: int = 2
-    negative_depth: int = 30
-    teacher_batch_size: int = 128
-    dual_encoder_steps: int = 120
-    dual_encoder_batch_size: int = 32
-    dual_encoder_learning_rate: float = 5e-5
-    dual_encoder_product_side: str = "frozen"
-    student_dim: int = 64
-    student_steps: int = 1500
-    student_batch_size: int = 128
-    student_learning_rate: float = 5e-3
-    label_weight: float = 1.0
-    score_weight: float = 1.0
-    embedding_weight: float = 1.0
-    ablation: bool = True
-    scale: float = 20.0
-    timing_repeats: int = 3
-    warmup_queries: int = 64
-    timing_k: int = 100
-    threads: int = 2
-    max_test_queries: int | None = None
-
-    def check(self) -> "RetrievalConfig":
-        """Raise :class:`GraphrelInputError` naming the first option out of range."""
-        def bad(name: str, rule: str):
-            raise GraphrelInputError(f"retrieval.{name} must be {rule}, got {getattr(self, name)!r}",
-                                     fix=f"set retrieval.{name} to {rule}")
-
-        for name in ("encode_batch_size", "max_train_examples", "hard_negatives", "teacher_batch_size",
-                     "dual_encoder_steps", "student_dim", "student_steps", "timing_repeats", "timing_k", "threads"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                bad(name, "a whole number >= 1")
-        for name in ("dual_encoder_batch_size", "student_batch_size"):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 2:
-                bad(name, "a whole number >= 2 (in-batch negatives need two queries)")
-        if not isinstance(self.negative_depth, int) or self.negative_depth < self.hard_negatives:
-            bad("negative_depth", f"a whole number >= hard_negatives ({self.hard_negatives})")
-        if not isinstance(self.warmup_queries, int) or self.warmup_queries < 0:
-            bad("warmup_queries", "a whole number >= 0")
-        if self.max_test_queries is not None and (not isinstance(self.max_test_queries, int) or self.max_test_queries < 1):
-            bad("max_test_queries", "null or a whole number >= 1")
-        for name in ("dual_encoder_learning_rate", "student_learning_rate", "scale", "bm25_k1"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                bad(name, "a finite number > 0")
-        for name in ("label_weight", "score_weight", "embedding_weight", "relevance_threshold"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                bad(name, "a finite number >= 0")
-        if not self.label_weight + self.score_weight + self.embedding_weight > 0:
-            bad("label_weight", "> 0 when score_weight and embedding_weight are 0")
-        if not 0 <= self.bm25_b <= 1:
-            bad("bm25_b", "between 0 and 1")
-        if self.dual_encoder_product_side not in ("frozen", "trained"):
-            bad("dual_encoder_product_side", "'frozen' or 'trained'")
-        return self
 
 
 def _key(**parts) -> str:
@@ -193,32 +97,44 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
     return examples
 
 
-def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: RetrievalConfig | None = None) -> dict:
+def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: RetrievalConfig | None = None, *,
+                  pair_models: dict | None = None) -> dict:
     """Build, evaluate and time every retriever on a finished run; write the report section.
 
     Args:
         run_dir: a finished pipeline run directory (read only).
         output_dir: where everything of the stage goes (created; must not be ``run_dir`` itself).
         config: options (validated); default :class:`RetrievalConfig`.
+        pair_models: re-rankers of the two-stage system, name -> ``(directory, graph.pt or None)``;
+            None: the run's ``student_korder`` (reading ``graph_new_query.pt``) and ``teacher``,
+            those present; ``{}``: no two-stage evaluation.
 
     Returns:
-        The ``retrieval`` entry of ``metrics.json``: retriever name -> ``recall@10``,
+        ``{"retrieval": entries, "two_stage": ..., "evaluation": ...}`` (also ``retrieval.json``):
+        entries = the ``retrieval`` entry of ``metrics.json``, retriever name -> ``recall@10``,
         ``recall@100``, ``recall@1000``, ``ndcg@10`` (in [0, 1]), ``query_encodings_per_second``,
         ``queries_per_second``, ``parameters`` (query side), ``teacher`` (entry name or None),
-        plus ``index_build_seconds`` and ``index_bytes``.
+        ``index_build_seconds``, ``index_bytes``; ``two_stage`` as
+        :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers).
 
     Raises:
         GraphrelInputError: a bad option, or a run directory missing what the stage reads.
     """
     import torch
 
-    from graphrel.run import load_run_pairs
+    from graphrel.run import atomic_path, load_run_pairs
 
     config = (config or RetrievalConfig()).check()
     run_dir, output_dir = Path(run_dir), Path(output_dir)
     if output_dir.resolve() == run_dir.resolve():
         raise GraphrelInputError("the retrieval output directory is the run directory", path=output_dir,
                                  fix="pass a sub-directory, e.g. RUN/retrieval")
+    if pair_models is None:
+        pair_models = _run_pair_models(run_dir)
+    planned = retriever_names(config)
+    if pair_models and config.rerank_retriever not in planned:
+        raise GraphrelInputError(f"retrieval.rerank_retriever {config.rerank_retriever!r} is not a retriever "
+                                 "of this stage", fix=f"set retrieval.rerank_retriever to one of {', '.join(planned)}")
     torch.set_num_threads(config.threads)
     pairs = load_run_pairs(run_dir)
     scale_path = run_dir / "label_scale.json"
@@ -239,15 +155,67 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     entries = evaluate_retrievers({n: output_dir / "retrievers" / n for n in names}, judged,
                                   output_dir / "runs", warmup=list(val), repeats=config.timing_repeats,
                                   timing_k=config.timing_k, threads=config.threads)
+    two_stage = None
+    if pair_models:
+        from graphrel.retrieval.two_stage import two_stage_metrics
+
+        first = output_dir / "retrievers" / config.rerank_retriever
+        key = _key(retriever=json.loads((first / MANIFEST).read_text()).get("build_key"),
+                   models={n: [_directory_fingerprint(d), _directory_fingerprint(g)] for n, (d, g) in pair_models.items()},
+                   queries=list(judged.query_ids))
+        two_stage = two_stage_metrics(first, judged, pair_models, depth=config.rerank_depth,
+                                      cache_dir=output_dir / "two_stage", key=key, threads=config.threads)
     meta = {"test_queries": len(judged), "test_queries_without_relevant": judged.without_relevant,
             "catalogue_products": len(catalogue), "relevance_threshold": config.relevance_threshold,
             "config": dataclasses.asdict(config)}
-    write_json({"retrieval": entries, "evaluation": meta}, output_dir / "retrieval.json")
-    from graphrel.run import atomic_path
-
+    result = {"retrieval": entries, "two_stage": two_stage, "evaluation": meta}
+    write_json(result, output_dir / "retrieval.json")
     with atomic_path(output_dir / "retrieval.md") as tmp:
-        tmp.write_text(retrieval_markdown(entries, meta), encoding="utf-8")
-    return entries
+        tmp.write_text(retrieval_markdown(entries, meta, two_stage), encoding="utf-8")
+    return result
+
+
+def retriever_names(config: RetrievalConfig) -> list[str]:
+    """The retrievers the stage builds with ``config``, in report order."""
+    return ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ())]
+
+
+def _run_pair_models(run_dir: Path) -> dict:
+    """The run's k-order student (on the graph without test-query edges) and teacher, those present."""
+    from graphrel import run as R
+
+    models = {}
+    if (run_dir / R.GRAPH_STUDENT / "student.json").is_file() and (run_dir / "graph_new_query.pt").is_file():
+        models[R.GRAPH_STUDENT] = (run_dir / R.GRAPH_STUDENT, run_dir / "graph_new_query.pt")
+    if (run_dir / R.TEACHER_DIR / "config.json").is_file():
+        models["teacher"] = (run_dir / R.TEACHER_DIR, None)
+    return models
+
+
+def _directory_fingerprint(path) -> str | None:
+    """Content hash of a file or of every file under a directory (None for None)."""
+    if path is None:
+        return None
+    path = Path(path)
+    digest = hashlib.sha256()
+    for file in sorted([path] if path.is_file() else (f for f in path.rglob("*") if f.is_file())):
+        digest.update(str(file.relative_to(path.parent if path.is_file() else path)).encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _run_fingerprint(pairs: pd.DataFrame, run_dir: Path) -> str:
+    """What the training examples depend on in the run: its pairs and its teacher's weights
+    (``model.safetensors`` and ``config.json``: the Lightning checkpoint beside them differs
+    between runs of identical weights)."""
+    from graphrel import run as R
+
+    rows = pd.util.hash_pandas_object(pairs[["query_id", "product_id", "split", "label"]].astype(str), index=False)
+    teacher = run_dir / R.TEACHER_DIR
+    return _key(pairs=hashlib.sha256(rows.to_numpy().tobytes()).hexdigest(),
+                teacher=[_directory_fingerprint(teacher / name) for name in ("model.safetensors", "config.json")])
 
 
 def _build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir) -> list[str]:
@@ -257,7 +225,7 @@ def _build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_di
     zero_products, zero_key = _build_baselines(catalogue, catalogue_key, config, output_dir)
     example_key = _key(catalogue=catalogue_key, threshold=threshold, n=config.max_train_examples,
                        neg=config.hard_negatives, depth=config.negative_depth, seed=config.seed, k1=config.bm25_k1,
-                       b=config.bm25_b, pairs=len(pairs), run=str(run_dir.resolve()))
+                       b=config.bm25_b, run=_run_fingerprint(pairs, run_dir))
     examples = _training_examples(pairs, catalogue, config, threshold, run_dir, output_dir, example_key)
     de_key = _build_dual_encoder(examples, catalogue, zero_products, config, output_dir, _key(e=example_key, z=zero_key))
     variants = {"embeddistill": (config.label_weight, config.score_weight, config.embedding_weight)}

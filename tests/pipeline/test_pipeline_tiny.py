@@ -103,3 +103,37 @@ def test_changing_the_cap_reruns_the_graph_students_only(tiny_runs, capsys):
     assert (run / "teacher" / "config.json").stat().st_mtime_ns == teacher
     assert metrics_of(run)["config"]["student"]["cap"] == 2
     assert "student_bert2dnn" not in metrics_of(run)["protocols"]["new_query"]["models"]
+
+
+def test_the_retrieval_stage_adds_its_metrics_and_report_section(tiny_runs, tmp_path):
+    """``retrieval.enabled``: a finished run keeps its stages and gains ``metrics.json``'s
+    ``retrieval`` (every retriever, the issue's keys) and ``retrieval_two_stage`` (the dual
+    encoder's top k re-ranked by the k-order student and the teacher), and a report section."""
+    import shutil
+
+    from conftest import REPO_ROOT, real_data_path
+    from retrieval.conftest import build_tiny_encoder
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs[0], run)
+    encoder = build_tiny_encoder(tmp_path / "encoder")
+    teacher = (run / "teacher" / "config.json").stat().st_mtime_ns
+    options = {"enabled": "true", "backbone": str(encoder), "encode_batch_size": "16", "max_train_examples": "60",
+               "negative_depth": "6", "dual_encoder_steps": "4", "dual_encoder_batch_size": "8", "student_dim": "8",
+               "student_steps": "4", "student_batch_size": "8", "ablation": "false", "timing_repeats": "1",
+               "warmup_queries": "4", "threads": "1", "max_test_queries": "10", "rerank_depth": "5"}
+    argv = [item for key, value in options.items() for item in (f"--retrieval.{key}", value)]
+    assert main(["pipeline", "--config", str(REPO_ROOT / "configs" / "tiny_test.yaml"), "--data.path",
+                 str(real_data_path()), "--run-dir", str(run), "--no-progress", *argv]) == 0
+    assert (run / "teacher" / "config.json").stat().st_mtime_ns == teacher  # only the new stage ran
+    metrics = metrics_of(run)
+    assert list(metrics["retrieval"]) == ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill"]
+    for name, entry in metrics["retrieval"].items():
+        assert {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_per_second",
+                "queries_per_second", "parameters", "teacher"} <= set(entry), name
+    assert metrics["retrieval"]["embeddistill"]["teacher"] == "dual_encoder"
+    two = metrics["retrieval_two_stage"]
+    assert two["depth"] == 5 and set(two["rerankers"]) == {"student_korder", "teacher"}
+    assert all(0 <= m["ndcg@10"] <= 1 for m in two["rerankers"].values())
+    report = (run / "report.md").read_text()
+    assert "## Retrieval" in report and "### Two-stage" in report and "retrieval" in metrics["timings_seconds"]

@@ -1,5 +1,6 @@
 import json
 
+import pandas as pd
 import pytest
 
 from graphrel.errors import GraphrelInputError
@@ -31,7 +32,8 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
                                                          monkeypatch):
     out = tmp_path_factory.mktemp("stage") / "retrieval"
     before = sorted(p.name for p in run_with_teacher.iterdir())
-    entries = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
+    result = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
+    entries = result["retrieval"]
     names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS]
     assert list(entries) == names
     for name, entry in entries.items():
@@ -42,9 +44,17 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
     saved = json.loads((out / "retrieval.json").read_text())
-    assert set(saved) == {"retrieval", "evaluation"} and saved["evaluation"]["test_queries"] == 5
+    assert set(saved) == {"retrieval", "two_stage", "evaluation"} and saved["evaluation"]["test_queries"] == 5
+    # two-stage: the dual encoder's top k (clamped to the 12 products) re-ranked by the run's teacher
+    two = result["two_stage"]
+    assert two["retriever"] == "dual_encoder" and two["depth"] == 12 and list(two["rerankers"]) == ["teacher"]
+    assert two["first_stage"]["recall@depth"] == pytest.approx(1.0)  # every product is retrieved
+    reranked = pd.read_parquet(out / "two_stage" / "dual_encoder+teacher.parquet")
+    assert len(reranked) == 5 * 12 and reranked.groupby("query_id")["product_id"].nunique().eq(12).all()
+    assert (reranked.groupby("query_id")["score"].diff().dropna() <= 0).all()  # ordered by the teacher's logit
     report = (out / "retrieval.md").read_text()
     assert "Unjudged products count as misses" in report and "| embeddistill | dual_encoder |" in report
+    assert "### Two-stage" in report and "| dual_encoder top 12 -> teacher |" in report
     assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
 
     # a second call reuses every retriever (no training: the trainers would fail)
@@ -52,14 +62,23 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
 
     monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
     monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
+    monkeypatch.setattr("graphrel.retrieval.two_stage.load_pair_scorer", None)  # the re-ranked lists are cached
     again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
-    assert again["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
+    assert again["retrieval"]["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
+    assert again["two_stage"]["rerankers"]["teacher"]["ndcg@10"] == two["rerankers"]["teacher"]["ndcg@10"]
+
+
+def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_encoder_dir):
+    with pytest.raises(GraphrelInputError, match="rerank_retriever"):
+        run_retrieval(run_with_teacher, tmp_path / "out", tiny_config(tiny_encoder_dir, rerank_retriever="nope",
+                                                                       ablation=False))
 
 
 @pytest.mark.parametrize("option, value", [
     ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
+    ("rerank_depth", 0),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):

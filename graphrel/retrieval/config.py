@@ -1,0 +1,117 @@
+"""Options of the retrieval stage (:func:`graphrel.retrieval.stage.run_retrieval`; the
+``retrieval`` section of the main job's config)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from graphrel.errors import GraphrelInputError
+
+#: Loss-ablation students of EmbedDistill: name -> (label, score, embedding) weights.
+ABLATIONS = {"embeddistill_label": (1, 0, 0), "embeddistill_score": (0, 1, 0),
+             "embeddistill_label_score": (1, 1, 0), "embeddistill_embedding": (0, 0, 1)}
+
+
+@dataclass
+class RetrievalConfig:
+    """Every option of the retrieval stage (checked by :meth:`check`).
+
+    Attributes:
+        enabled: run the stage in the main job (``retrieval.enabled``; off by default: it adds
+            about an hour on 2 CPU cores; ``configs/home_depot_retrieval.yaml`` turns it on).
+            :func:`~graphrel.retrieval.stage.run_retrieval` itself ignores it.
+        relevance_threshold: label on the data's scale at or above which a judged product is
+            relevant (2.5 on Home Depot's 1-3); also picks training positives.
+        seed: sampling, batching and initialisation seed.
+        backbone: ``minilm-l6`` (shipped all-MiniLM-L6-v2) or a local sentence-transformers dir.
+        encode_batch_size: texts per encoder forward pass (>= 1).
+        bm25_k1, bm25_b: BM25 parameters (k1 > 0, 0 <= b <= 1).
+        max_train_examples: training (query, positive) rows used (>= 1).
+        hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
+        teacher_batch_size: pairs per CE teacher forward pass when scoring negatives (>= 1).
+        dual_encoder_steps, dual_encoder_batch_size, dual_encoder_learning_rate: fine-tuning budget
+            (the defaults fit a shared 2-core CPU: about 12 minutes there; more steps help).
+        dual_encoder_product_side: ``frozen`` (query side fine-tuned against the zero-shot product
+            embeddings: the catalogue is encoded once) or ``trained`` (symmetric; re-encodes it).
+        student_dim: static embedding dimensions of the EmbedDistill student (model2vec PCA).
+        student_steps, student_batch_size, student_learning_rate: student training budget.
+        label_weight, score_weight, embedding_weight: EmbedDistill loss weights (>= 0).
+        ablation: also train the students of :data:`ABLATIONS`.
+        scale: softmax inverse temperature on cosines of every in-batch loss (> 0).
+        timing_repeats: timed runs per retriever (median reported, >= 1).
+        warmup_queries: validation queries run once before timing (>= 0).
+        timing_k: search depth when timing (>= 1).
+        threads: torch and faiss threads (>= 1).
+        max_test_queries: evaluate a seeded sample of this many test queries (None: all).
+        rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
+            ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
+            to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
+    """
+
+    enabled: bool = False
+    relevance_threshold: float = 2.5
+    seed: int = 0
+    backbone: str = "minilm-l6"
+    encode_batch_size: int = 128
+    bm25_k1: float = 1.5
+    bm25_b: float = 0.75
+    max_train_examples: int = 8000
+    hard_negatives: int = 2
+    negative_depth: int = 30
+    teacher_batch_size: int = 128
+    dual_encoder_steps: int = 120
+    dual_encoder_batch_size: int = 32
+    dual_encoder_learning_rate: float = 5e-5
+    dual_encoder_product_side: str = "frozen"
+    student_dim: int = 64
+    student_steps: int = 1500
+    student_batch_size: int = 128
+    student_learning_rate: float = 5e-3
+    label_weight: float = 1.0
+    score_weight: float = 1.0
+    embedding_weight: float = 1.0
+    ablation: bool = True
+    scale: float = 20.0
+    timing_repeats: int = 3
+    warmup_queries: int = 64
+    timing_k: int = 100
+    threads: int = 2
+    max_test_queries: int | None = None
+    rerank_retriever: str = "dual_encoder"
+    rerank_depth: int = 100
+
+    def check(self) -> "RetrievalConfig":
+        """Raise :class:`GraphrelInputError` naming the first option out of range."""
+        def bad(name: str, rule: str):
+            raise GraphrelInputError(f"retrieval.{name} must be {rule}, got {getattr(self, name)!r}",
+                                     fix=f"set retrieval.{name} to {rule}")
+
+        for name in ("encode_batch_size", "max_train_examples", "hard_negatives", "teacher_batch_size",
+                     "dual_encoder_steps", "student_dim", "student_steps", "timing_repeats", "timing_k", "threads",
+                     "rerank_depth"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                bad(name, "a whole number >= 1")
+        for name in ("dual_encoder_batch_size", "student_batch_size"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 2:
+                bad(name, "a whole number >= 2 (in-batch negatives need two queries)")
+        if not isinstance(self.negative_depth, int) or self.negative_depth < self.hard_negatives:
+            bad("negative_depth", f"a whole number >= hard_negatives ({self.hard_negatives})")
+        if not isinstance(self.warmup_queries, int) or self.warmup_queries < 0:
+            bad("warmup_queries", "a whole number >= 0")
+        if self.max_test_queries is not None and (not isinstance(self.max_test_queries, int) or self.max_test_queries < 1):
+            bad("max_test_queries", "null or a whole number >= 1")
+        for name in ("dual_encoder_learning_rate", "student_learning_rate", "scale", "bm25_k1"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                bad(name, "a finite number > 0")
+        for name in ("label_weight", "score_weight", "embedding_weight", "relevance_threshold"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                bad(name, "a finite number >= 0")
+        if not self.label_weight + self.score_weight + self.embedding_weight > 0:
+            bad("label_weight", "> 0 when score_weight and embedding_weight are 0")
+        if not 0 <= self.bm25_b <= 1:
+            bad("bm25_b", "between 0 and 1")
+        if self.dual_encoder_product_side not in ("frozen", "trained"):
+            bad("dual_encoder_product_side", "'frozen' or 'trained'")
+        return self

@@ -1,0 +1,112 @@
+"""The two-stage system a relevance team runs, evaluated: a retriever's top k per test query,
+re-ranked by pair models (the k-order graph student, the cross-encoder teacher).
+
+Every re-ranker re-orders the same retrieved lists, so recall@k at the retrieval depth is the
+first stage's; NDCG@10 and recall@10 say what the re-ranker adds. Test queries are new to the
+log: a graph student reads the run's ``graph_new_query.pt`` (no edge of any test query), so
+no evaluated pair is an edge of the graph it scores with. Each re-ranked list is cached
+(``two_stage/RETRIEVER+MODEL.parquet``, with the key of its inputs), so a resumed stage does
+not score again; pairs/s is the scoring time of that one pass (texts to scores, the model
+loaded, no warm-up), a rough figure: the main report times students properly.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from graphrel.retrieval.evaluation import retrieval_metrics
+from graphrel.retrieval.rerank import load_pair_scorer, rerank
+from graphrel.retrieval.retriever import Retriever
+from graphrel.run import write_parquet
+
+log = logging.getLogger("graphrel")
+
+
+def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, depth: int, cache_dir: str | Path,
+                      key: str, threads: int | None = None) -> dict:
+    """NDCG@10 and recall@10 of a retriever's top ``depth``, alone and re-ranked by each pair model.
+
+    Args:
+        retriever_dir: the first stage (a retriever directory).
+        judged: :class:`~graphrel.retrieval.catalogue.JudgedQueries` (the test queries and qrels).
+        pair_models: name -> ``(directory, graph)``: a pair model directory
+            (:func:`~graphrel.retrieval.rerank.load_pair_scorer`) and the ``graph.pt`` a graph
+            student reads (None for text-only models and the teacher).
+        depth: products retrieved per query and re-ranked (>= 1; clamped to the catalogue).
+        cache_dir: where the re-ranked lists are kept.
+        key: fingerprint of everything upstream (retriever, models); a cached list is reused
+            only under the same key and depth.
+        threads: faiss threads of the first stage.
+
+    Returns:
+        ``{"retriever", "depth", "first_stage": {"ndcg@10", "recall@10", "recall@depth"},
+        "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second"}}}``; metrics
+        in [0, 1], pairs/s of the single scoring pass (None when read from the cache).
+
+    Raises:
+        ValueError: depth < 1.
+        GraphrelInputError: a pair model directory that is neither a student nor a teacher.
+    """
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1, got {depth}")
+    retriever = Retriever.load(retriever_dir, threads=threads)
+    run = retriever.search(list(judged.queries), depth, query_ids=list(judged.query_ids))
+    first = retrieval_metrics(run, judged.qrels)
+    out = {"retriever": retriever.name, "depth": int(run["rank"].max()),
+           "first_stage": {"ndcg@10": first["ndcg@10"], "recall@10": first["recall@10"],
+                           "recall@depth": _recall_at(run, judged.qrels)},
+           "rerankers": {}}
+    queries = dict(zip(judged.query_ids, judged.queries))
+    texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
+    cache_dir = Path(cache_dir)
+    for name, (directory, graph) in pair_models.items():
+        path = cache_dir / f"{retriever.name}+{name}.parquet"
+        key_path = path.with_suffix(".key")
+        wanted = json.dumps({"key": key, "depth": depth, "queries": len(judged)})
+        speed = None
+        if path.is_file() and key_path.is_file() and key_path.read_text() == wanted:
+            reranked = pd.read_parquet(path)
+        else:
+            scorer = load_pair_scorer(directory, graph=graph)
+            start = time.perf_counter()
+            reranked = rerank(run, queries, texts, scorer)
+            speed = len(run) / (time.perf_counter() - start)
+            write_parquet(reranked, path)
+            key_path.write_text(wanted)
+        metrics = retrieval_metrics(reranked, judged.qrels)
+        out["rerankers"][name] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"],
+                                  "pairs": len(reranked), "pairs_per_second": speed}
+        log.info("retrieval: %s top %d re-ranked by %s: NDCG@10 %.3f (first stage %.3f)", retriever.name,
+                 out["depth"], name, metrics["ndcg@10"], first["ndcg@10"])
+    return out
+
+
+def _recall_at(run: pd.DataFrame, qrels: dict) -> float:
+    """Mean over the qrels' queries of the share of relevant products anywhere in the run."""
+    found = run.groupby(run["query_id"].astype(str))["product_id"].agg(lambda s: set(map(str, s)))
+    shares = [len(found.get(str(q), set()) & set(map(str, rel))) / len(rel) for q, rel in qrels.items() if rel]
+    return float(sum(shares) / len(shares)) if shares else 0.0
+
+
+def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
+    """The report's two-stage table: the first stage, then one row per re-ranker."""
+    depth, first = result["depth"], result["first_stage"]
+    rows = [f"| {result['retriever']} alone | {first['ndcg@10']:.3f} | {first['recall@10']:.3f} |  |  |"]
+    reference = result["rerankers"].get(teacher, {}).get("ndcg@10")
+    for name, m in result["rerankers"].items():
+        share = f"{100 * m['ndcg@10'] / reference:.1f}%" if reference else ""
+        speed = f"{m['pairs_per_second']:,.0f}" if m.get("pairs_per_second") else "(cached)"
+        rows.append(f"| {result['retriever']} top {depth} -> {name} | {m['ndcg@10']:.3f} | {m['recall@10']:.3f} | "
+                    f"{share} | {speed} |")
+    return "\n".join([
+        "### Two-stage: retrieve, then re-rank", "",
+        f"The {result['retriever']} retriever's top {depth} per test query (recall@{depth} "
+        f"{first['recall@depth']:.3f}: no re-ranker can find more), re-ranked by each pair model. "
+        "The k-order student reads the graph without any test query's edges (protocol `new_query`).", "",
+        f"| system | NDCG@10 | recall@10 | % of {teacher} re-ranker NDCG@10 | pairs/s (one pass) |",
+        "|---|---|---|---|---|", *rows, ""])

@@ -1,0 +1,32 @@
+"""The retrieval preset is the default main job plus the retrieval stage, with the stage's own
+defaults: one model, whichever way the stage is run (preset, pipeline, tools/retrieval_report.py)."""
+
+import dataclasses
+
+import pytest
+import yaml
+
+from conftest import REPO_ROOT
+
+from graphrel.errors import GraphrelInputError
+from graphrel.pipeline.config import PipelineConfig, check_config
+from graphrel.retrieval.config import RetrievalConfig
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((REPO_ROOT / "configs" / name).read_text(encoding="utf-8"))
+
+
+def test_the_preset_is_the_default_job_plus_retrieval_with_its_defaults():
+    preset, default = load("home_depot_retrieval.yaml"), load("home_depot.yaml")
+    retrieval = preset.pop("retrieval")
+    assert preset == default
+    assert retrieval.pop("enabled") is True
+    assert RetrievalConfig(**retrieval) == RetrievalConfig()
+    assert PipelineConfig().retrieval.enabled is False  # the default job stays about 15 minutes
+
+
+def test_a_bad_retrieval_option_stops_the_job_before_any_work():
+    config = PipelineConfig(retrieval=dataclasses.replace(RetrievalConfig(), enabled=True, rerank_depth=0))
+    with pytest.raises(GraphrelInputError, match="retrieval.rerank_depth"):
+        check_config(config)
