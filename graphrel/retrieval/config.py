@@ -45,6 +45,9 @@ class RetrievalConfig:
         timing_k: search depth when timing (>= 1).
         threads: torch and faiss threads (>= 1).
         max_test_queries: evaluate a seeded sample of this many test queries (None: all).
+        dual_pooling_steps: training steps of the dual-pooling scorer on the cross-encoder (teacher
+            geometry; 0: not built), on ``dual_pooling_train_pairs`` training pairs in batches of
+            ``dual_pooling_batch_size``; judged on ``dual_pooling_test_pairs`` test pairs (>= 1 each).
         rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
             ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
             to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
@@ -79,6 +82,10 @@ class RetrievalConfig:
     timing_k: int = 100
     threads: int = 2
     max_test_queries: int | None = None
+    dual_pooling_steps: int = 400
+    dual_pooling_batch_size: int = 16
+    dual_pooling_train_pairs: int = 5000
+    dual_pooling_test_pairs: int = 2000
     rerank_retriever: str = "dual_encoder"
     rerank_depth: int = 100
 
@@ -90,7 +97,8 @@ class RetrievalConfig:
 
         for name in ("encode_batch_size", "max_train_examples", "hard_negatives", "teacher_batch_size",
                      "dual_encoder_steps", "student_dim", "student_steps", "timing_repeats", "timing_k", "threads",
-                     "rerank_depth"):
+                     "rerank_depth", "dual_pooling_batch_size", "dual_pooling_train_pairs",
+                     "dual_pooling_test_pairs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "a whole number >= 1")
         for name in ("dual_encoder_batch_size", "student_batch_size"):
@@ -98,8 +106,9 @@ class RetrievalConfig:
                 bad(name, "a whole number >= 2 (in-batch negatives need two queries)")
         if not isinstance(self.negative_depth, int) or self.negative_depth < self.hard_negatives:
             bad("negative_depth", f"a whole number >= hard_negatives ({self.hard_negatives})")
-        if not isinstance(self.warmup_queries, int) or self.warmup_queries < 0:
-            bad("warmup_queries", "a whole number >= 0")
+        for name in ("warmup_queries", "dual_pooling_steps"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                bad(name, "a whole number >= 0")
         if self.max_test_queries is not None and (not isinstance(self.max_test_queries, int) or self.max_test_queries < 1):
             bad("max_test_queries", "null or a whole number >= 1")
         for name in ("dual_encoder_learning_rate", "student_learning_rate", "scale", "bm25_k1"):

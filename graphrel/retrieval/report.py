@@ -77,9 +77,10 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
     return entries
 
 
-def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None) -> str:
+def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None, geometry: dict | None = None) -> str:
     """The report section "Retrieval": one row per retriever, how it was measured, then the
-    two-stage table (:func:`~graphrel.retrieval.two_stage.two_stage_markdown`) if given."""
+    two-stage table (:func:`~graphrel.retrieval.two_stage.two_stage_markdown`) and the teacher
+    geometry (:func:`~graphrel.retrieval.teacher_geometry.geometry_markdown`) when given."""
     lines = ["## Retrieval", "",
              f"{meta['test_queries']:,} unseen test queries with at least one judged-relevant product "
              f"(label >= {meta['relevance_threshold']:g}; {meta['test_queries_without_relevant']} test queries "
@@ -109,4 +110,8 @@ def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None)
         from graphrel.retrieval.two_stage import two_stage_markdown
 
         lines.append(two_stage_markdown(two_stage))
+    if geometry:
+        from graphrel.retrieval.teacher_geometry import geometry_markdown
+
+        lines.append(geometry_markdown(geometry))
     return "\n".join(lines)

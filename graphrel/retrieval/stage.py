@@ -10,6 +10,7 @@ splits, teacher/, teacher_scores.parquet, label_scale.json; never written to) an
     retrievers/NAME/            one retriever directory each (``graphrel retrieve --model``)
     runs/NAME.trec              each retriever's top 1000 for the test queries (TREC run file)
     two_stage/                  the first stage's top k re-ranked by each pair model (cached)
+    teacher_geometry/           the dual-pooling scorer on the cross-encoder and its figures
     retrieval.json, retrieval.md   the metrics (``metrics.json``'s ``retrieval`` shape) and report section
 
 Retrievers: ``bm25``; ``minilm_zero_shot`` (all-MiniLM-L6-v2 as shipped); ``dual_encoder``
@@ -110,12 +111,15 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
             those present; ``{}``: no two-stage evaluation.
 
     Returns:
-        ``{"retrieval": entries, "two_stage": ..., "evaluation": ...}`` (also ``retrieval.json``):
+        ``{"retrieval": entries, "two_stage": ..., "teacher_geometry": ..., "evaluation": ...}``
+        (also ``retrieval.json``):
         entries = the ``retrieval`` entry of ``metrics.json``, retriever name -> ``recall@10``,
         ``recall@100``, ``recall@1000``, ``ndcg@10`` (in [0, 1]), ``query_encodings_per_second``,
         ``queries_per_second``, ``parameters`` (query side), ``teacher`` (entry name or None),
         ``index_build_seconds``, ``index_bytes``; ``two_stage`` as
-        :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers).
+        :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers);
+        ``teacher_geometry`` as :func:`~graphrel.retrieval.teacher_geometry.dual_pooling_geometry`
+        (None when ``dual_pooling_steps`` is 0).
 
     Raises:
         GraphrelInputError: a bad option, or a run directory missing what the stage reads.
@@ -137,6 +141,8 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
                                  "of this stage", fix=f"set retrieval.rerank_retriever to one of {', '.join(planned)}")
     torch.set_num_threads(config.threads)
     pairs = load_run_pairs(run_dir)
+    if "cross_encoder_logit" in pairs:  # a stacked run: the retrieval stage's teacher is the cross-encoder
+        pairs["teacher_logit"] = pairs["cross_encoder_logit"]
     scale_path = run_dir / "label_scale.json"
     threshold = normalised_threshold(config.relevance_threshold,
                                      json.loads(scale_path.read_text()) if scale_path.is_file() else None)
@@ -165,13 +171,25 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
                    queries=list(judged.query_ids))
         two_stage = two_stage_metrics(first, judged, pair_models, depth=config.rerank_depth,
                                       cache_dir=output_dir / "two_stage", key=key, threads=config.threads)
+    geometry = None
+    if config.dual_pooling_steps:
+        from graphrel.retrieval.teacher_geometry import dual_pooling_geometry
+
+        geometry = dual_pooling_geometry(
+            pairs, run_dir / "teacher", output_dir / "teacher_geometry", seed=config.seed,
+            key=_key(run=_run_fingerprint(pairs, run_dir), steps=config.dual_pooling_steps,
+                     batch=config.dual_pooling_batch_size, train=config.dual_pooling_train_pairs,
+                     test=config.dual_pooling_test_pairs, seed=config.seed, threshold=threshold),
+            steps=config.dual_pooling_steps, batch_size=config.dual_pooling_batch_size,
+            train_pairs=config.dual_pooling_train_pairs, test_pairs=config.dual_pooling_test_pairs,
+            relevance=threshold)
     meta = {"test_queries": len(judged), "test_queries_without_relevant": judged.without_relevant,
             "catalogue_products": len(catalogue), "relevance_threshold": config.relevance_threshold,
             "config": dataclasses.asdict(config)}
-    result = {"retrieval": entries, "two_stage": two_stage, "evaluation": meta}
+    result = {"retrieval": entries, "two_stage": two_stage, "teacher_geometry": geometry, "evaluation": meta}
     write_json(result, output_dir / "retrieval.json")
     with atomic_path(output_dir / "retrieval.md") as tmp:
-        tmp.write_text(retrieval_markdown(entries, meta, two_stage), encoding="utf-8")
+        tmp.write_text(retrieval_markdown(entries, meta, two_stage, geometry), encoding="utf-8")
     return result
 
 

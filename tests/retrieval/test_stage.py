@@ -13,7 +13,9 @@ KEYS = {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_pe
 def tiny_config(encoder_dir, **overrides):
     values = dict(backbone=str(encoder_dir), encode_batch_size=8, max_train_examples=50, hard_negatives=2,
                   negative_depth=6, dual_encoder_steps=10, dual_encoder_batch_size=4, dual_encoder_learning_rate=1e-3,
-                  student_dim=8, student_steps=10, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1)
+                  student_dim=8, student_steps=10, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1,
+                  dual_pooling_steps=3, dual_pooling_batch_size=4, dual_pooling_train_pairs=12,
+                  dual_pooling_test_pairs=10)
     values.update(overrides)
     return RetrievalConfig(**values)
 
@@ -44,7 +46,10 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
     saved = json.loads((out / "retrieval.json").read_text())
-    assert set(saved) == {"retrieval", "two_stage", "evaluation"} and saved["evaluation"]["test_queries"] == 5
+    assert set(saved) == {"retrieval", "two_stage", "teacher_geometry", "evaluation"}
+    assert saved["evaluation"]["test_queries"] == 5
+    geometry = result["teacher_geometry"]  # the dual-pooling scorer, judged on test pairs
+    assert geometry["test_pairs"] == 10 and geometry["train_pairs"] == 12 and -1 <= geometry["spearman_with_teacher"] <= 1
     # two-stage: the dual encoder's top k (clamped to the 12 products) re-ranked by the run's teacher
     two = result["two_stage"]
     assert two["retriever"] == "dual_encoder" and two["depth"] == 12 and list(two["rerankers"]) == ["teacher"]
@@ -55,6 +60,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     report = (out / "retrieval.md").read_text()
     assert "Unjudged products count as misses" in report and "| embeddistill | dual_encoder |" in report
     assert "### Two-stage" in report and "| dual_encoder top 12 -> teacher |" in report
+    assert "### Teacher geometry" in report
     assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
 
     # a second call reuses every retriever (no training: the trainers would fail)
@@ -63,6 +69,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
     monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
     monkeypatch.setattr("graphrel.retrieval.two_stage.load_pair_scorer", None)  # the re-ranked lists are cached
+    monkeypatch.setattr("graphrel.retrieval.dual_pooling.train_dual_pooling_scorer", None)
     again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     assert again["retrieval"]["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
     assert again["two_stage"]["rerankers"]["teacher"]["ndcg@10"] == two["rerankers"]["teacher"]["ndcg@10"]
@@ -78,7 +85,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
     ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
-    ("rerank_depth", 0),
+    ("rerank_depth", 0), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
