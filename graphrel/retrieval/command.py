@@ -6,6 +6,9 @@ Input: CSV, Parquet or JSON Lines with a query column (``--query-column``, defau
 and optionally a query id column (default: the query text is the id). Output: Parquet with
 ``query_id, rank, product_id, score`` (k rows per query, best first, ties by product id), or a
 TREC run file (``.trec``). The output is written atomically and an existing output is refused.
+``--index hnsw`` searches a dense retriever's products with an approximate HNSW graph
+(:class:`~graphrel.retrieval.hnsw.HNSWIndex`; built at load time unless saved in the directory)
+instead of exact search; ``--hnsw-ef-search`` trades its speed for recall.
 Bad input (a missing file or column, an empty query, an unknown retriever directory, k < 1,
 an existing output) is one line naming the file, the row and the fix; exit code 2.
 """
@@ -93,7 +96,8 @@ def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
 
 def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Path, *, k: int = 100,
                   query_column: str = "query", query_id_column: str | None = None,
-                  file_format: str | None = None, batch_size: int = 256, rerank_model: str | Path | None = None) -> int:
+                  file_format: str | None = None, batch_size: int = 256, rerank_model: str | Path | None = None,
+                  index: str = "exact", hnsw_ef_search: int | None = None) -> int:
     """Retrieve the top ``k`` products of every query of a file; write them atomically.
 
     Args:
@@ -104,6 +108,9 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         batch_size: queries encoded per forward pass, >= 1.
         rerank_model: a pair model directory (student or teacher) that re-ranks each top k
             (output gains ``retrieval_score``); None: no re-ranking.
+        index: ``exact`` (default) or ``hnsw`` (approximate; dense retrievers only, BM25 ignores it).
+        hnsw_ef_search: HNSW candidates per search, >= 1; None: the default of
+            :class:`~graphrel.retrieval.index.IndexOptions`. Only with ``index="hnsw"``.
 
     Returns:
         Number of rows written.
@@ -112,6 +119,7 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         GraphrelInputError: any bad input (checked before anything is written).
     """
     from graphrel.retrieval.evaluation import write_trec_run
+    from graphrel.retrieval.index import IndexOptions
     from graphrel.retrieval.retriever import Retriever
     from graphrel.run import write_parquet
 
@@ -125,7 +133,13 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
     if output.exists():
         raise GraphrelInputError("output already exists", path=output,
                                  fix="delete it or choose another --output")
-    retriever = Retriever.load(model)
+    if hnsw_ef_search is not None and index != "hnsw":
+        raise GraphrelInputError(f"an HNSW ef_search was given for the {index!r} index",
+                                 fix="pass --index hnsw with --hnsw-ef-search, or drop --hnsw-ef-search")
+    options = IndexOptions(kind=index)
+    if hnsw_ef_search is not None:
+        options = IndexOptions(kind=index, hnsw_ef_search=hnsw_ef_search)
+    retriever = Retriever.load(model, index=options)
     scorer = None
     if rerank_model is not None:
         from graphrel.retrieval.rerank import load_pair_scorer
@@ -151,6 +165,7 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
 def retrieve_command(argv: list[str]) -> None:
     """``graphrel retrieve`` (arguments without the command name)."""
     from graphrel.options import ArgumentParser, whole_number
+    from graphrel.retrieval.index import INDEX_KINDS, IndexOptions
 
     parser = ArgumentParser(prog="graphrel retrieve", description=(
         "Top-k products of the catalogue for every query of a CSV / Parquet / JSONL file, with a retriever "
@@ -170,8 +185,19 @@ def retrieve_command(argv: list[str]) -> None:
     parser.add_argument("--rerank", default=None, metavar="PAIR_MODEL_DIR",
                         help="re-rank each top k with a pair model: a student directory (RUN/student_korder) or "
                              "the cross-encoder teacher (RUN/teacher); adds column retrieval_score")
+    hnsw = IndexOptions("hnsw")
+    parser.add_argument("--index", default="exact", choices=list(INDEX_KINDS),
+                        help=f"how a dense retriever searches the products: exact (default; faiss IndexFlatIP, "
+                             f"every product scored) or hnsw (faiss HNSW graph, M {hnsw.hnsw_m}, ef_construction "
+                             f"{hnsw.hnsw_ef_construction}: approximate, faster search; built at load time, seconds "
+                             f"to tens of seconds, unless saved in the directory by "
+                             f"graphrel.retrieval.retriever.save_hnsw_index). BM25 ignores it")
+    parser.add_argument("--hnsw-ef-search", type=whole_number(1, example=hnsw.hnsw_ef_search), default=None,
+                        metavar="N", help=f"HNSW candidates per search, >= 1, with --index hnsw (default "
+                                          f"{hnsw.hnsw_ef_search}; larger: better recall, slower)")
     args = parser.parse_args(argv)
     rows = retrieve_file(args.model, args.queries, args.output, k=args.k, query_column=args.query_column,
                          query_id_column=args.query_id_column, file_format=args.file_format,
-                         batch_size=args.batch_size, rerank_model=args.rerank)
+                         batch_size=args.batch_size, rerank_model=args.rerank, index=args.index,
+                         hnsw_ef_search=args.hnsw_ef_search)
     print(f"retrieved {rows:,} rows -> {args.output}")

@@ -6,10 +6,14 @@ Layout of a retriever directory::
     catalogue.parquet        product_id, product_text (sorted by product id: the tie-break order)
     product_embeddings.npy   (dense) (N, d) float32, L2-normalised, row i = catalogue row i
     query_encoder/           (dense) sentence-transformers directory encoding queries
+    hnsw_m32_efc40.faiss     (dense, optional) a saved HNSW graph (:func:`save_hnsw_index`)
     bm25/                    (bm25) bm25s index + tokenizer vocabulary
 
 A dense retriever encodes queries with its query encoder and searches the product embeddings
-with a faiss exact inner-product index (:class:`~graphrel.retrieval.index.ExactIndex`); the
+with a faiss exact inner-product index (:class:`~graphrel.retrieval.index.ExactIndex`), or on
+request an approximate HNSW index built at load time
+(:class:`~graphrel.retrieval.hnsw.HNSWIndex`, ``Retriever.load(dir, index="hnsw")``; read
+instead when :func:`save_hnsw_index` saved that graph in the directory); the
 product embeddings may come from another encoder (an EmbedDistill asymmetric student keeps its
 teacher's frozen product embeddings). Directories are written to a temporary sibling and renamed
 into place, so a crash leaves no half-written retriever.
@@ -28,6 +32,7 @@ import pandas as pd
 
 from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.catalogue import Catalogue
+from graphrel.retrieval.index import IndexOptions, build_index
 
 log = logging.getLogger("graphrel")
 
@@ -109,6 +114,51 @@ def save_bm25_retriever(directory: str | Path, *, catalogue: Catalogue, name: st
     _write_directory(Path(directory), fill)
 
 
+def hnsw_index_path(directory: str | Path, options: IndexOptions) -> Path:
+    """Where :func:`save_hnsw_index` puts the HNSW graph of ``options`` in a retriever directory."""
+    return Path(directory) / f"hnsw_m{options.hnsw_m}_efc{options.hnsw_ef_construction}.faiss"
+
+
+def save_hnsw_index(directory: str | Path, options: IndexOptions = IndexOptions("hnsw"), *,
+                    threads: int | None = None) -> Path:
+    """Build the HNSW graph of a dense retriever directory once and save it there.
+
+    :meth:`Retriever.load` with the same ``hnsw_m`` and ``hnsw_ef_construction`` then reads it
+    instead of building it (building takes seconds to tens of seconds for ~55k products;
+    reading, well under one). The file is written to a temporary name and renamed into place.
+
+    Args:
+        directory: a dense retriever directory (its ``product_embeddings.npy``).
+        options: HNSW options (``kind`` must be ``hnsw``; ``hnsw_ef_search`` is chosen at load).
+        threads: faiss threads for the build.
+
+    Returns:
+        The file written (:func:`hnsw_index_path`).
+
+    Raises:
+        GraphrelInputError: not a dense retriever directory, or ``options.kind`` is not hnsw.
+    """
+    from graphrel.retrieval.hnsw import HNSWIndex
+
+    directory = Path(directory)
+    if options.kind != "hnsw":
+        raise GraphrelInputError(f"only an HNSW index is saved, got index {options.kind!r}",
+                                 fix="pass IndexOptions('hnsw', ...)")
+    if not (directory / PRODUCT_EMBEDDINGS).is_file():
+        raise GraphrelInputError(f"not a dense retriever directory (no {PRODUCT_EMBEDDINGS})", path=directory,
+                                 fix="pass a dense retriever, e.g. RUN/retrieval/retrievers/dual_encoder")
+    index = HNSWIndex(np.load(directory / PRODUCT_EMBEDDINGS), m=options.hnsw_m,
+                      ef_construction=options.hnsw_ef_construction, threads=threads)
+    path = hnsw_index_path(directory, options)
+    tmp = path.parent / f".{path.name}.tmp"
+    try:
+        index.save(tmp)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 class Retriever:
     """Top-k products of the catalogue for queries. Load with :meth:`load`.
 
@@ -130,12 +180,25 @@ class Retriever:
         return self.manifest["name"]
 
     @classmethod
-    def load(cls, directory: str | Path, *, threads: int | None = None) -> "Retriever":
+    def load(cls, directory: str | Path, *, threads: int | None = None,
+             index: str | IndexOptions = "exact") -> "Retriever":
         """Load a retriever directory.
 
+        Args:
+            directory: a retriever directory.
+            threads: faiss threads (None: faiss's default).
+            index: the index a dense retriever searches with: ``"exact"`` (default), ``"hnsw"``
+                (approximate, default HNSW options) or an
+                :class:`~graphrel.retrieval.index.IndexOptions` (e.g. another ``hnsw_ef_search``).
+                The HNSW graph is read from the directory if :func:`save_hnsw_index` saved it
+                (same ``hnsw_m`` and ``hnsw_ef_construction``), else built here from
+                ``product_embeddings.npy``. Ignored by BM25.
+
         Raises:
-            GraphrelInputError: the directory does not exist or is not a retriever directory.
+            GraphrelInputError: the directory does not exist or is not a retriever directory;
+                an unknown index or an HNSW option out of range.
         """
+        options = IndexOptions.of(index)
         directory = Path(directory)
         path = directory / MANIFEST
         if not path.is_file():
@@ -156,11 +219,19 @@ class Retriever:
 
             return cls(manifest, catalogue, bm25=BM25Index.load(directory / BM25_DIR))
         from graphrel.retrieval.encoders import load_encoder
-        from graphrel.retrieval.index import ExactIndex
 
         encoder = load_encoder(directory / QUERY_ENCODER)
-        index = ExactIndex(np.load(directory / PRODUCT_EMBEDDINGS), threads=threads)
-        return cls(manifest, catalogue, query_encoder=encoder, index=index)
+        saved = hnsw_index_path(directory, options)
+        if options.kind == "hnsw" and saved.is_file():
+            from graphrel.retrieval.hnsw import HNSWIndex
+
+            search_index = HNSWIndex.load(saved, ef_search=options.hnsw_ef_search, threads=threads)
+            if len(search_index) != len(catalogue):
+                raise GraphrelInputError(f"saved HNSW index has {len(search_index)} products, the catalogue "
+                                         f"{len(catalogue)}", path=saved, fix="delete it or save it again")
+        else:
+            search_index = build_index(np.load(directory / PRODUCT_EMBEDDINGS), options, threads=threads)
+        return cls(manifest, catalogue, query_encoder=encoder, index=search_index)
 
     def encode_queries(self, queries, *, batch_size: int = 256) -> np.ndarray | None:
         """Query embeddings (Q, d) float32, unit rows; None for BM25 (no encoder)."""

@@ -54,6 +54,12 @@ def test_retrieve_trec_output_and_clamped_k(tmp_path, bm25_dir, capsys):
     ("header only", "query\n", [], "no queries"),
     ("unknown model", "query\ndrill\n", ["--model", "/nonexistent/retriever"], "no such directory"),
     ("bad suffix", "query\ndrill\n", ["--output", "OUT.csv"], "output must end in .parquet or .trec"),
+    ("unknown index", "query\ndrill\n", ["--index", "hnws"], "--index: invalid choice: 'hnws'"),
+    ("ef search zero", "query\ndrill\n", ["--index", "hnsw", "--hnsw-ef-search", "0"],
+     "--hnsw-ef-search: must be a whole number >= 1"),
+    ("ef search not whole", "query\ndrill\n", ["--index", "hnsw", "--hnsw-ef-search", "1e3"],
+     "must be a whole number >= 1"),
+    ("ef search without hnsw", "query\ndrill\n", ["--hnsw-ef-search", "64"], "pass --index hnsw"),
 ])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(tmp_path, bm25_dir, capsys, case, content, args, message):
     queries = tmp_path / "q.csv"
@@ -115,3 +121,22 @@ def test_rerank_with_an_unknown_model_is_refused(tmp_path, bm25_dir, capsys):
     assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--output",
                  str(tmp_path / "o.parquet"), "--rerank", str(tmp_path)]) == 2
     assert "not a pair model directory" in _error(capsys) and not (tmp_path / "o.parquet").exists()
+
+
+def test_index_hnsw_returns_the_exact_top_k_on_a_tiny_catalogue(tmp_path, tiny_encoder_dir):
+    from graphrel.retrieval.encoders import encode, load_encoder
+    from graphrel.retrieval.retriever import save_dense_retriever
+
+    catalogue = Catalogue.from_pairs(toy_pairs())
+    encoder = load_encoder(tiny_encoder_dir)
+    save_dense_retriever(tmp_path / "dense", query_encoder=encoder, catalogue=catalogue,
+                         product_embeddings=encode(encoder, catalogue.texts), name="tiny")
+    queries = tmp_path / "q.csv"
+    queries.write_text("query\ngarden hose\ndoor\ncordless drill\n")
+    runs = {}
+    for name, extra in (("exact", []), ("hnsw", ["--index", "hnsw", "--hnsw-ef-search", "64"])):
+        out = tmp_path / f"{name}.parquet"
+        assert main(["retrieve", "--model", str(tmp_path / "dense"), "--queries", str(queries), "--k", "4",
+                     "--output", str(out), *extra]) == 0
+        runs[name] = pd.read_parquet(out)
+    assert runs["hnsw"].product_id.tolist() == runs["exact"].product_id.tolist()
