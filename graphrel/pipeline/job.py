@@ -98,12 +98,14 @@ class Pipeline:
         """The retrieval stage (issue: retrieval, part 1) into ``RUN/retrieval``: not keyed here,
         since every retriever inside keeps its own build key (an interrupted stage resumes, a
         changed option rebuilds only what it changes). Returns the ``metrics.json`` entries
-        ``retrieval``, ``retrieval_two_stage`` and ``retrieval_teacher_geometry``."""
+        ``retrieval``, ``retrieval_two_stage``, ``retrieval_index_comparison`` and
+        ``retrieval_teacher_geometry``."""
         from graphrel.retrieval.stage import run_retrieval
 
         result = self._stage("retrieval", run_retrieval, self.run_dir, self.run_dir / R.RETRIEVAL_DIR,
                              self.config.retrieval)
         return {"retrieval": result["retrieval"], "retrieval_two_stage": result["two_stage"],
+                "retrieval_index_comparison": result["index_comparison"],
                 "retrieval_teacher_geometry": result["teacher_geometry"]}
 
     def _stage(self, name: str, function, *args, **kwargs):

@@ -48,6 +48,9 @@ class RetrievalConfig:
         dual_pooling_steps: training steps of the dual-pooling scorer on the cross-encoder (teacher
             geometry; 0: not built), on ``dual_pooling_train_pairs`` training pairs in batches of
             ``dual_pooling_batch_size``; judged on ``dual_pooling_test_pairs`` test pairs (>= 1 each).
+        index_comparison: also measure faiss HNSW (M 32, ef_construction 100, ef_search 16 to 256)
+            against exact search on the ``embeddistill`` student's test queries: overlap@10/100
+            with exact search, queries/s, build time, memory.
         rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
             ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
             to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
@@ -82,6 +85,7 @@ class RetrievalConfig:
     timing_k: int = 100
     threads: int = 2
     max_test_queries: int | None = None
+    index_comparison: bool = True
     dual_pooling_steps: int = 400
     dual_pooling_batch_size: int = 16
     dual_pooling_train_pairs: int = 5000

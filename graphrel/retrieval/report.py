@@ -77,10 +77,9 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
     return entries
 
 
-def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None, geometry: dict | None = None) -> str:
+def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
     """The report section "Retrieval": one row per retriever, how it was measured, then the
-    two-stage table (:func:`~graphrel.retrieval.two_stage.two_stage_markdown`) and the teacher
-    geometry (:func:`~graphrel.retrieval.teacher_geometry.geometry_markdown`) when given."""
+    ``extra_sections`` (markdown: two-stage, index comparison, teacher geometry)."""
     lines = ["## Retrieval", "",
              f"{meta['test_queries']:,} unseen test queries with at least one judged-relevant product "
              f"(label >= {meta['relevance_threshold']:g}; {meta['test_queries_without_relevant']} test queries "
@@ -106,12 +105,5 @@ def retrieval_markdown(entries: dict, meta: dict, two_stage: dict | None = None,
               "Query parameters: the query-side encoder (BM25: 0); products are encoded offline. "
               "The embeddistill_* rows are the loss ablation of the asymmetric student (label = in-batch softmax, "
               "score = in-batch score distillation from the dual encoder, embedding = L2 query embedding matching).", ""]
-    if two_stage:
-        from graphrel.retrieval.two_stage import two_stage_markdown
-
-        lines.append(two_stage_markdown(two_stage))
-    if geometry:
-        from graphrel.retrieval.teacher_geometry import geometry_markdown
-
-        lines.append(geometry_markdown(geometry))
+    lines += [section.rstrip() + "\n" for section in extra_sections]
     return "\n".join(lines)

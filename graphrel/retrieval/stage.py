@@ -111,13 +111,15 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
             those present; ``{}``: no two-stage evaluation.
 
     Returns:
-        ``{"retrieval": entries, "two_stage": ..., "teacher_geometry": ..., "evaluation": ...}``
+        ``{"retrieval": entries, "two_stage", "index_comparison", "teacher_geometry", "evaluation"}``
         (also ``retrieval.json``):
         entries = the ``retrieval`` entry of ``metrics.json``, retriever name -> ``recall@10``,
         ``recall@100``, ``recall@1000``, ``ndcg@10`` (in [0, 1]), ``query_encodings_per_second``,
         ``queries_per_second``, ``parameters`` (query side), ``teacher`` (entry name or None),
         ``index_build_seconds``, ``index_bytes``; ``two_stage`` as
         :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers);
+        ``index_comparison`` as :func:`~graphrel.retrieval.index_comparison.compare_indexes` on
+        the ``embeddistill`` student's test queries (None with ``index_comparison`` off);
         ``teacher_geometry`` as :func:`~graphrel.retrieval.teacher_geometry.dual_pooling_geometry`
         (None when ``dual_pooling_steps`` is 0).
 
@@ -183,14 +185,43 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
             steps=config.dual_pooling_steps, batch_size=config.dual_pooling_batch_size,
             train_pairs=config.dual_pooling_train_pairs, test_pairs=config.dual_pooling_test_pairs,
             relevance=threshold)
+    comparison = None
+    if config.index_comparison and "embeddistill" in names:
+        from graphrel.retrieval.index_comparison import compare_indexes
+
+        student = Retriever.load(output_dir / "retrievers" / "embeddistill", threads=config.threads)
+        comparison = compare_indexes(np.load(output_dir / "retrievers" / "embeddistill" / "product_embeddings.npy"),
+                                     student.encode_queries(list(judged.queries)), cutoffs=(10, 100),
+                                     timing_k=config.timing_k, repeats=config.timing_repeats, threads=config.threads)
     meta = {"test_queries": len(judged), "test_queries_without_relevant": judged.without_relevant,
             "catalogue_products": len(catalogue), "relevance_threshold": config.relevance_threshold,
             "config": dataclasses.asdict(config)}
-    result = {"retrieval": entries, "two_stage": two_stage, "teacher_geometry": geometry, "evaluation": meta}
+    result = {"retrieval": entries, "two_stage": two_stage, "index_comparison": comparison,
+              "teacher_geometry": geometry, "evaluation": meta}
     write_json(result, output_dir / "retrieval.json")
     with atomic_path(output_dir / "retrieval.md") as tmp:
-        tmp.write_text(retrieval_markdown(entries, meta, two_stage, geometry), encoding="utf-8")
+        tmp.write_text(retrieval_markdown(entries, meta, _sections(result)), encoding="utf-8")
     return result
+
+
+def _sections(result: dict) -> list[str]:
+    """The report's sections after the retriever table, for the parts this stage ran."""
+    sections = []
+    if result["two_stage"]:
+        from graphrel.retrieval.two_stage import two_stage_markdown
+
+        sections.append(two_stage_markdown(result["two_stage"]))
+    if result["index_comparison"]:
+        from graphrel.retrieval.index_comparison import index_comparison_markdown
+
+        sections.append(index_comparison_markdown(result["index_comparison"], title=(
+            "Index: exact search against HNSW (embeddistill test queries, the catalogue's product embeddings)"))
+            + "\noverlap@k: the share of exact search's top k that HNSW finds (its recall loss is 1 - overlap).\n")
+    if result["teacher_geometry"]:
+        from graphrel.retrieval.teacher_geometry import geometry_markdown
+
+        sections.append(geometry_markdown(result["teacher_geometry"]))
+    return sections
 
 
 def retriever_names(config: RetrievalConfig) -> list[str]:

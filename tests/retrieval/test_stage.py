@@ -46,7 +46,10 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
     saved = json.loads((out / "retrieval.json").read_text())
-    assert set(saved) == {"retrieval", "two_stage", "teacher_geometry", "evaluation"}
+    assert set(saved) == {"retrieval", "two_stage", "index_comparison", "teacher_geometry", "evaluation"}
+    comparison = result["index_comparison"]  # HNSW on the toy catalogue finds exact search's top 10
+    assert [s["ef_search"] for s in comparison["hnsw"]["searches"]] == [16, 64, 128, 256]
+    assert all(s["overlap@10"] == pytest.approx(1.0) for s in comparison["hnsw"]["searches"])
     assert saved["evaluation"]["test_queries"] == 5
     geometry = result["teacher_geometry"]  # the dual-pooling scorer, judged on test pairs
     assert geometry["test_pairs"] == 10 and geometry["train_pairs"] == 12 and -1 <= geometry["spearman_with_teacher"] <= 1
@@ -60,7 +63,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     report = (out / "retrieval.md").read_text()
     assert "Unjudged products count as misses" in report and "| embeddistill | dual_encoder |" in report
     assert "### Two-stage" in report and "| dual_encoder top 12 -> teacher |" in report
-    assert "### Teacher geometry" in report
+    assert "### Teacher geometry" in report and "### Index: exact search against HNSW" in report
     assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
 
     # a second call reuses every retriever (no training: the trainers would fail)
