@@ -78,6 +78,10 @@ def _pipeline(argv: list[str]) -> None:
 
     Path(run_dir).mkdir(parents=True, exist_ok=True)
     parser.save(args, str(Path(run_dir) / "config.yaml"), overwrite=True, skip_check=True)
+    if args.no_progress:  # transformers' own bars too ("Loading weights" of every model load)
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     metrics = Pipeline(config, run_dir, progress=not args.no_progress).run()
     from graphrel.pipeline.report import protocol_tables
 
