@@ -3,9 +3,10 @@
 Every retriever is evaluated on the same test queries (recall@10/100/1000, NDCG@10 via
 :func:`graphrel.retrieval.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
 file), then all are timed in one loop with the same protocol: a warm-up on other (validation)
-queries, then the median of ``repeats`` runs over every test query, once for the query encoder
-alone (``query_encodings_per_second``) and once for encoding + exact search of the top
-``timing_k`` over the whole catalogue (``queries_per_second``).
+queries, then ``repeats`` rounds, each running every retriever once over every test query
+(interleaved, so a change of load on a shared machine falls on all alike), once for the query
+encoder alone (``query_encodings_per_second``) and once for encoding + exact search of the top
+``timing_k`` over the whole catalogue (``queries_per_second``); the median of each is reported.
 """
 
 from __future__ import annotations
@@ -71,9 +72,18 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
                          "index_build_seconds": build_seconds, "index_bytes": index_bytes}
         loaded[name] = retriever
         log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
-    for name, retriever in loaded.items():  # one timing loop, same protocol for all
-        entries[name].update(retriever.time_search(list(judged.queries), timing_k, repeats=repeats,
-                                                   warmup=list(warmup) or None))
+    # one timing loop, same protocol for all: every retriever warmed up, then the repeats
+    # interleaved (round r times each retriever once), so a change of load on the shared
+    # machine falls on every retriever alike; the median of each retriever's runs is reported
+    queries = list(judged.queries)
+    for retriever in loaded.values():
+        retriever.search_rows(list(warmup) or queries[:64], min(timing_k, len(retriever.catalogue)))
+    runs: dict = {name: [] for name in loaded}
+    for _ in range(repeats):
+        for name, retriever in loaded.items():
+            runs[name].append(retriever.time_search(queries, timing_k, repeats=1, warmup=[]))
+    for name, timings in runs.items():
+        entries[name].update({key: float(np.median([t[key] for t in timings])) for key in timings[0]})
     return entries
 
 
@@ -100,7 +110,7 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
     c = meta.get("config", {})
     lines += ["", f"Ties are broken by product id. Speeds: one run, every retriever alike: warm-up on "
               f"{c.get('warmup_queries', '?')} validation queries, then the median of {c.get('timing_repeats', '?')} "
-              f"runs over the test queries; queries/s = query encoding + exact search (faiss IndexFlatIP, or "
+              f"runs over the test queries, interleaved (each round runs every retriever once); queries/s = query encoding + exact search (faiss IndexFlatIP, or "
               f"BM25 over every product) of the top {c.get('timing_k', '?')}, {c.get('threads', '?')} threads. "
               "Query parameters: the query-side encoder (BM25: 0); products are encoded offline. "
               "The embeddistill_* rows are the loss ablation of the asymmetric student (label = in-batch softmax, "

@@ -290,7 +290,8 @@ class Retriever:
             queries: the timed queries.
             k: search depth.
             repeats: timed runs (>= 1); each runs every query once.
-            warmup: queries run once (encode + search) before timing; default the first 64.
+            warmup: queries run once (encode + search) before timing; default the first 64;
+                ``[]``: none (the caller warmed up).
 
         Returns:
             ``{"query_encodings_per_second", "queries_per_second"}`` (BM25: query encoding =
@@ -298,7 +299,8 @@ class Retriever:
         """
         queries = [str(q) for q in queries]
         warm = list(warmup) if warmup is not None else queries[:64]
-        self.search_rows(warm, min(k, len(self.catalogue)), batch_size=batch_size)
+        if warm:
+            self.search_rows(warm, min(k, len(self.catalogue)), batch_size=batch_size)
         encode_times, search_times = [], []
         for _ in range(repeats):
             start = time.perf_counter()
