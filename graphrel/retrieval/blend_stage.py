@@ -23,8 +23,6 @@ from graphrel.errors import GraphrelInputError
 
 log = logging.getLogger("graphrel")
 
-DEPTH = 1000  # products per query evaluated and fused (the retrieval table's deepest cut-off)
-
 
 @dataclass
 class BlendOptions:
@@ -214,6 +212,9 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
         output_dir: the stage's output directory (``retrievers/dual_encoder`` must exist).
         warmup: queries run once before timing the fused system.
 
+    Raises:
+        GraphrelInputError: a bad option, or ``dual_encoder_product_side`` not ``frozen``.
+
     Returns:
         ``{"retrievers": [names built, report order], "fusion": {"fusion_rrf": entry,
         "fusion_combsum": entry}}``; entries have the keys of
@@ -225,6 +226,10 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
     from graphrel.retrieval.stage import _key, _reusable
 
     options = BlendOptions.from_config(config)
+    if getattr(config, "dual_encoder_product_side", "frozen") != "frozen":
+        raise GraphrelInputError("Blend and Match trains the query side against frozen product embeddings, so it "
+                                 "compares only with a dual encoder whose product side is frozen",
+                                 fix="set retrieval.dual_encoder_product_side to frozen, or turn Blend and Match off")
     root = Path(output_dir) / "retrievers"
     xmc_fields = {f.name: getattr(options, f.name) for f in dataclasses.fields(options) if f.name.startswith("xmc_")}
     xmc_key = _key(up=upstream_key, threshold=threshold, seed=config.seed, **xmc_fields)
@@ -269,71 +274,9 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
                                                distillation_weight=options.xmc_distillation_weight)
         save("dual_encoder_xmc_kd", model, losses, seconds, key,
              {"distillation_weight": options.xmc_distillation_weight, "depth": options.xmc_distillation_depth})
+    from graphrel.retrieval.fusion import fusion_entries
+
     fusion = fusion_entries([root / "dual_encoder", root / "xmc"], judged, Path(output_dir) / "runs",
                             rrf_k=options.fusion_rrf_k, warmup=warmup, repeats=config.timing_repeats,
                             timing_k=config.timing_k, threads=config.threads)
     return {"retrievers": ["xmc", *variants, "dual_encoder_xmc_kd"], "fusion": fusion}
-
-
-def fusion_entries(directories: list, judged, runs_dir: Path, *, rrf_k: int = 60, warmup=(), repeats: int = 3,
-                   timing_k: int = 100, threads: int = 1) -> dict:
-    """``fusion_rrf`` and ``fusion_combsum`` of retrievers' top 1000 on the judged test queries.
-
-    Speed = the whole serve-both system: every model's search of the top ``timing_k`` plus the
-    fusion, median of ``repeats`` runs over the test queries after a warm-up; parameters and
-    index sizes are the models' sums.
-    """
-    from graphrel.retrieval.evaluation import retrieval_metrics, run_frame, write_trec_run
-    from graphrel.retrieval.fusion import fuse_runs
-    from graphrel.retrieval.retriever import Retriever
-
-    retrievers = [Retriever.load(d, threads=threads) for d in directories]
-    queries, ids = list(judged.queries), judged.query_ids
-    runs = []
-    for retriever in retrievers:
-        rows, scores = retriever.search_rows(queries, min(DEPTH, len(retriever.catalogue)))
-        runs.append(run_frame(ids, retriever.catalogue.product_ids, rows, scores))
-    sizes = [_index_bytes(r, Path(d)) for r, d in zip(retrievers, directories)]
-    entries = {}
-    for method in ("rrf", "combsum"):
-        name = f"fusion_{method}"
-        fused = fuse_runs(runs, method=method, depth=DEPTH, rrf_k=rrf_k)
-        write_trec_run(fused, Path(runs_dir) / f"{name}.trec", tag=name)
-        metrics = retrieval_metrics(fused, judged.qrels)
-        entries[name] = {**{k: v for k, v in metrics.items() if k != "queries"},
-                         "parameters": int(sum(r.manifest.get("parameters", 0) for r in retrievers)),
-                         "teacher": None, "models": [r.name for r in retrievers], "index_build_seconds": 0.0,
-                         "index_bytes": int(sum(sizes)),
-                         **_time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k)}
-        log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
-    return entries
-
-
-def _index_bytes(retriever, directory: Path) -> int:
-    if retriever.xmc is not None:
-        return retriever.xmc.size_bytes()
-    path = directory / "product_embeddings.npy"
-    return int(np.load(path, mmap_mode="r").nbytes) if path.is_file() else 0
-
-
-def _time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k) -> dict:
-    from graphrel.retrieval.fusion import fuse_retrievers
-
-    warm = list(warmup) or queries[:64]
-    fuse_retrievers(retrievers, warm, k=timing_k, method=method)
-    encode_times, search_times = [], []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        for retriever in retrievers:
-            if retriever.xmc is not None:
-                retriever.xmc.features.transform(queries)
-            elif retriever.bm25 is not None:
-                retriever.bm25.query_token_ids(queries)
-            else:
-                retriever.encode_queries(queries)
-        encode_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        fuse_retrievers(retrievers, queries, k=timing_k, method=method)
-        search_times.append(time.perf_counter() - start)
-    return {"query_encodings_per_second": len(queries) / float(np.median(encode_times)),
-            "queries_per_second": len(queries) / float(np.median(search_times))}

@@ -12,19 +12,26 @@ The serve-two-models reference of Blend and Match (Bonab et al., WWW '23 Compani
 
 The fused ranking is cut to ``depth``, ties broken by product id, in the run-frame format of
 :func:`graphrel.retrieval.evaluation.run_frame` (``query_id, rank, product_id, score``).
+:func:`fusion_entries` evaluates and times a fused system like any retriever of the table.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from graphrel.errors import GraphrelInputError
 
+log = logging.getLogger("graphrel")
+
 METHODS = {"rrf": ("rrf", None), "combsum": ("sum", "min-max")}
 RRF_K = 60
+DEPTH = 1000  # products per query evaluated and fused (the retrieval table's deepest cut-off)
 
 
 def _ranx_run(run: pd.DataFrame, name: str, *, by_rank: bool):
@@ -76,7 +83,7 @@ def fuse_runs(runs: list[pd.DataFrame], *, method: str = "rrf", depth: int = 100
 
 
 def fuse_retrievers(retrievers: list, queries, *, query_ids=None, k: int, method: str = "rrf",
-                    batch_size: int = 256) -> pd.DataFrame:
+                    batch_size: int = 256, rrf_k: int = RRF_K) -> pd.DataFrame:
     """Each retriever's top ``k`` of every query, fused (the serve-several-models system).
 
     Args:
@@ -101,10 +108,71 @@ def fuse_retrievers(retrievers: list, queries, *, query_ids=None, k: int, method
                                      fix="fuse retrievers built by the same retrieval stage")
     ids = np.arange(len(queries)) if query_ids is None else np.asarray(query_ids, dtype=object)
     runs = [r.search(queries, k, query_ids=ids, batch_size=batch_size) for r in retrievers]
-    fused = fuse_runs(runs, method=method, depth=k)
+    fused = fuse_runs(runs, method=method, depth=k, rrf_k=rrf_k)
     order = {str(q): i for i, q in enumerate(ids)}
     fused["_order"] = fused["query_id"].map(order)
     fused = fused.sort_values(["_order", "rank"], kind="stable").drop(columns="_order")
     original = {str(q): q for q in ids}
     fused["query_id"] = fused["query_id"].map(original)
     return fused.reset_index(drop=True)
+
+
+def fusion_entries(directories: list, judged, runs_dir: Path, *, rrf_k: int = 60, warmup=(), repeats: int = 3,
+                   timing_k: int = 100, threads: int = 1) -> dict:
+    """``fusion_rrf`` and ``fusion_combsum`` of retrievers' top 1000 on the judged test queries.
+
+    Speed = the whole serve-both system: every model's search of the top ``timing_k`` plus the
+    fusion, median of ``repeats`` runs over the test queries after a warm-up; parameters and
+    index sizes are the models' sums.
+    """
+    from graphrel.retrieval.evaluation import retrieval_metrics, run_frame, write_trec_run
+    from graphrel.retrieval.retriever import Retriever
+
+    retrievers = [Retriever.load(d, threads=threads) for d in directories]
+    queries, ids = list(judged.queries), judged.query_ids
+    runs = []
+    for retriever in retrievers:
+        rows, scores = retriever.search_rows(queries, min(DEPTH, len(retriever.catalogue)))
+        runs.append(run_frame(ids, retriever.catalogue.product_ids, rows, scores))
+    sizes = [_index_bytes(r, Path(d)) for r, d in zip(retrievers, directories)]
+    entries = {}
+    for method in ("rrf", "combsum"):
+        name = f"fusion_{method}"
+        fused = fuse_runs(runs, method=method, depth=DEPTH, rrf_k=rrf_k)
+        write_trec_run(fused, Path(runs_dir) / f"{name}.trec", tag=name)
+        metrics = retrieval_metrics(fused, judged.qrels)
+        entries[name] = {**{k: v for k, v in metrics.items() if k != "queries"},
+                         "parameters": int(sum(r.manifest.get("parameters", 0) for r in retrievers)),
+                         "teacher": None, "models": [r.name for r in retrievers], "index_build_seconds": 0.0,
+                         "index_bytes": int(sum(sizes)),
+                         **_time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k)}
+        log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
+    return entries
+
+
+def _index_bytes(retriever, directory: Path) -> int:
+    if retriever.xmc is not None:
+        return retriever.xmc.size_bytes()
+    path = directory / "product_embeddings.npy"
+    return int(np.load(path, mmap_mode="r").nbytes) if path.is_file() else 0
+
+
+def _time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k) -> dict:
+    warm = list(warmup) or queries[:64]
+    fuse_retrievers(retrievers, warm, k=timing_k, method=method, rrf_k=rrf_k)
+    encode_times, search_times = [], []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        for retriever in retrievers:
+            if retriever.xmc is not None:
+                retriever.xmc.features.transform(queries)
+            elif retriever.bm25 is not None:
+                retriever.bm25.query_token_ids(queries)
+            else:
+                retriever.encode_queries(queries)
+        encode_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fuse_retrievers(retrievers, queries, k=timing_k, method=method, rrf_k=rrf_k)
+        search_times.append(time.perf_counter() - start)
+    return {"query_encodings_per_second": len(queries) / float(np.median(encode_times)),
+            "queries_per_second": len(queries) / float(np.median(search_times))}

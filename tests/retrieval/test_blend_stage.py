@@ -1,8 +1,8 @@
 """The Blend and Match stage end to end on a toy run with a tiny random encoder (no training quality asserted)."""
 
-import numpy as np
-import pandas as pd
+import pytest
 
+from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.bm25 import BM25Index
 from graphrel.retrieval.blend_and_match import xmc_positives
 from graphrel.retrieval.blend_stage import blend_examples, build_blend_and_match
@@ -65,3 +65,11 @@ def test_build_blend_and_match_writes_every_retriever_and_fusion_entries(tmp_pat
     build_blend_and_match(pairs, catalogue, examples, judged, config=config, threshold=0.75,
                           product_embeddings=products, upstream_key="toy", output_dir=tmp_path)
     assert (tmp_path / "retrievers" / "blend_and_match" / "manifest.json").stat().st_mtime_ns == stamp  # reused
+
+
+def test_blend_and_match_needs_the_frozen_product_side(tmp_path, tiny_encoder_dir):
+    pairs, catalogue, examples, config, products = setup(tmp_path, tiny_encoder_dir)
+    config.dual_encoder_product_side = "trained"
+    with pytest.raises(GraphrelInputError, match="dual_encoder_product_side"):
+        build_blend_and_match(pairs, catalogue, examples, judged_test_queries(pairs, threshold=0.75), config=config,
+                              threshold=0.75, product_embeddings=products, upstream_key="toy", output_dir=tmp_path)
