@@ -1,6 +1,7 @@
 """``graphrel retrieve``: the top-k products of the catalogue for every query of a file.
 
     graphrel retrieve --model RETRIEVER_DIR --queries queries.csv --k 100 --output top.parquet
+    graphrel retrieve --fusion rrf --model DIR_A --model DIR_B --queries queries.csv --output top.parquet
 
 Input: CSV, Parquet or JSON Lines with a query column (``--query-column``, default ``query``)
 and optionally a query id column (default: the query text is the id). Output: Parquet with
@@ -94,14 +95,15 @@ def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
     return out
 
 
-def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Path, *, k: int = 100,
+def retrieve_file(model: str | Path | list, queries_path: str | Path, output: str | Path, *, k: int = 100,
                   query_column: str = "query", query_id_column: str | None = None,
                   file_format: str | None = None, batch_size: int = 256, rerank_model: str | Path | None = None,
-                  index: str = "exact", hnsw_ef_search: int | None = None) -> int:
+                  index: str = "exact", hnsw_ef_search: int | None = None, fusion: str | None = None) -> int:
     """Retrieve the top ``k`` products of every query of a file; write them atomically.
 
     Args:
-        model: a retriever directory (see :mod:`graphrel.retrieval.retriever`).
+        model: a retriever directory (see :mod:`graphrel.retrieval.retriever`), or with ``fusion``
+            a list of two or more.
         queries_path: queries file (see :func:`read_queries`).
         output: ``.parquet`` (query_id, rank, product_id, score) or ``.trec``; must not exist.
         k: products per query, >= 1 (clamped to the catalogue with a warning).
@@ -111,6 +113,8 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         index: ``exact`` (default) or ``hnsw`` (approximate; dense retrievers only, BM25 ignores it).
         hnsw_ef_search: HNSW candidates per search, >= 1; None: the default of
             :class:`~graphrel.retrieval.index.IndexOptions`. Only with ``index="hnsw"``.
+        fusion: ``rrf`` or ``combsum``: each model's top ``k`` fused with ``ranx.fuse``
+            (:mod:`graphrel.retrieval.fusion`; score = the fused score); None: one model.
 
     Returns:
         Number of rows written.
@@ -139,7 +143,15 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
     options = IndexOptions(kind=index)
     if hnsw_ef_search is not None:
         options = IndexOptions(kind=index, hnsw_ef_search=hnsw_ef_search)
-    retriever = Retriever.load(model, index=options)
+    models = [model] if isinstance(model, (str, Path)) else list(model)
+    if fusion is None and len(models) != 1:
+        raise GraphrelInputError(f"{len(models)} models but no fusion method", fix="pass --fusion rrf (or combsum)")
+    if fusion is not None and len(models) < 2:
+        raise GraphrelInputError(f"--fusion {fusion} needs two or more models, got {len(models)}",
+                                 fix="repeat --model, e.g. --model RUN/retrieval/retrievers/dual_encoder "
+                                     "--model RUN/retrieval/retrievers/xmc")
+    retrievers = [Retriever.load(m, index=options) for m in models]
+    retriever = retrievers[0]
     scorer = None
     if rerank_model is not None:
         from graphrel.retrieval.rerank import load_pair_scorer
@@ -147,8 +159,14 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         scorer = load_pair_scorer(rerank_model)
     ids, queries = read_queries(queries_path, query_column=query_column, query_id_column=query_id_column,
                                 file_format=file_format)
-    frames = [retriever.search(queries[s:s + 4096], k, query_ids=ids[s:s + 4096], batch_size=batch_size)
-              for s in range(0, len(queries), 4096)]
+    if fusion is not None:
+        from graphrel.retrieval.fusion import fuse_retrievers
+
+        search = lambda q, i: fuse_retrievers(retrievers, q, query_ids=i, k=k, method=fusion,  # noqa: E731
+                                              batch_size=batch_size)
+    else:
+        search = lambda q, i: retriever.search(q, k, query_ids=i, batch_size=batch_size)  # noqa: E731
+    frames = [search(queries[s:s + 4096], ids[s:s + 4096]) for s in range(0, len(queries), 4096)]
     run = pd.concat(frames, ignore_index=True)
     if scorer is not None:
         from graphrel.retrieval.rerank import rerank
@@ -156,7 +174,7 @@ def retrieve_file(model: str | Path, queries_path: str | Path, output: str | Pat
         texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
         run = rerank(run, dict(zip(ids, queries)), texts, scorer)
     if output.suffix.lower() == ".trec":
-        write_trec_run(run, output, tag=retriever.name)
+        write_trec_run(run, output, tag=retriever.name if fusion is None else f"fusion_{fusion}")
     else:
         write_parquet(run, output)
     return len(run)
@@ -171,7 +189,11 @@ def retrieve_command(argv: list[str]) -> None:
         "Top-k products of the catalogue for every query of a CSV / Parquet / JSONL file, with a retriever "
         "directory (BM25, a dual encoder, an EmbedDistill student). Output: OUT.parquet (query_id, rank, "
         "product_id, score; k rows per query, ties broken by product id) or OUT.trec, written atomically."))
-    parser.add_argument("--model", required=True, help="retriever directory, e.g. RUN/retrieval/retrievers/bm25")
+    parser.add_argument("--model", required=True, action="append",
+                        help="retriever directory, e.g. RUN/retrieval/retrievers/bm25; repeat it with --fusion")
+    parser.add_argument("--fusion", default=None, choices=["rrf", "combsum"],
+                        help="serve two or more --model as one ranking: reciprocal rank fusion or CombSUM of "
+                             "min-max normalised scores (ranx.fuse) of each model's top k")
     parser.add_argument("--queries", required=True, help="queries file (.csv, .parquet, .jsonl)")
     parser.add_argument("--output", required=True, help="output .parquet or .trec path (must not exist)")
     parser.add_argument("--k", type=whole_number(1, example=100), default=100,
@@ -199,5 +221,5 @@ def retrieve_command(argv: list[str]) -> None:
     rows = retrieve_file(args.model, args.queries, args.output, k=args.k, query_column=args.query_column,
                          query_id_column=args.query_id_column, file_format=args.file_format,
                          batch_size=args.batch_size, rerank_model=args.rerank, index=args.index,
-                         hnsw_ef_search=args.hnsw_ef_search)
+                         hnsw_ef_search=args.hnsw_ef_search, fusion=args.fusion)
     print(f"retrieved {rows:,} rows -> {args.output}")

@@ -3,7 +3,8 @@
 Metrics are computed by ``ir_measures`` (pytrec_eval underneath): recall@k = share of a query's
 judged-relevant products in its top k, NDCG@10 with binary gains (judged relevant = 1), both
 averaged over the test queries that have at least one relevant product. Unjudged products count
-as misses (non-relevant), as graphrel's retrieval protocol says: the figures compare systems,
+as misses (non-relevant), as graphrel's retrieval protocol says; precision@10 = share of the top 10
+that is judged relevant (ir_measures ``P@10``: a query with fewer than 10 results still divides by 10): the figures compare systems,
 they are not absolute recall. trec_eval breaks score ties by document id in its own order, so
 the ranking handed to it is encoded by rank (score = k - rank + 1): what is evaluated is
 exactly the order :func:`top_k` produced, ties broken by product id.
@@ -21,6 +22,7 @@ from graphrel.run import atomic_path
 #: Cut-offs of the retrieval table (issue 13).
 RECALL_CUTOFFS = (10, 100, 1000)
 NDCG_CUTOFF = 10
+PRECISION_CUTOFF = 10
 
 
 def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -77,7 +79,7 @@ def run_frame(query_ids, product_ids: np.ndarray, indices: np.ndarray, scores: n
 
 
 def retrieval_metrics(run: pd.DataFrame, qrels: dict) -> dict:
-    """recall@10/100/1000 and NDCG@10 of a ranking against judged-relevant products.
+    """recall@10/100/1000, NDCG@10 and precision@10 of a ranking against judged-relevant products.
 
     Args:
         run: ``query_id, rank, product_id`` (as :func:`run_frame`); every query of ``qrels``
@@ -85,10 +87,11 @@ def retrieval_metrics(run: pd.DataFrame, qrels: dict) -> dict:
         qrels: query id -> set of relevant product ids (queries without one are left out).
 
     Returns:
-        ``{"recall@10", "recall@100", "recall@1000", "ndcg@10", "queries"}``; metrics in [0, 1].
+        ``{"recall@10", "recall@100", "recall@1000", "ndcg@10", "precision@10", "queries"}``;
+        metrics in [0, 1].
     """
     import ir_measures
-    from ir_measures import R, nDCG
+    from ir_measures import P, R, nDCG
 
     qrels = {str(q): {str(p): 1 for p in rel} for q, rel in qrels.items() if rel}
     depth = run["rank"].max()
@@ -99,10 +102,11 @@ def retrieval_metrics(run: pd.DataFrame, qrels: dict) -> dict:
     for q in run_dict:  # pytrec_eval skips queries without results: give them one miss
         if not run_dict[q]:
             run_dict[q] = {"\x00no-result": 0.0}
-    measures = [R @ k for k in RECALL_CUTOFFS] + [nDCG @ NDCG_CUTOFF]
+    measures = [R @ k for k in RECALL_CUTOFFS] + [nDCG @ NDCG_CUTOFF, P @ PRECISION_CUTOFF]
     values = ir_measures.calc_aggregate(measures, qrels, run_dict)
     out = {f"recall@{k}": float(values[R @ k]) for k in RECALL_CUTOFFS}
     out[f"ndcg@{NDCG_CUTOFF}"] = float(values[nDCG @ NDCG_CUTOFF])
+    out[f"precision@{PRECISION_CUTOFF}"] = float(values[P @ PRECISION_CUTOFF])
     out["queries"] = len(qrels)
     return out
 

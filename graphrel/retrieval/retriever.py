@@ -2,12 +2,14 @@
 
 Layout of a retriever directory::
 
-    manifest.json            kind (dense | bm25), name, teacher, parameters, dims, products
+    manifest.json            kind (dense | bm25 | xmc), name, teacher, parameters, dims, products
     catalogue.parquet        product_id, product_text (sorted by product id: the tie-break order)
     product_embeddings.npy   (dense) (N, d) float32, L2-normalised, row i = catalogue row i
     query_encoder/           (dense) sentence-transformers directory encoding queries
     hnsw_m32_efc40.faiss     (dense, optional) a saved HNSW graph (:func:`save_hnsw_index`)
     bm25/                    (bm25) bm25s index + tokenizer vocabulary
+    xmc/                     (xmc) the XMC model (:class:`~graphrel.retrieval.xmc.XMCModel`): TF-IDF
+                             query features + probabilistic label tree; it returns only its labels
 
 A dense retriever encodes queries with its query encoder and searches the product embeddings
 with a faiss exact inner-product index (:class:`~graphrel.retrieval.index.ExactIndex`), or on
@@ -40,6 +42,7 @@ MANIFEST = "manifest.json"
 PRODUCT_EMBEDDINGS = "product_embeddings.npy"
 QUERY_ENCODER = "query_encoder"
 BM25_DIR = "bm25"
+XMC_DIR = "xmc"
 FORMAT = "graphrel-retriever/1"
 
 
@@ -159,6 +162,34 @@ def save_hnsw_index(directory: str | Path, options: IndexOptions = IndexOptions(
     return path
 
 
+def save_xmc_retriever(directory: str | Path, *, model, catalogue: Catalogue, name: str = "xmc",
+                       extra: dict | None = None) -> None:
+    """Write an XMC retriever directory (Blend and Match's secondary model).
+
+    Args:
+        model: a fitted :class:`~graphrel.retrieval.xmc.XMCModel` whose labels are catalogue products.
+        catalogue: the N products (search returns catalogue rows; only the model's labels come out).
+
+    Raises:
+        ValueError: a label that is not a catalogue product.
+    """
+    known = set(catalogue.product_ids)
+    missing = next((p for p in model.product_ids if p not in known), None)
+    if missing is not None:
+        raise ValueError(f"XMC label {missing!r} is not a catalogue product")
+    manifest = {"format": FORMAT, "kind": "xmc", "name": name, "teacher": None,
+                "parameters": int(model.size_bytes() // 8), "parameters_note": "sparse tree weights, estimated as "
+                "the saved tree's bytes / 8 (index + float32 value)", "products": len(catalogue),
+                "labels": len(model), "training": model.training, **(extra or {})}
+
+    def fill(tmp: Path) -> None:
+        catalogue.save(tmp)
+        model.save(tmp / XMC_DIR)
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+    _write_directory(Path(directory), fill)
+
+
 class Retriever:
     """Top-k products of the catalogue for queries. Load with :meth:`load`.
 
@@ -168,12 +199,14 @@ class Retriever:
     """
 
     def __init__(self, manifest: dict, catalogue: Catalogue, *, query_encoder=None, index=None,
-                 bm25=None) -> None:
+                 bm25=None, xmc=None) -> None:
         self.manifest = manifest
         self.catalogue = catalogue
         self.query_encoder = query_encoder
         self.index = index
         self.bm25 = bm25
+        self.xmc = xmc
+        self._rows = None
 
     @property
     def name(self) -> str:
@@ -218,6 +251,10 @@ class Retriever:
             from graphrel.retrieval.bm25 import BM25Index
 
             return cls(manifest, catalogue, bm25=BM25Index.load(directory / BM25_DIR))
+        if manifest["kind"] == "xmc":
+            from graphrel.retrieval.xmc import XMCModel
+
+            return cls(manifest, catalogue, xmc=XMCModel.load(directory / XMC_DIR))
         from graphrel.retrieval.encoders import load_encoder
 
         encoder = load_encoder(directory / QUERY_ENCODER)
@@ -263,6 +300,10 @@ class Retriever:
         queries = [str(q) for q in queries]
         if self.bm25 is not None:
             return self.bm25.search(queries, k)
+        if self.xmc is not None:  # at most the model's labels: (Q, min(k, labels))
+            self._rows = self._rows or {p: i for i, p in enumerate(self.catalogue.product_ids)}
+            ids, scores = self.xmc.top_k(queries, k)
+            return np.vectorize(self._rows.__getitem__, otypes=[np.int64])(ids).reshape(ids.shape), scores
         return self.index.search(self.encode_queries(queries, batch_size=batch_size), k)
 
     def search(self, queries, k: int, *, query_ids=None, batch_size: int = 256) -> pd.DataFrame:
@@ -275,7 +316,8 @@ class Retriever:
 
         Returns:
             DataFrame ``query_id, rank (1..k), product_id, score`` (k rows per query, best
-            first; score = cosine in [-1, 1] for dense retrievers, BM25 score >= 0 for bm25).
+            first; score = cosine in [-1, 1] for dense retrievers, BM25 score >= 0 for bm25, the
+            label probability in [0, 1] for xmc, which returns at most its labels' count).
         """
         from graphrel.retrieval.evaluation import run_frame
 
@@ -295,7 +337,7 @@ class Retriever:
 
         Returns:
             ``{"query_encodings_per_second", "queries_per_second"}`` (BM25: query encoding =
-            tokenisation).
+            tokenisation; XMC: TF-IDF features).
         """
         queries = [str(q) for q in queries]
         warm = list(warmup) if warmup is not None else queries[:64]
@@ -306,6 +348,8 @@ class Retriever:
             start = time.perf_counter()
             if self.bm25 is not None:
                 self.bm25.query_token_ids(queries)
+            elif self.xmc is not None:
+                self.xmc.features.transform(queries)
             else:
                 self.encode_queries(queries, batch_size=batch_size)
             encode_times.append(time.perf_counter() - start)
