@@ -123,7 +123,8 @@ def build_xmc_retriever(pairs, catalogue, options: BlendOptions, *, threshold: f
                         directory: Path, key: str):
     """Fit the XMC model on the training pairs (+ transfer pairs) and write its retriever directory."""
     from graphrel.retrieval.retriever import save_xmc_retriever
-    from graphrel.retrieval.stage import _reusable, _set_key
+    from graphrel.retrieval.build_keys import reusable as _reusable
+    from graphrel.retrieval.build_keys import set_key as _set_key
     from graphrel.retrieval.xmc import XMCModel, xmc_training_examples
 
     if not _reusable(directory, key):
@@ -223,7 +224,8 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
     from graphrel.retrieval.blend_and_match import xmc_positives
     from graphrel.retrieval.encoders import count_parameters
     from graphrel.retrieval.retriever import save_dense_retriever
-    from graphrel.retrieval.stage import _key, _reusable
+    from graphrel.retrieval.build_keys import key as _key
+    from graphrel.retrieval.build_keys import reusable as _reusable
 
     options = BlendOptions.from_config(config)
     if getattr(config, "dual_encoder_product_side", "frozen") != "frozen":

@@ -1,0 +1,166 @@
+"""Builders of the retrieval stage's retrievers: the baselines (BM25, zero-shot MiniLM), the
+mined and teacher-scored training examples, the fine-tuned dual encoder (the EmbedDistill
+teacher) and the EmbedDistill students. Each writes its retriever directory under
+``OUTPUT/retrievers`` (or its file under ``OUTPUT``) unless one with the same build key is there
+(:mod:`graphrel.retrieval.build_keys`)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from graphrel.retrieval.build_keys import key as _key
+from graphrel.retrieval.build_keys import reusable as _reusable
+from graphrel.retrieval.build_keys import run_fingerprint as _run_fingerprint
+from graphrel.retrieval.build_keys import set_key as _set_key
+from graphrel.retrieval.catalogue import Catalogue
+from graphrel.retrieval.config import ABLATIONS
+from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_dense_retriever
+from graphrel.run import write_parquet
+
+log = logging.getLogger("graphrel")
+
+
+def _product_embeddings(encoder, name: str, catalogue: Catalogue, cache: Path, key: str, batch_size: int) -> np.ndarray:
+    """The catalogue encoded by ``encoder`` (unit rows), cached as ``cache/NAME.npy`` + key."""
+    from graphrel.retrieval.encoders import encode
+
+    path, key_path = cache / f"{name}.npy", cache / f"{name}.key"
+    if path.is_file() and key_path.is_file() and key_path.read_text() == key:
+        return np.load(path)
+    start = time.perf_counter()
+    vectors = encode(encoder, catalogue.texts, batch_size=batch_size)
+    log.info("retrieval: encoded %d products with %s in %.0f s", len(catalogue), name, time.perf_counter() - start)
+    from graphrel.run import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as handle:
+            np.save(handle, vectors)
+    key_path.write_text(key)
+    return vectors
+
+
+def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, output_dir: Path, key: str) -> pd.DataFrame:
+    """Mined and teacher-scored training examples, cached in ``training_examples.parquet``."""
+    from graphrel.retrieval.bm25 import BM25Index
+    from graphrel.retrieval.mining import add_teacher_logits, mine_hard_negatives, positive_examples
+
+    path, key_path = output_dir / "training_examples.parquet", output_dir / "training_examples.key"
+    if path.is_file() and key_path.is_file() and key_path.read_text() == key:
+        return pd.read_parquet(path)
+    from graphrel.scoring.teacher_labelling import load_teacher
+
+    examples = positive_examples(pairs, threshold=threshold, max_examples=config.max_train_examples, seed=config.seed)
+    bm25 = BM25Index(catalogue.texts, k1=config.bm25_k1, b=config.bm25_b)
+    examples = mine_hard_negatives(examples, pairs, bm25, catalogue, negatives=config.hard_negatives,
+                                   depth=config.negative_depth, threshold=threshold, seed=config.seed)
+    start = time.perf_counter()
+    examples = add_teacher_logits(examples, load_teacher(run_dir / "teacher"), batch_size=config.teacher_batch_size)
+    log.info("retrieval: %d training examples, negatives scored by the teacher in %.0f s", len(examples),
+             time.perf_counter() - start)
+    write_parquet(examples, path)
+    key_path.write_text(key)
+    return examples
+
+
+def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir) -> list[str]:
+    """Build (or reuse) every retriever directory; return their names in report order."""
+    root = output_dir / "retrievers"
+    (output_dir / "cache").mkdir(parents=True, exist_ok=True)
+    zero_products, zero_key = _build_baselines(catalogue, catalogue_key, config, output_dir)
+    example_key = _key(catalogue=catalogue_key, threshold=threshold, n=config.max_train_examples,
+                       neg=config.hard_negatives, depth=config.negative_depth, seed=config.seed, k1=config.bm25_k1,
+                       b=config.bm25_b, run=_run_fingerprint(pairs, run_dir))
+    examples = _training_examples(pairs, catalogue, config, threshold, run_dir, output_dir, example_key)
+    de_key = _build_dual_encoder(examples, catalogue, zero_products, config, output_dir, _key(e=example_key, z=zero_key))
+    variants = {"embeddistill": (config.label_weight, config.score_weight, config.embedding_weight)}
+    if config.ablation:
+        variants.update(ABLATIONS)
+    _build_students(variants, examples, catalogue, config, root, de_key)
+    return ["bm25", "minilm_zero_shot", "dual_encoder", *variants]
+
+
+def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str]:
+    """BM25 and zero-shot MiniLM; returns the zero-shot product embeddings and their key."""
+    from graphrel.retrieval.encoders import count_parameters, load_encoder
+
+    root = output_dir / "retrievers"
+    key = _key(stage="bm25", catalogue=catalogue_key, k1=c.bm25_k1, b=c.bm25_b)
+    if not _reusable(root / "bm25", key):
+        save_bm25_retriever(root / "bm25", catalogue=catalogue, k1=c.bm25_k1, b=c.bm25_b)
+        _set_key(root / "bm25", key)
+    zero = load_encoder(c.backbone)
+    zero_key = _key(encoder=c.backbone, catalogue=catalogue_key)
+    products = _product_embeddings(zero, "minilm_zero_shot", catalogue, output_dir / "cache", zero_key,
+                                   c.encode_batch_size)
+    if not _reusable(root / "minilm_zero_shot", zero_key):
+        save_dense_retriever(root / "minilm_zero_shot", query_encoder=zero, catalogue=catalogue,
+                             product_embeddings=products, name="minilm_zero_shot",
+                             product_encoder_parameters=count_parameters(zero), extra={"build_key": zero_key})
+    return products, zero_key
+
+
+def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstream: str) -> str:
+    """Fine-tune the dual encoder (the EmbedDistill teacher) unless reusable; returns its key."""
+    from graphrel.retrieval.encoders import count_parameters, load_encoder
+    from graphrel.retrieval.training import fine_tune_dual_encoder
+
+    directory = output_dir / "retrievers" / "dual_encoder"
+    key = _key(up=upstream, steps=c.dual_encoder_steps, bs=c.dual_encoder_batch_size, lr=c.dual_encoder_learning_rate,
+               side=c.dual_encoder_product_side, scale=c.scale, seed=c.seed)
+    if _reusable(directory, key):
+        return key
+    model = load_encoder(c.backbone)
+    frozen = c.dual_encoder_product_side == "frozen"
+    rows = {p: i for i, p in enumerate(catalogue.product_ids)}
+    start = time.perf_counter()
+    losses = fine_tune_dual_encoder(model, examples, steps=c.dual_encoder_steps, batch_size=c.dual_encoder_batch_size,
+                                    learning_rate=c.dual_encoder_learning_rate, seed=c.seed, scale=c.scale,
+                                    product_embeddings=zero_products if frozen else None,
+                                    product_rows=rows if frozen else None)
+    seconds = time.perf_counter() - start
+    products = zero_products if frozen else _product_embeddings(model, "dual_encoder", catalogue, output_dir / "cache",
+                                                                 key, c.encode_batch_size)
+    save_dense_retriever(directory, query_encoder=model, catalogue=catalogue, product_embeddings=products,
+                         name="dual_encoder", product_encoder_parameters=count_parameters(model),
+                         extra={"build_key": key, "train_seconds": seconds, "product_side": c.dual_encoder_product_side,
+                                "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:]))})
+    return key
+
+
+def _build_students(variants: dict, examples, catalogue, c, root: Path, teacher_key: str) -> None:
+    """Train every EmbedDistill asymmetric student variant (name -> loss weights) unless reusable."""
+    from graphrel.retrieval.embeddistill import LossWeights, build_asymmetric_student, distil_static_embeddings
+    from graphrel.retrieval.embeddistill import train_asymmetric_student
+    from graphrel.retrieval.encoders import encode
+
+    teacher = Retriever.load(root / "dual_encoder")
+    products = np.load(root / "dual_encoder" / "product_embeddings.npy")
+    rows = {p: i for i, p in enumerate(catalogue.product_ids)}
+    static = teacher_q = None
+    for name, weights in variants.items():
+        key = _key(teacher=teacher_key, dim=c.student_dim, steps=c.student_steps, bs=c.student_batch_size,
+                   lr=c.student_learning_rate, weights=weights, scale=c.scale, seed=c.seed)
+        if _reusable(root / name, key):
+            continue
+        if static is None:
+            start = time.perf_counter()
+            static = distil_static_embeddings(root / "dual_encoder" / "query_encoder", dim=c.student_dim)
+            log.info("retrieval: model2vec static embeddings distilled in %.0f s", time.perf_counter() - start)
+            teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size)
+        student = build_asymmetric_student(static, output_dim=products.shape[1], seed=c.seed)
+        start = time.perf_counter()
+        losses = train_asymmetric_student(student, examples, product_embeddings=products, product_rows=rows,
+                                          teacher_query_embeddings=teacher_q, weights=LossWeights(*weights),
+                                          steps=c.student_steps, batch_size=c.student_batch_size,
+                                          learning_rate=c.student_learning_rate, seed=c.seed, scale=c.scale)
+        save_dense_retriever(root / name, query_encoder=student, catalogue=catalogue, product_embeddings=products,
+                             name=name, teacher="dual_encoder",
+                             product_encoder_parameters=teacher.manifest.get("product_encoder_parameters"),
+                             extra={"build_key": key, "loss_weights": dict(zip(("label", "score", "embedding"), weights)),
+                                    "train_seconds": time.perf_counter() - start,
+                                    "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:]))})
