@@ -23,6 +23,22 @@ from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError  # noqa: E402
 from graphrel.retrieval.stage import RetrievalConfig, run_retrieval  # noqa: E402
 
 
+def _kind(field):
+    """The parser of one option's text, from the field's type (``str(field.type)``: annotations
+    are strings here): booleans true/false, ``none``/``null`` where None is allowed, tuples as
+    comma-separated numbers."""
+    text = str(field.type)
+    if text == "bool":
+        return lambda value: {"true": True, "false": False}[value.lower()]
+    if text.startswith("tuple"):
+        number = float if "float" in text else int
+        return lambda value: tuple(number(v) for v in value.split(",") if v.strip())
+    base = {"int": int, "float": float, "str": str}[text.split("|")[0].strip()]
+    if "None" in text:
+        return lambda value: None if value.lower() in ("none", "null") else base(value)
+    return base
+
+
 def _parser() -> argparse.ArgumentParser:
     from graphrel.options import ArgumentParser
 
@@ -30,14 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--run-dir", required=True, help="finished pipeline run directory (read only)")
     parser.add_argument("--out", required=True, help="output directory of the retrieval stage")
     for field in dataclasses.fields(RetrievalConfig):
-        default = field.default
-        if isinstance(default, bool):
-            kind = lambda text: {"true": True, "false": False}[text.lower()]  # noqa: E731
-        elif default is None:
-            kind = lambda text: None if text.lower() in ("none", "null") else int(text)  # noqa: E731
-        else:
-            kind = type(default)
-        parser.add_argument(f"--{field.name}", type=kind, default=default, help=f"(default {default!r})")
+        parser.add_argument(f"--{field.name}", type=_kind(field), default=field.default,
+                            help=f"(default {field.default!r})")
     return parser
 
 

@@ -67,8 +67,15 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
     return examples
 
 
-def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir) -> list[str]:
-    """Build (or reuse) every retriever directory; return their names in report order."""
+def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir, *, judged,
+                     warmup=()) -> tuple[list[str], dict]:
+    """Build (or reuse) every retriever directory.
+
+    Returns:
+        ``(names, fused)``: the retriever directories' names in report order, and the rank-fusion
+        entries of Blend and Match (``fusion_rrf``, ``fusion_combsum``; evaluated on ``judged``
+        by :func:`~graphrel.retrieval.blend_stage.build_blend_and_match`), {} when it is off.
+    """
     root = output_dir / "retrievers"
     (output_dir / "cache").mkdir(parents=True, exist_ok=True)
     zero_products, zero_key = _build_baselines(catalogue, catalogue_key, config, output_dir)
@@ -81,7 +88,16 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
     if config.ablation:
         variants.update(ABLATIONS)
     _build_students(variants, examples, catalogue, config, root, de_key)
-    return ["bm25", "minilm_zero_shot", "dual_encoder", *variants]
+    names, fused = ["bm25", "minilm_zero_shot", "dual_encoder", *variants], {}
+    if config.blend_and_match:
+        from graphrel.retrieval.blend_stage import build_blend_and_match
+
+        blend = build_blend_and_match(pairs, catalogue, examples, judged, config=config, threshold=threshold,
+                                      product_embeddings=zero_products, upstream_key=de_key, output_dir=output_dir,
+                                      warmup=warmup)
+        names += blend["retrievers"]
+        fused = blend["fusion"]
+    return names, fused
 
 
 def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str]:

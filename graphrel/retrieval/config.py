@@ -51,6 +51,12 @@ class RetrievalConfig:
         index_comparison: also measure faiss HNSW (M 32, ef_construction 100, ef_search 16 to 256)
             against exact search on the ``embeddistill`` student's test queries: overlap@10/100
             with exact search, queries/s, build time, memory.
+        blend_and_match: build Blend and Match (Bonab et al., WWW '23 Companion; issue 14): the XMC
+            model ``xmc``, the dual encoder trained with the Blend and Match loss
+            (``blend_and_match``, ``blend_and_match_k*`` / ``_w*`` for the ablation), the KD
+            baseline ``dual_encoder_xmc_kd`` and the rank fusions ``fusion_rrf`` /
+            ``fusion_combsum`` of the dual encoder and the XMC model. The ``xmc_*``, ``blend_*``
+            and ``fusion_rrf_k`` options: :class:`graphrel.retrieval.blend_stage.BlendOptions`.
         rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
             ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
             to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
@@ -86,6 +92,23 @@ class RetrievalConfig:
     threads: int = 2
     max_test_queries: int | None = None
     index_comparison: bool = True
+    blend_and_match: bool = True
+    xmc_transfer_threshold: float | None = 0.7
+    xmc_max_word_ngram: int = 2
+    xmc_min_char_ngram: int = 2
+    xmc_max_char_ngram: int = 4
+    xmc_max_features: int = 200_000
+    xmc_liblinear_c: float = 10.0
+    xmc_max_leaves: int = 100
+    xmc_ensemble: int = 1
+    blend_top_k: int = 10
+    blend_xmc_weight: float = 0.5
+    blend_weighting: str = "constant"
+    blend_ablation_top_k: tuple[int, ...] = (3, 30)
+    blend_ablation_xmc_weights: tuple[float, ...] = (0.1, 2.0)
+    xmc_distillation_weight: float = 1.0
+    xmc_distillation_depth: int = 100
+    fusion_rrf_k: int = 60
     dual_pooling_steps: int = 400
     dual_pooling_batch_size: int = 16
     dual_pooling_train_pairs: int = 5000
@@ -127,4 +150,10 @@ class RetrievalConfig:
             bad("bm25_b", "between 0 and 1")
         if self.dual_encoder_product_side not in ("frozen", "trained"):
             bad("dual_encoder_product_side", "'frozen' or 'trained'")
+        if self.blend_and_match:
+            from graphrel.retrieval.blend_stage import BlendOptions
+
+            BlendOptions.from_config(self)
+            if self.dual_encoder_product_side != "frozen":
+                bad("dual_encoder_product_side", "'frozen' with blend_and_match (or turn blend_and_match off)")
         return self

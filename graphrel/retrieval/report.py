@@ -27,6 +27,8 @@ DEPTH = max(RECALL_CUTOFFS)
 
 def _index_cost(retriever: Retriever, directory: Path) -> tuple[float, int]:
     """Seconds to build the search index from the saved products, and its size in bytes."""
+    if getattr(retriever, "xmc", None) is not None:  # the model is trained, not indexed
+        return 0.0, int(retriever.xmc.size_bytes())
     start = time.perf_counter()
     if retriever.bm25 is not None:
         from graphrel.retrieval.bm25 import BM25Index
@@ -96,15 +98,16 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
              f"have none and are left out), catalogue of {meta['catalogue_products']:,} products. "
              "**Unjudged products count as misses**: a retriever is credited only for the products raters judged, "
              "so compare systems, not absolute values.", "",
-             "| retriever | teacher | recall@10 | recall@100 | recall@1000 | NDCG@10 | % teacher recall@100 "
+             "| retriever | teacher | recall@10 | recall@100 | recall@1000 | NDCG@10 | P@10 | % teacher recall@100 "
              "| query parameters | query encodings/s | queries/s | index build s | index MB |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for name, e in entries.items():
         teacher = e.get("teacher")
         share = (f"{100 * e['recall@100'] / entries[teacher]['recall@100']:.1f}%"
                  if teacher in entries and entries[teacher]["recall@100"] else "")
         lines.append(f"| {name} | {teacher or ''} | {e['recall@10']:.3f} | {e['recall@100']:.3f} | "
-                     f"{e['recall@1000']:.3f} | {e['ndcg@10']:.3f} | {share} | {e['parameters']:,} | "
+                     f"{e['recall@1000']:.3f} | {e['ndcg@10']:.3f} | {e.get('precision@10', float('nan')):.3f} | {share} | "
+                     f"{e['parameters']:,} | "
                      f"{e['query_encodings_per_second']:,.0f} | {e['queries_per_second']:,.0f} | "
                      f"{e['index_build_seconds']:.2f} | {e['index_bytes'] / 2**20:.1f} |")
     c = meta.get("config", {})
@@ -114,6 +117,12 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
               f"BM25 over every product) of the top {c.get('timing_k', '?')}, {c.get('threads', '?')} threads. "
               "Query parameters: the query-side encoder (BM25: 0); products are encoded offline. "
               "The embeddistill_* rows are the loss ablation of the asymmetric student (label = in-batch softmax, "
-              "score = in-batch score distillation from the dual encoder, embedding = L2 query embedding matching).", ""]
+              "score = in-batch score distillation from the dual encoder, embedding = L2 query embedding matching). "
+              "Blend and Match rows (when built): xmc = the extreme multi-label classifier alone (napkinxc "
+              "probabilistic label tree on TF-IDF query n-grams; parameters estimated from its saved size; it can "
+              "only return products it saw as labels); blend_and_match* = the dual encoder trained with the XMC "
+              "top-K as extra weighted positives (_k / _w: the ablation of K and of the XMC weight); "
+              "dual_encoder_xmc_kd = plain score distillation from the XMC; fusion_* = both models served, "
+              "ranked by reciprocal rank fusion / CombSUM (timed in their own loop).", ""]
     lines += [section.rstrip() + "\n" for section in extra_sections]
     return "\n".join(lines)

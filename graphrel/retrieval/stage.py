@@ -105,11 +105,13 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     output_dir.mkdir(parents=True, exist_ok=True)
     catalogue.save(output_dir)
     catalogue_key = _key(ids=list(catalogue.product_ids), texts=list(catalogue.texts))
-    names = build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir)
     val = pairs[pairs["split"] == "val"].drop_duplicates("query_id")["query"].head(config.warmup_queries)
+    names, fused = build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir,
+                                    judged=judged, warmup=list(val))
     entries = evaluate_retrievers({n: output_dir / "retrievers" / n for n in names}, judged,
                                   output_dir / "runs", warmup=list(val), repeats=config.timing_repeats,
                                   timing_k=config.timing_k, threads=config.threads)
+    entries.update(fused)
     two_stage = None
     if pair_models:
         from graphrel.retrieval.two_stage import two_stage_metrics
@@ -173,7 +175,12 @@ def _sections(result: dict) -> list[str]:
 
 def retriever_names(config: RetrievalConfig) -> list[str]:
     """The retrievers the stage builds with ``config``, in report order."""
-    return ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ())]
+    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ())]
+    if config.blend_and_match:
+        from graphrel.retrieval.blend_stage import BlendOptions
+
+        names += ["xmc", *BlendOptions.from_config(config).variants(), "dual_encoder_xmc_kd"]
+    return names
 
 
 def _run_pair_models(run_dir: Path) -> dict:

@@ -122,7 +122,7 @@ def test_the_retrieval_stage_adds_its_metrics_and_report_section(tiny_runs, tmp_
                "negative_depth": "6", "dual_encoder_steps": "4", "dual_encoder_batch_size": "8", "student_dim": "8",
                "student_steps": "4", "student_batch_size": "8", "ablation": "false", "timing_repeats": "1",
                "warmup_queries": "4", "threads": "1", "max_test_queries": "10", "rerank_depth": "5",
-               "dual_pooling_steps": "2", "dual_pooling_train_pairs": "8", "dual_pooling_test_pairs": "8"}
+               "dual_pooling_steps": "2", "blend_and_match": "false", "dual_pooling_train_pairs": "8", "dual_pooling_test_pairs": "8"}
     argv = [item for key, value in options.items() for item in (f"--retrieval.{key}", value)]
     assert main(["pipeline", "--config", str(REPO_ROOT / "configs" / "tiny_test.yaml"), "--data.path",
                  str(real_data_path()), "--run-dir", str(run), "--no-progress", *argv]) == 0

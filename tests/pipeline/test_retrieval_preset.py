@@ -22,7 +22,8 @@ def test_the_preset_is_the_default_job_plus_retrieval_with_its_defaults():
     retrieval = preset.pop("retrieval")
     assert preset == default
     assert retrieval.pop("enabled") is True
-    assert RetrievalConfig(**retrieval) == RetrievalConfig()
+    lists = {k: tuple(v) for k, v in retrieval.items() if isinstance(v, list)}  # YAML lists, tuple fields
+    assert RetrievalConfig(**{**retrieval, **lists}) == RetrievalConfig()
     assert PipelineConfig().retrieval.enabled is False  # the default job stays about 15 minutes
 
 

@@ -36,12 +36,14 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     before = sorted(p.name for p in run_with_teacher.iterdir())
     result = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     entries = result["retrieval"]
-    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS]
+    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS, "xmc", "blend_and_match",
+             "dual_encoder_xmc_kd", "fusion_rrf", "fusion_combsum"]
     assert list(entries) == names
     for name, entry in entries.items():
         assert KEYS <= set(entry), name
         assert all(0 <= entry[k] <= 1 for k in ("recall@10", "recall@100", "recall@1000", "ndcg@10"))
-        assert (out / "runs" / f"{name}.trec").is_file() and (out / "retrievers" / name / "manifest.json").is_file()
+        assert (out / "runs" / f"{name}.trec").is_file()
+        assert name.startswith("fusion_") or (out / "retrievers" / name / "manifest.json").is_file()
     assert entries["bm25"]["recall@1000"] == pytest.approx(1.0)  # the toy catalogue is smaller than 1000
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
@@ -71,6 +73,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
 
     monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
     monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
+    monkeypatch.setattr("graphrel.retrieval.blend_stage.train_variant", None)
     monkeypatch.setattr("graphrel.retrieval.two_stage.load_pair_scorer", None)  # the re-ranked lists are cached
     monkeypatch.setattr("graphrel.retrieval.dual_pooling.train_dual_pooling_scorer", None)
     again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
@@ -88,7 +91,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
     ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
-    ("rerank_depth", 0), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
+    ("rerank_depth", 0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
