@@ -24,8 +24,8 @@ def setup(tmp_path, tiny_encoder_dir):
                                    BM25Index(catalogue.texts), catalogue, negatives=2, depth=6, threshold=0.75, seed=0)
     config = RetrievalConfig(backbone=str(tiny_encoder_dir), dual_encoder_steps=3, dual_encoder_batch_size=4,
                              negative_depth=6, threads=1, timing_repeats=1, timing_k=5)
-    # the Blend and Match fields the lead adds to RetrievalConfig (read by BlendOptions.from_config)
     config.xmc_max_leaves, config.blend_top_k, config.blend_ablation_top_k = 2, 3, [0]
+    config.blend_ablation_xmc_weights = ()
     encoder = load_encoder(tiny_encoder_dir)
     products = encode(encoder, catalogue.texts)
     save_dense_retriever(tmp_path / "retrievers" / "dual_encoder", query_encoder=encoder, catalogue=catalogue,

@@ -37,6 +37,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     result = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     entries = result["retrieval"]
     names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS, "xmc", "blend_and_match",
+             "blend_and_match_k3", "blend_and_match_k30", "blend_and_match_w0.1", "blend_and_match_w2",
              "dual_encoder_xmc_kd", "fusion_rrf", "fusion_combsum"]
     assert list(entries) == names
     for name, entry in entries.items():
