@@ -14,9 +14,10 @@ stripped (inside a word it stays: ``1/2``, ``3-pack``, ``cu.``). Two kinds of qu
 - **span**: n consecutive words from anywhere in the title ("front load washer").
 
 n is uniform in ``[min_words, max_words]`` (clamped to the title's length). A query must hold a
-word with two letters or more, and must not begin or end with a connecting word ("with", "in",
-"and", "x", ...) nor begin with a unit ("in.", "ft."). Queries are deduplicated over the whole output (first occurrence kept): a
-title whose draws all repeat earlier queries gives fewer than ``per_product`` queries.
+word with two letters or more, must not begin or end with a connecting word ("with", "in",
+"and", "x", ...) and must not begin with a unit ("in.", "ft."). Queries are deduplicated over
+the whole output (first occurrence kept): a title whose draws all repeat earlier queries gives
+fewer than ``per_product`` queries.
 """
 
 from __future__ import annotations
