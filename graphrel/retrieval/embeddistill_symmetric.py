@@ -79,7 +79,7 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
     if isinstance(extra_products, bool) or not isinstance(extra_products, int) or extra_products < 0:
         raise ValueError(f"matching_products_batch_size must be a whole number >= 0, got {extra_products!r}")
     if extra_products and not document_weight:
-        raise ValueError("matching_products_batch_size > 0 needs document_weight > 0 (only document matching uses them)")
+        raise ValueError("matching_products_batch_size > 0 needs document_weight > 0 (document matching uses them)")
     extra = check_matching_queries(matching_queries, matching_teacher_embeddings, dim=teacher_p.shape[1],
                                    batch_size=matching_batch_size, weights=weights, matching_score=matching_score)
     torch.manual_seed(seed)
