@@ -70,6 +70,52 @@ def distil_static_embeddings(teacher_dir: str | Path, *, dim: int):
     return module.float()  # trained with AdamW: float32 weights
 
 
+def prune_vocabulary(static_embedding, texts):
+    """The static embeddings restricted to the tokens ``texts`` use (plus the special tokens).
+
+    Rows of tokens no text uses are dropped and the tokenizer's WordPiece vocabulary renumbered,
+    so the parameters shrink with the vocabulary (Home Depot: 29.5k -> 11.2k tokens for the
+    catalogue and the train/val queries), which buys a larger ``dim`` for the same budget. A
+    word made of kept tokens is tokenised as before; an unseen word may split into other
+    (kept) pieces, or ``[UNK]`` when none fits.
+
+    Args:
+        static_embedding: a ``StaticEmbedding`` with a WordPiece tokenizer (from
+            :func:`distil_static_embeddings`); not modified.
+        texts: the texts whose tokens are kept (e.g. catalogue titles + training queries; never
+            test queries).
+
+    Returns:
+        A new ``StaticEmbedding`` (kept rows copied, trainable).
+
+    Raises:
+        ValueError: the tokenizer is not WordPiece, or ``texts`` is empty.
+    """
+    import json
+
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise ValueError("prune_vocabulary needs at least one text")
+    spec = json.loads(static_embedding.tokenizer.to_str())
+    if spec["model"].get("type") != "WordPiece":
+        raise ValueError(f"only a WordPiece tokenizer can be pruned, got {spec['model'].get('type')!r}")
+    used = {i for encoding in static_embedding.tokenizer.encode_batch(texts, add_special_tokens=False)
+            for i in encoding.ids}
+    special = {token["content"] for token in spec["added_tokens"]} | {spec["model"]["unk_token"]}
+    vocabulary = spec["model"]["vocab"]
+    keep = sorted(used | {i for token, i in vocabulary.items() if token in special}
+                  | {token["id"] for token in spec["added_tokens"]})
+    new_id = {old: new for new, old in enumerate(keep)}
+    spec["model"]["vocab"] = {token: new_id[i] for token, i in vocabulary.items() if i in new_id}
+    for token in spec["added_tokens"]:
+        token["id"] = new_id[token["id"]]
+    weights = static_embedding.embedding.weight.detach()[torch.as_tensor(keep)].clone()
+    return StaticEmbedding(Tokenizer.from_str(json.dumps(spec)), embedding_weights=weights)
+
+
 def build_asymmetric_student(static_embedding, *, output_dim: int, seed: int):
     """Student query encoder: static embeddings -> linear projection psi -> L2 normalisation.
 

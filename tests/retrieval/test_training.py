@@ -154,3 +154,21 @@ def test_matching_batches_cover_every_query_without_repeats():
     assert len(batches) == 6 and all(len(b) == 4 and len(set(b.tolist())) == 4 for b in batches)
     assert len(set(np.concatenate(batches[:2]).tolist())) == 8  # one pass: no row twice
     assert [b.tolist() for b in matching_batches(10, batch_size=4, steps=6, seed=0)] == [b.tolist() for b in batches]
+
+
+def test_pruned_vocabulary_keeps_the_embeddings_of_seen_texts(static):
+    from graphrel.retrieval.embeddistill import prune_vocabulary
+
+    texts = ["cordless drill bit set", "garden hose reel"]
+    pruned = prune_vocabulary(static, texts)
+    assert 2 < pruned.num_embeddings < static.num_embeddings // 10 and pruned.embedding_dim == static.embedding_dim
+    with torch.no_grad():
+        before = static(static.preprocess(texts + ["drill hose"]))["sentence_embedding"]
+        after = pruned(pruned.preprocess(texts + ["drill hose"]))["sentence_embedding"]
+        unseen = pruned(pruned.preprocess(["zebra"]))["sentence_embedding"]
+    torch.testing.assert_close(after, before)  # same tokens, same rows
+    assert unseen.shape == (1, static.embedding_dim) and torch.isfinite(unseen).all()  # [UNK] (kept)
+    student = build_asymmetric_student(pruned, output_dim=32, seed=0)
+    assert count_parameters(student) == pruned.num_embeddings * 16 + 16 * 32 + 32
+    with pytest.raises(ValueError, match="at least one text"):
+        prune_vocabulary(static, [])
