@@ -18,8 +18,9 @@ learnable linear projection psi into the teacher's embedding space and L2 normal
   projection (a ``Dense`` module), so it is kept with the model and used at search time.
 
 Reconstruction choices (not in the paper): model2vec static embeddings as the small query
-encoder (the paper uses smaller BERTs); no generated queries yet; the projection applied before
-normalisation.
+encoder (the paper uses smaller BERTs); synthetic queries cut from product titles
+(:mod:`graphrel.retrieval.query_generation`) instead of a seq2seq generator; the projection
+applied before normalisation.
 """
 
 from __future__ import annotations
@@ -69,6 +70,52 @@ def distil_static_embeddings(teacher_dir: str | Path, *, dim: int):
     return module.float()  # trained with AdamW: float32 weights
 
 
+def prune_vocabulary(static_embedding, texts):
+    """The static embeddings restricted to the tokens ``texts`` use (plus the special tokens).
+
+    Rows of tokens no text uses are dropped and the tokenizer's WordPiece vocabulary renumbered,
+    so the parameters shrink with the vocabulary (Home Depot: 29.5k -> 11.2k tokens for the
+    catalogue and the train/val queries), which buys a larger ``dim`` for the same budget. A
+    word made of kept tokens is tokenised as before; an unseen word may split into other
+    (kept) pieces, or ``[UNK]`` when none fits.
+
+    Args:
+        static_embedding: a ``StaticEmbedding`` with a WordPiece tokenizer (from
+            :func:`distil_static_embeddings`); not modified.
+        texts: the texts whose tokens are kept (e.g. catalogue titles + training queries; never
+            test queries).
+
+    Returns:
+        A new ``StaticEmbedding`` (kept rows copied, trainable).
+
+    Raises:
+        ValueError: the tokenizer is not WordPiece, or ``texts`` is empty.
+    """
+    import json
+
+    from sentence_transformers.sentence_transformer.modules import StaticEmbedding
+    from tokenizers import Tokenizer
+
+    texts = [str(t) for t in texts]
+    if not texts:
+        raise ValueError("prune_vocabulary needs at least one text")
+    spec = json.loads(static_embedding.tokenizer.to_str())
+    if spec["model"].get("type") != "WordPiece":
+        raise ValueError(f"only a WordPiece tokenizer can be pruned, got {spec['model'].get('type')!r}")
+    used = {i for encoding in static_embedding.tokenizer.encode_batch(texts, add_special_tokens=False)
+            for i in encoding.ids}
+    special = {token["content"] for token in spec["added_tokens"]} | {spec["model"]["unk_token"]}
+    vocabulary = spec["model"]["vocab"]
+    keep = sorted(used | {i for token, i in vocabulary.items() if token in special}
+                  | {token["id"] for token in spec["added_tokens"]})
+    new_id = {old: new for new, old in enumerate(keep)}
+    spec["model"]["vocab"] = {token: new_id[i] for token, i in vocabulary.items() if i in new_id}
+    for token in spec["added_tokens"]:
+        token["id"] = new_id[token["id"]]
+    weights = static_embedding.embedding.weight.detach()[torch.as_tensor(keep)].clone()
+    return StaticEmbedding(Tokenizer.from_str(json.dumps(spec)), embedding_weights=weights)
+
+
 def build_asymmetric_student(static_embedding, *, output_dim: int, seed: int):
     """Student query encoder: static embeddings -> linear projection psi -> L2 normalisation.
 
@@ -92,29 +139,85 @@ def build_asymmetric_student(static_embedding, *, output_dim: int, seed: int):
 
 
 def score_distillation(student_queries: torch.Tensor, teacher_queries: torch.Tensor, products: torch.Tensor,
-                       *, scale: float) -> torch.Tensor:
+                       *, scale: float, teacher_products: torch.Tensor | None = None) -> torch.Tensor:
     """In-batch softmax score distillation (EmbedDistill, arXiv 2301.12005, Sec. 3).
 
     Args:
         student_queries: (B, d) student query embeddings (unit rows).
         teacher_queries: (B, d) teacher query embeddings (unit rows, no gradient).
-        products: (M, d) the batch's product embeddings (the teacher's, frozen).
+        products: (M, d) the batch's product embeddings on the student's side (the teacher's,
+            frozen, for an asymmetric student; the student's own for a symmetric one).
         scale: inverse temperature on cosines (> 0).
+        teacher_products: (M, d) the same products embedded by the teacher (no gradient);
+            None: ``products``.
 
     Returns:
         Scalar KL(teacher || student) of the rows' softmax distributions over the M products,
         averaged over the B queries (``batchmean``).
     """
+    teacher_products = products if teacher_products is None else teacher_products
     student = torch.log_softmax(scale * student_queries @ products.T, dim=1)
-    teacher = torch.softmax(scale * teacher_queries.detach() @ products.T, dim=1)
+    teacher = torch.softmax(scale * teacher_queries.detach() @ teacher_products.detach().T, dim=1)
     return torch.nn.functional.kl_div(student, teacher, reduction="batchmean")
+
+
+def matching_batches(count: int, *, batch_size: int, steps: int, seed: int):
+    """Row indices of ``steps`` batches of matching queries: seeded passes without replacement.
+
+    Yields:
+        (min(batch_size, count),) int64 arrays; a batch never repeats a row.
+    """
+    if count < 1 or batch_size < 1:
+        raise ValueError(f"matching queries and matching_batch_size must be >= 1, got {count}, {batch_size}")
+    rng = np.random.default_rng(seed)
+    size, pending = min(batch_size, count), np.zeros(0, dtype=np.int64)
+    for _ in range(steps):
+        if len(pending) < size:  # a new pass: the rest of the old one is dropped (no repeats in a batch)
+            pending = rng.permutation(count)
+        batch, pending = pending[:size], pending[size:]
+        yield batch
+
+
+def check_matching_queries(matching_queries, matching_teacher_embeddings, *, dim: int, batch_size: int | None,
+                           weights: LossWeights, matching_score: bool) -> tuple[np.ndarray, torch.Tensor] | None:
+    """Validated (texts, teacher embeddings) of extra matching queries, or None without them.
+
+    Raises:
+        ValueError: only one of the two given, lengths or dims disagree, an empty query set, a
+            batch size < 1, or no loss term that would use them (embedding weight 0 and no
+            ``matching_score``).
+    """
+    if matching_queries is None and matching_teacher_embeddings is None:
+        return None
+    if matching_queries is None or matching_teacher_embeddings is None:
+        raise ValueError("pass matching_queries and matching_teacher_embeddings together")
+    texts = np.asarray([str(q) for q in matching_queries], dtype=object)
+    vectors = np.asarray(matching_teacher_embeddings, dtype=np.float32)
+    if len(texts) == 0:
+        raise ValueError("matching_queries is empty")
+    if vectors.ndim != 2 or vectors.shape != (len(texts), dim):
+        raise ValueError(f"matching_teacher_embeddings must be ({len(texts)}, {dim}), got {vectors.shape}")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"matching_batch_size must be a whole number >= 1, got {batch_size!r}")
+    if not weights.embedding and not (matching_score and weights.score):
+        raise ValueError("matching queries would be unused: embedding weight is 0 (and no score distillation on them)")
+    return texts, torch.from_numpy(np.ascontiguousarray(vectors))
 
 
 def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddings: np.ndarray,
                              product_rows: dict, teacher_query_embeddings: np.ndarray, weights: LossWeights,
                              steps: int, batch_size: int, learning_rate: float, seed: int,
-                             scale: float = 20.0) -> list[float]:
+                             scale: float = 20.0, matching_queries=None,
+                             matching_teacher_embeddings: np.ndarray | None = None,
+                             matching_batch_size: int | None = None, matching_score: bool = False) -> list[float]:
     """Train an asymmetric EmbedDistill student in place against frozen product embeddings.
+
+    Extra matching queries (the paper's synthetic queries, e.g. from
+    :func:`graphrel.retrieval.query_generation.generate_queries`, or unlabelled queries of the
+    run) have no products: each step draws ``matching_batch_size`` of them beside the labelled
+    batch and adds them to the query embedding matching term (the mean L2 runs over labelled
+    and extra queries together) and, with ``matching_score``, to the score distillation term
+    (softmax over the labelled batch's products).
 
     Args:
         student: from :func:`build_asymmetric_student` (its output dim = the products').
@@ -124,12 +227,21 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
         teacher_query_embeddings: (len(examples), d) the teacher's embedding of each example's query.
         weights: the three loss weights.
         steps, batch_size, learning_rate, seed: as :func:`run_steps`; scale: softmax inverse temperature.
+        matching_queries: M extra query texts, or None (no extra queries).
+        matching_teacher_embeddings: (M, d) the teacher's unit embeddings of ``matching_queries``.
+        matching_batch_size: extra queries per step (>= 1; default ``batch_size``).
+        matching_score: also distil in-batch scores on the extra queries.
 
     Returns:
         The total loss of every step.
+
+    Raises:
+        ValueError: bad extra matching queries (see :func:`check_matching_queries`).
     """
     from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MultipleNegativesRankingLoss
 
+    extra = check_matching_queries(matching_queries, matching_teacher_embeddings, dim=product_embeddings.shape[1],
+                                   batch_size=matching_batch_size, weights=weights, matching_score=matching_score)
     torch.manual_seed(seed)
     label_loss = MultipleNegativesRankingLoss(student, scale=scale)
     matching_loss = EmbedDistillLoss(student, distance_metric="l2")
@@ -138,18 +250,27 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
     products = torch.from_numpy(np.ascontiguousarray(product_embeddings, dtype=np.float32))
     teacher_q = torch.from_numpy(np.ascontiguousarray(teacher_query_embeddings, dtype=np.float32))
     queries = examples["query"].to_numpy(dtype=object)
+    extra_batches = None if extra is None else matching_batches(
+        len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
     student.train()
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
-        q_s = embed(student, queries[batch])
+        texts, targets = queries[batch], teacher_q[batch]
+        if extra_batches is not None:
+            more = next(extra_batches)
+            texts, targets = np.concatenate([texts, extra[0][more]]), torch.cat([targets, extra[1][more]])
+        q_all = embed(student, texts)
+        q_s = q_all[:len(batch)]
         docs = [products[rows[batch, j]] for j in range(rows.shape[1])]
         total = q_s.new_zeros(())
         if weights.label:
             total = total + weights.label * label_loss.compute_loss_from_embeddings([q_s, *docs], None)
         if weights.score:
-            total = total + weights.score * score_distillation(q_s, teacher_q[batch], torch.cat(docs), scale=scale)
+            scored = slice(None) if matching_score else slice(0, len(batch))
+            total = total + weights.score * score_distillation(q_all[scored], targets[scored], torch.cat(docs),
+                                                               scale=scale)
         if weights.embedding:
-            total = total + weights.embedding * matching_loss.compute_loss_from_embeddings([q_s], [teacher_q[batch]])
+            total = total + weights.embedding * matching_loss.compute_loss_from_embeddings([q_all], [targets])
         return total
 
     batches = distinct_query_batches(examples["query_id"].to_numpy(), batch_size=batch_size, steps=steps, seed=seed)

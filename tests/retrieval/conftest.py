@@ -44,6 +44,14 @@ def tiny_encoder_dir(tmp_path_factory):
     return build_tiny_encoder(tmp_path_factory.mktemp("tiny_encoder"))
 
 
+@pytest.fixture(scope="session")
+def tiny_static(tiny_encoder_dir):
+    """model2vec static embeddings (16-d) of the tiny encoder (students copy them)."""
+    from graphrel.retrieval.embeddistill import distil_static_embeddings
+
+    return distil_static_embeddings(tiny_encoder_dir, dim=16)
+
+
 def toy_pairs(seed: int = 0) -> pd.DataFrame:
     """Pairs of a toy run: 5 test queries (each with its relevant products, label 1.0, and one
     non-relevant judged product, label 0.25) and train pairs of other queries."""

@@ -5,8 +5,8 @@ import torch
 
 from graphrel.retrieval.bm25 import BM25Index
 from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.embeddistill import (LossWeights, build_asymmetric_student, distil_static_embeddings,
-                                             score_distillation, train_asymmetric_student)
+from graphrel.retrieval.embeddistill import (LossWeights, build_asymmetric_student, score_distillation,
+                                             train_asymmetric_student)
 from graphrel.retrieval.encoders import count_parameters, encode, load_encoder
 from graphrel.retrieval.mining import mine_hard_negatives, positive_examples
 from graphrel.retrieval.training import distinct_query_batches, fine_tune_dual_encoder
@@ -70,8 +70,8 @@ def test_score_distillation_is_zero_when_student_equals_teacher():
 
 
 @pytest.fixture(scope="module")
-def static(tiny_encoder_dir):
-    return distil_static_embeddings(tiny_encoder_dir, dim=16)
+def static(tiny_static):
+    return tiny_static
 
 
 @pytest.mark.parametrize("weights", [LossWeights(1, 0, 0), LossWeights(0, 1, 0), LossWeights(0, 0, 1), LossWeights()])
@@ -98,3 +98,77 @@ def test_loss_weights_are_validated():
         LossWeights(0, 0, 0)
     with pytest.raises(ValueError):
         LossWeights(-1, 1, 1)
+
+
+def _matching_distance(student, queries, targets):
+    return float(np.mean(np.linalg.norm(encode(student, queries) - targets, axis=1)))
+
+
+def test_matching_queries_pull_the_student_onto_the_teacher_on_them(examples, tiny_encoder_dir, static):
+    from graphrel.retrieval.query_generation import generate_queries
+
+    frame, catalogue = examples
+    teacher = load_encoder(tiny_encoder_dir)
+    products = encode(teacher, catalogue.texts)
+    extra = generate_queries(catalogue.texts, per_product=3, min_words=1, max_words=3, seed=0)
+    extra_t = encode(teacher, extra)
+    common = dict(product_embeddings=products, product_rows={p: i for i, p in enumerate(catalogue.product_ids)},
+                  teacher_query_embeddings=encode(teacher, frame["query"]), weights=LossWeights(1, 1, 1), steps=60,
+                  batch_size=5, learning_rate=1e-2, seed=0)
+    distances = {}
+    for name, kwargs in (("without", {}), ("with", dict(matching_queries=extra, matching_teacher_embeddings=extra_t,
+                                                         matching_batch_size=8))):
+        student = build_asymmetric_student(static, output_dim=products.shape[1], seed=0)
+        before = _matching_distance(student, extra, extra_t)
+        losses = train_asymmetric_student(student, frame, **common, **kwargs)
+        distances[name] = _matching_distance(student, extra, extra_t)
+        assert np.isfinite(losses).all() and distances[name] < before
+    assert distances["with"] < 0.8 * distances["without"]
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(matching_queries=["a b"]), "together"),
+    (dict(matching_queries=["a b", "c"], matching_teacher_embeddings=np.ones((1, 32))), r"\(2, 32\)"),
+    (dict(matching_queries=["a b"], matching_teacher_embeddings=np.ones((1, 8))), r"\(1, 32\)"),
+    (dict(matching_queries=[], matching_teacher_embeddings=np.ones((0, 32))), "empty"),
+    (dict(matching_queries=["a"], matching_teacher_embeddings=np.ones((1, 32)), matching_batch_size=0), ">= 1"),
+    (dict(matching_queries=["a"], matching_teacher_embeddings=np.ones((1, 32)), weights=LossWeights(1, 1, 0)),
+     "unused"),
+])
+def test_matching_queries_are_validated(examples, tiny_encoder_dir, static, kwargs, message):
+    frame, catalogue = examples
+    teacher = load_encoder(tiny_encoder_dir)
+    products = encode(teacher, catalogue.texts)
+    student = build_asymmetric_student(static, output_dim=products.shape[1], seed=0)
+    options = dict(product_embeddings=products, product_rows={p: i for i, p in enumerate(catalogue.product_ids)},
+                   teacher_query_embeddings=encode(teacher, frame["query"]), weights=LossWeights(), steps=2,
+                   batch_size=5, learning_rate=1e-2, seed=0)
+    with pytest.raises(ValueError, match=message):
+        train_asymmetric_student(student, frame, **{**options, **kwargs})
+
+
+def test_matching_batches_cover_every_query_without_repeats():
+    from graphrel.retrieval.embeddistill import matching_batches
+
+    batches = list(matching_batches(10, batch_size=4, steps=6, seed=0))
+    assert len(batches) == 6 and all(len(b) == 4 and len(set(b.tolist())) == 4 for b in batches)
+    assert len(set(np.concatenate(batches[:2]).tolist())) == 8  # one pass: no row twice
+    assert [b.tolist() for b in matching_batches(10, batch_size=4, steps=6, seed=0)] == [b.tolist() for b in batches]
+
+
+def test_pruned_vocabulary_keeps_the_embeddings_of_seen_texts(static):
+    from graphrel.retrieval.embeddistill import prune_vocabulary
+
+    texts = ["cordless drill bit set", "garden hose reel"]
+    pruned = prune_vocabulary(static, texts)
+    assert 2 < pruned.num_embeddings < static.num_embeddings // 10 and pruned.embedding_dim == static.embedding_dim
+    with torch.no_grad():
+        before = static(static.preprocess(texts + ["drill hose"]))["sentence_embedding"]
+        after = pruned(pruned.preprocess(texts + ["drill hose"]))["sentence_embedding"]
+        unseen = pruned(pruned.preprocess(["zebra"]))["sentence_embedding"]
+    torch.testing.assert_close(after, before)  # same tokens, same rows
+    assert unseen.shape == (1, static.embedding_dim) and torch.isfinite(unseen).all()  # [UNK] (kept)
+    student = build_asymmetric_student(pruned, output_dim=32, seed=0)
+    assert count_parameters(student) == pruned.num_embeddings * 16 + 16 * 32 + 32
+    with pytest.raises(ValueError, match="at least one text"):
+        prune_vocabulary(static, [])
