@@ -19,7 +19,7 @@ from graphrel.retrieval.build_keys import run_fingerprint as _run_fingerprint
 from graphrel.retrieval.build_keys import set_key as _set_key
 from graphrel.retrieval.catalogue import Catalogue
 from graphrel.retrieval.config import ABLATIONS
-from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_dense_retriever
+from graphrel.retrieval.retriever import save_bm25_retriever, save_dense_retriever
 from graphrel.run import write_parquet
 
 log = logging.getLogger("graphrel")
@@ -76,7 +76,6 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
         entries of Blend and Match (``fusion_rrf``, ``fusion_combsum``; evaluated on ``judged``
         by :func:`~graphrel.retrieval.blend_stage.build_blend_and_match`), {} when it is off.
     """
-    root = output_dir / "retrievers"
     (output_dir / "cache").mkdir(parents=True, exist_ok=True)
     zero_products, zero_key = _build_baselines(catalogue, catalogue_key, config, output_dir)
     example_key = _key(catalogue=catalogue_key, threshold=threshold, n=config.max_train_examples,
@@ -87,8 +86,11 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
     variants = {"embeddistill": (config.label_weight, config.score_weight, config.embedding_weight)}
     if config.ablation:
         variants.update(ABLATIONS)
-    _build_students(variants, examples, catalogue, config, root, de_key)
-    names, fused = ["bm25", "minilm_zero_shot", "dual_encoder", *variants], {}
+    from graphrel.retrieval.student_builders import build_students
+
+    students = build_students(variants, examples, pairs, catalogue, config, output_dir, de_key,
+                              test_queries=judged.queries)
+    names, fused = ["bm25", "minilm_zero_shot", "dual_encoder", *students], {}
     if config.blend_and_match:
         from graphrel.retrieval.blend_stage import build_blend_and_match
 
@@ -146,37 +148,3 @@ def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstr
                          extra={"build_key": key, "train_seconds": seconds, "product_side": c.dual_encoder_product_side,
                                 "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:]))})
     return key
-
-
-def _build_students(variants: dict, examples, catalogue, c, root: Path, teacher_key: str) -> None:
-    """Train every EmbedDistill asymmetric student variant (name -> loss weights) unless reusable."""
-    from graphrel.retrieval.embeddistill import LossWeights, build_asymmetric_student, distil_static_embeddings
-    from graphrel.retrieval.embeddistill import train_asymmetric_student
-    from graphrel.retrieval.encoders import encode
-
-    teacher = Retriever.load(root / "dual_encoder")
-    products = np.load(root / "dual_encoder" / "product_embeddings.npy")
-    rows = {p: i for i, p in enumerate(catalogue.product_ids)}
-    static = teacher_q = None
-    for name, weights in variants.items():
-        key = _key(teacher=teacher_key, dim=c.student_dim, steps=c.student_steps, bs=c.student_batch_size,
-                   lr=c.student_learning_rate, weights=weights, scale=c.scale, seed=c.seed)
-        if _reusable(root / name, key):
-            continue
-        if static is None:
-            start = time.perf_counter()
-            static = distil_static_embeddings(root / "dual_encoder" / "query_encoder", dim=c.student_dim)
-            log.info("retrieval: model2vec static embeddings distilled in %.0f s", time.perf_counter() - start)
-            teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size)
-        student = build_asymmetric_student(static, output_dim=products.shape[1], seed=c.seed)
-        start = time.perf_counter()
-        losses = train_asymmetric_student(student, examples, product_embeddings=products, product_rows=rows,
-                                          teacher_query_embeddings=teacher_q, weights=LossWeights(*weights),
-                                          steps=c.student_steps, batch_size=c.student_batch_size,
-                                          learning_rate=c.student_learning_rate, seed=c.seed, scale=c.scale)
-        save_dense_retriever(root / name, query_encoder=student, catalogue=catalogue, product_embeddings=products,
-                             name=name, teacher="dual_encoder",
-                             product_encoder_parameters=teacher.manifest.get("product_encoder_parameters"),
-                             extra={"build_key": key, "loss_weights": dict(zip(("label", "score", "embedding"), weights)),
-                                    "train_seconds": time.perf_counter() - start,
-                                    "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:]))})

@@ -35,7 +35,15 @@ class RetrievalConfig:
             (the defaults fit a shared 2-core CPU: about 12 minutes there; more steps help).
         dual_encoder_product_side: ``frozen`` (query side fine-tuned against the zero-shot product
             embeddings: the catalogue is encoded once) or ``trained`` (symmetric; re-encodes it).
-        student_dim: static embedding dimensions of the EmbedDistill student (model2vec PCA).
+        student_dim: static embedding dimensions of the EmbedDistill students (model2vec PCA).
+        student_prune_vocabulary: keep only the wordpieces of the catalogue and the run's training
+            and validation queries (so ``student_dim`` 192 stays within 1/10 of the teacher's size).
+        generated_queries_per_product: synthetic queries per product title for the embedding
+            matching terms (>= 0; 0: none); ``matching_run_queries``: the run's training and
+            validation queries there too; ``matching_batch_size`` (>= 1) of them per step;
+            ``matching_score``: also in the score distillation term.
+        symmetric_student: also train ``embeddistill_symmetric`` (the student encodes the products
+            too), with document embedding matching weighted ``document_weight`` (>= 0).
         student_steps, student_batch_size, student_learning_rate: student training budget.
         label_weight, score_weight, embedding_weight: EmbedDistill loss weights (>= 0).
         ablation: also train the students of :data:`ABLATIONS`.
@@ -77,7 +85,14 @@ class RetrievalConfig:
     dual_encoder_batch_size: int = 32
     dual_encoder_learning_rate: float = 5e-5
     dual_encoder_product_side: str = "frozen"
-    student_dim: int = 64
+    student_dim: int = 192
+    student_prune_vocabulary: bool = True
+    generated_queries_per_product: int = 2
+    matching_run_queries: bool = True
+    matching_batch_size: int = 128
+    matching_score: bool = True
+    symmetric_student: bool = True
+    document_weight: float = 1.0
     student_steps: int = 1500
     student_batch_size: int = 128
     student_learning_rate: float = 5e-3
@@ -123,7 +138,8 @@ class RetrievalConfig:
                                      fix=f"set retrieval.{name} to {rule}")
 
         for name in ("encode_batch_size", "max_train_examples", "hard_negatives", "teacher_batch_size",
-                     "dual_encoder_steps", "student_dim", "student_steps", "timing_repeats", "timing_k", "threads",
+                     "dual_encoder_steps", "student_dim", "student_steps", "matching_batch_size", "timing_repeats",
+                     "timing_k", "threads",
                      "rerank_depth", "dual_pooling_batch_size", "dual_pooling_train_pairs",
                      "dual_pooling_test_pairs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
@@ -133,7 +149,7 @@ class RetrievalConfig:
                 bad(name, "a whole number >= 2 (in-batch negatives need two queries)")
         if not isinstance(self.negative_depth, int) or self.negative_depth < self.hard_negatives:
             bad("negative_depth", f"a whole number >= hard_negatives ({self.hard_negatives})")
-        for name in ("warmup_queries", "dual_pooling_steps"):
+        for name in ("warmup_queries", "dual_pooling_steps", "generated_queries_per_product"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 bad(name, "a whole number >= 0")
         if self.max_test_queries is not None and (not isinstance(self.max_test_queries, int) or self.max_test_queries < 1):
@@ -141,7 +157,7 @@ class RetrievalConfig:
         for name in ("dual_encoder_learning_rate", "student_learning_rate", "scale", "bm25_k1"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 bad(name, "a finite number > 0")
-        for name in ("label_weight", "score_weight", "embedding_weight", "relevance_threshold"):
+        for name in ("label_weight", "score_weight", "embedding_weight", "relevance_threshold", "document_weight"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
                 bad(name, "a finite number >= 0")
         if not self.label_weight + self.score_weight + self.embedding_weight > 0:

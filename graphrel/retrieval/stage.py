@@ -175,7 +175,8 @@ def _sections(result: dict) -> list[str]:
 
 def retriever_names(config: RetrievalConfig) -> list[str]:
     """The retrievers the stage builds with ``config``, in report order."""
-    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ())]
+    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ()),
+             *(["embeddistill_symmetric"] if config.symmetric_student else [])]
     if config.blend_and_match:
         from graphrel.retrieval.blend_stage import BlendOptions
 

@@ -13,7 +13,7 @@ KEYS = {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_pe
 def tiny_config(encoder_dir, **overrides):
     values = dict(backbone=str(encoder_dir), encode_batch_size=8, max_train_examples=50, hard_negatives=2,
                   negative_depth=6, dual_encoder_steps=10, dual_encoder_batch_size=4, dual_encoder_learning_rate=1e-3,
-                  student_dim=8, student_steps=10, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1,
+                  student_dim=8, student_steps=10, matching_batch_size=4, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1,
                   dual_pooling_steps=3, dual_pooling_batch_size=4, dual_pooling_train_pairs=12,
                   dual_pooling_test_pairs=10)
     values.update(overrides)
@@ -36,7 +36,8 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     before = sorted(p.name for p in run_with_teacher.iterdir())
     result = run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     entries = result["retrieval"]
-    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS, "xmc", "blend_and_match",
+    names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS, "embeddistill_symmetric",
+             "xmc", "blend_and_match",
              "blend_and_match_k3", "blend_and_match_k30", "blend_and_match_w0.1", "blend_and_match_w2",
              "dual_encoder_xmc_kd", "fusion_rrf", "fusion_combsum"]
     assert list(entries) == names
@@ -48,6 +49,13 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert entries["bm25"]["recall@1000"] == pytest.approx(1.0)  # the toy catalogue is smaller than 1000
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
+    import numpy as np  # the symmetric student encodes the products itself; the asymmetric keeps the teacher's
+
+    own = {n: np.load(out / "retrievers" / n / "product_embeddings.npy") for n in ("dual_encoder", "embeddistill",
+                                                                                  "embeddistill_symmetric")}
+    assert np.array_equal(own["embeddistill"], own["dual_encoder"])
+    assert own["embeddistill_symmetric"].shape[1] == own["dual_encoder"].shape[1]
+    assert not np.allclose(own["embeddistill_symmetric"], own["dual_encoder"])
     saved = json.loads((out / "retrieval.json").read_text())
     assert set(saved) == {"retrieval", "two_stage", "index_comparison", "teacher_geometry", "evaluation"}
     comparison = result["index_comparison"]  # HNSW on the toy catalogue finds exact search's top 10
@@ -74,6 +82,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
 
     monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
     monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
+    monkeypatch.setattr("graphrel.retrieval.embeddistill_symmetric.train_symmetric_student", None)
     monkeypatch.setattr("graphrel.retrieval.blend_stage.train_variant", None)
     monkeypatch.setattr("graphrel.retrieval.two_stage.load_pair_scorer", None)  # the re-ranked lists are cached
     monkeypatch.setattr("graphrel.retrieval.dual_pooling.train_dual_pooling_scorer", None)
@@ -92,7 +101,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
     ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
-    ("rerank_depth", 0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
+    ("rerank_depth", 0), ("generated_queries_per_product", -1), ("matching_batch_size", 0), ("document_weight", -1.0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
