@@ -17,10 +17,17 @@ learnable linear projection psi into the teacher's embedding space and L2 normal
   sentence-transformers ``EmbedDistillLoss(distance_metric="l2")``; psi is the student's own
   projection (a ``Dense`` module), so it is kept with the model and used at search time.
 
+Extra unlabelled queries (synthetic queries of :mod:`graphrel.retrieval.query_generation`,
+the run's other train/val queries) can join the matching term and, optionally, the score
+distillation term (:func:`train_asymmetric_student`). The parameter budget goes furthest
+spent on width: :func:`prune_vocabulary` keeps only the tokens the catalogue and training
+queries use (Home Depot: 29.5k -> 11.2k), which pays for ``dim`` 192 instead of 64 at about
+the same size (2.22M vs 1.91M parameters; the teacher has 22.7M); on Home Depot that width
+moved the student from 82% to 98% of the teacher's recall@100.
+
 Reconstruction choices (not in the paper): model2vec static embeddings as the small query
-encoder (the paper uses smaller BERTs); synthetic queries cut from product titles
-(:mod:`graphrel.retrieval.query_generation`) instead of a seq2seq generator; the projection
-applied before normalisation.
+encoder (the paper uses smaller BERTs); synthetic queries cut from product titles instead of
+a seq2seq generator; the projection applied before normalisation; the pruned vocabulary.
 """
 
 from __future__ import annotations
