@@ -81,7 +81,8 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
         entries = ``metrics.json``'s ``knn``: method -> ``ce_calls_index``, ``index_seconds``,
         ``settings`` and per budget ``"B=<n>"``: ``top1_recall``, ``top10_recall``,
         ``top100_recall`` (where k <= B; in [0, 1]), ``ce_calls_search`` (mean CE calls per
-        query), ``search_seconds`` (per query, CE excluded). Methods: ``axn_mf_ind``,
+        query), ``search_seconds`` (per query, CE excluded: served from the cache),
+        ``search_seconds_with_ce`` (plus the CE at the teacher's measured pairs/s). Methods: ``axn_mf_ind``,
         ``axn_mf_trns``, ``retrieve_rerank_de``, ``retrieve_rerank_bm25``, ``anncur``, ``adacur``.
 
     Raises:
@@ -146,7 +147,7 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
     grid = _grid(config, truth, rankings, indexes, de_test_queries, anchors, anchor_counts, anchor_figures, q_train)
     axn_settings = {"index_source": config.index_source, "index_queries": q_train, "first_round": config.first_round,
                     "blend": config.blend, "rounds": config.report_rounds}
-    entries = _entries(grid, config, axn_settings, anchor_counts[-1])
+    entries = _entries(grid, config, axn_settings, anchor_counts[-1], truth_figures["pairs_per_second"])
     targets = knn_targets(grid, entries, axn_settings, config.report_rounds, config.budgets)
     for model in MODELS:
         fitted = indexes[(model, config.index_source, q_train)]
@@ -211,8 +212,9 @@ def _grid(config, truth, rankings, indexes, test_queries, anchors, anchor_counts
     return rows
 
 
-def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: int) -> dict:
-    """``metrics.json``'s ``knn``: the headline row of each method at each budget."""
+def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: int, pairs_per_second) -> dict:
+    """``metrics.json``'s ``knn``: the headline row of each method at each budget; the search's wall
+    time with the CE estimated at the teacher's measured ground-truth throughput."""
     chosen = {"axn_mf_ind": axn_settings, "axn_mf_trns": axn_settings, "retrieve_rerank_de": {},
               "retrieve_rerank_bm25": {}, "anncur": {"anchor_queries": anchor_queries},
               "adacur": {"anchor_queries": anchor_queries, "rounds": config.report_rounds}}
@@ -225,7 +227,10 @@ def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: 
                  "settings": {k: first[k] for k in ("rounds", "index_source", "index_queries", "first_round",
                                                     "blend", "anchor_queries") if k in first}}
         for row in picked:
-            entry[f"B={row['budget']}"] = {k: v for k, v in row.items()
-                                           if k.endswith("_recall") or k in ("ce_calls_search", "search_seconds", "anchor_items")}
+            cell = {k: v for k, v in row.items()
+                    if k.endswith("_recall") or k in ("ce_calls_search", "search_seconds", "anchor_items")}
+            cell["search_seconds_with_ce"] = (row["search_seconds"] + row["ce_calls_search"] / pairs_per_second
+                                              if pairs_per_second else None)
+            entry[f"B={row['budget']}"] = cell
         entries[method] = entry
     return entries
