@@ -31,6 +31,7 @@ commands:
   score                             batch scoring: graphrel score --model DIR --input PAIRS --output OUT.parquet
   inspect                           the graph around a query or product: graphrel inspect --run-dir DIR --query TEXT
   retrieve                          top-k products per query: graphrel retrieve --model DIR --queries FILE --k 100 --output OUT.parquet
+  knn                               top-k by cross-encoder score, B CE calls per query: graphrel knn --run-dir DIR --queries FILE --k 10 --budget 100 --output OUT.parquet
 
 Run `graphrel COMMAND --help` for every option of a command.
 """
@@ -381,6 +382,10 @@ def _main(argv: list[str]) -> int:
             from graphrel.retrieval.command import retrieve_command
 
             retrieve_command(rest)
+        elif command == "knn":
+            from graphrel.retrieval.knn.command import knn_command
+
+            knn_command(rest)
         else:
             print(f"graphrel: error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
             return EXIT_USER_ERROR
