@@ -49,6 +49,7 @@ ONLINE_STUDENT = "student_online"
 BERT2DNN_STUDENT = "student_bert2dnn"
 STUDENT_CHECKPOINT = "model.ckpt"
 RETRIEVAL_DIR = "retrieval"
+KNN_DIR = "knn"
 
 
 def _create_temporary(folder: Path, name: str, *, directory: bool = False) -> str:

@@ -276,7 +276,7 @@ def test_config_with_equals_sign_gets_the_same_key_check_and_nesting(capsys, tmp
     """``--config=FILE`` is ``--config FILE``: keys checked, top-level keys nested under pipeline."""
     import yaml
 
-    from graphrel.cli import _nest_pipeline_keys
+    from graphrel.pipeline.config_file import nest_pipeline_keys
 
     config = tmp_path / "run.yaml"
     config.write_text("seed: 0\nstudnet:\n  order: 1\n")
@@ -284,7 +284,7 @@ def test_config_with_equals_sign_gets_the_same_key_check_and_nesting(capsys, tmp
     assert_one_line_error(code, err, "run.yaml", "unknown config key 'studnet'", "did you mean 'student'?", "fix")
     assert not (tmp_path / "run").exists()
     config.write_text("seed: 3\nstudent:\n  order: 1\n")
-    argv, temporary = _nest_pipeline_keys([f"--config={config}", "--run-dir", "x"])
+    argv, temporary = nest_pipeline_keys([f"--config={config}", "--run-dir", "x"])
     try:
         assert argv[0] == "--config" and argv[2:] == ["--run-dir", "x"]
         assert yaml.safe_load(open(argv[1])) == {"pipeline": {"seed": 3, "student": {"order": 1}}}
@@ -295,11 +295,11 @@ def test_config_with_equals_sign_gets_the_same_key_check_and_nesting(capsys, tmp
 
 def test_saved_run_config_is_accepted_back(capsys, tmp_path):
     """run_dir / no_progress / pipeline: the keys of a run's own config.yaml are known."""
-    from graphrel.cli import _nest_pipeline_keys
+    from graphrel.pipeline.config_file import nest_pipeline_keys
 
     config = tmp_path / "config.yaml"
     config.write_text("run_dir: runs/x\nno_progress: true\npipeline:\n  seed: 1\n  data:\n    options: {any: 1}\n")
-    argv, temporary = _nest_pipeline_keys(["--config", str(config), "--data.options.whatever", "2"])
+    argv, temporary = nest_pipeline_keys(["--config", str(config), "--data.options.whatever", "2"])
     for path in temporary:
         os.remove(path)
     assert argv[2:] == ["--pipeline.data.options.whatever", "2"]

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from graphrel.backbone import MINILM
 from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.config import RetrievalConfig
+from graphrel.retrieval.knn.config import KnnConfig
 
 
 @dataclass
@@ -161,6 +162,7 @@ class PipelineConfig:
     bert2dnn: Bert2DnnConfig = field(default_factory=Bert2DnnConfig)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     retrieval: RetrievalConfig = field(default_factory=RetrievalConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
 
 
 def check_config(config: PipelineConfig) -> None:
@@ -219,3 +221,8 @@ def check_config(config: PipelineConfig) -> None:
             fail("bert2dnn.scoring_dtype", "float32 or bfloat16", c.bert2dnn.scoring_dtype)
     if c.retrieval.enabled:
         c.retrieval.check()
+    if c.knn.enabled:
+        if not c.retrieval.enabled and c.knn.retrievers_dir is None:
+            fail("knn.enabled", "false unless retrieval.enabled (it searches with the retrieval stage's dual "
+                 "encoder and BM25)", c.knn.enabled)
+        c.knn.check()

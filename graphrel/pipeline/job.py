@@ -69,6 +69,10 @@ class Pipeline:
         metrics = self._stage("evaluate", evaluate, c, run_dir, scored, students, teacher, self.timings)
         if c.retrieval.enabled:
             metrics.update(self._retrieval())
+        if c.knn.enabled:
+            from graphrel.retrieval.knn.evaluation import run_knn_evaluation
+
+            metrics["knn"] = self._stage("knn", run_knn_evaluation, run_dir, run_dir / R.KNN_DIR, c.knn)["knn"]
         R.write_json(metrics, run_dir / "metrics.json")
         write_report(run_dir, metrics)
         return metrics

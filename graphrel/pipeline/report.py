@@ -95,13 +95,15 @@ def plot_students_vs_teacher(predictions: pd.DataFrame, path: str | Path) -> Non
 
 
 def _retrieval_section(run_dir: Path, metrics: dict) -> list[str]:
-    """The retrieval stage's section (``RUN/retrieval/retrieval.md``) when this run has one."""
-    from graphrel.run import RETRIEVAL_DIR
+    """The retrieval stage's section (``RUN/retrieval/retrieval.md``) and the CE k-NN section
+    (``RUN/knn/knn.md``) when this run has them."""
+    from graphrel.run import KNN_DIR, RETRIEVAL_DIR
 
-    path = run_dir / RETRIEVAL_DIR / "retrieval.md"
-    if "retrieval" not in metrics or not path.is_file():
-        return []
-    return [path.read_text(encoding="utf-8").rstrip(), ""]
+    sections = []
+    for key, path in (("retrieval", run_dir / RETRIEVAL_DIR / "retrieval.md"), ("knn", run_dir / KNN_DIR / "knn.md")):
+        if key in metrics and path.is_file():
+            sections += [path.read_text(encoding="utf-8").rstrip(), ""]
+    return sections
 
 
 def write_report(run_dir: str | Path, metrics: dict) -> None:

@@ -31,3 +31,16 @@ def test_a_bad_retrieval_option_stops_the_job_before_any_work():
     config = PipelineConfig(retrieval=dataclasses.replace(RetrievalConfig(), enabled=True, rerank_depth=0))
     with pytest.raises(GraphrelInputError, match="retrieval.rerank_depth"):
         check_config(config)
+
+
+def test_the_knn_evaluation_needs_the_retrieval_stage_and_checks_its_options():
+    from graphrel.retrieval.knn.config import KnnConfig
+
+    lone = PipelineConfig(knn=dataclasses.replace(KnnConfig(), enabled=True))
+    with pytest.raises(GraphrelInputError, match="knn.enabled"):
+        check_config(lone)
+    bad = PipelineConfig(retrieval=dataclasses.replace(RetrievalConfig(), enabled=True),
+                         knn=dataclasses.replace(KnnConfig(), enabled=True, budgets=(0,)))
+    with pytest.raises(GraphrelInputError, match="knn.budgets"):
+        check_config(bad)
+    assert PipelineConfig().knn.enabled is False

@@ -21,6 +21,10 @@ MODELS = ("mf_ind", "mf_trns")
 class KnnConfig:
     """Every option of the CE k-NN evaluation (checked by :meth:`check`).
 
+    enabled: run the evaluation in the main job (``knn.enabled``; after the retrieval stage,
+        whose dual encoder and BM25 it reads; off by default: about 600k CE calls).
+        :func:`~graphrel.retrieval.knn.evaluation.run_knn_evaluation` itself ignores it.
+
     Sizes (defaults fit a shared 2-core CPU: about 600k CE calls at 240-400 pairs/s):
         n_items: products of the item set searched (>= 2): every judged product of the test
             queries plus a seeded sample of the rest of the catalogue.
@@ -56,29 +60,30 @@ class KnnConfig:
         its ``dual_encoder`` and ``bm25``).
     """
 
+    enabled: bool = False
     n_items: int = 5000
     test_queries: int = 50
     train_queries: int = 500
     items_per_query: int = 100
-    index_sources: tuple = INDEX_SOURCES
+    index_sources: tuple[str, ...] = INDEX_SOURCES
     index_source: str = "dual_encoder"
-    index_query_counts: tuple = (50, 100, 250)
-    anchor_queries: tuple = (10, 20, 50)
+    index_query_counts: tuple[int, ...] = (50, 100, 250)
+    anchor_queries: tuple[int, ...] = (10, 20, 50)
     anchor_item_share: float = 0.5
     epochs: int = 10
     learning_rate: float = 5e-3
     batch_size: int = 1024
     weight_decay: float = 0.01
     gate_init: float = -5.0
-    budgets: tuple = (50, 100, 200)
-    rounds: tuple = (1, 5, 10)
+    budgets: tuple[int, ...] = (50, 100, 200)
+    rounds: tuple[int, ...] = (1, 5, 10)
     report_rounds: int = 5
-    first_rounds: tuple = ("dual_encoder", "bm25")
+    first_rounds: tuple[str, ...] = ("dual_encoder", "bm25")
     first_round: str = "dual_encoder"
-    blends: tuple = (0.0, 0.8)
+    blends: tuple[float, ...] = (0.0, 0.8)
     blend: float = 0.0
     adacur_first_round: str = "dual_encoder"
-    top_ks: tuple = (1, 10, 100)
+    top_ks: tuple[int, ...] = (1, 10, 100)
     seed: int = 0
     teacher_batch_size: int = 128
     chunk_pairs: int = 25000
