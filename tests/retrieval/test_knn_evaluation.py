@@ -132,6 +132,7 @@ def test_a_second_evaluation_scores_nothing_again(knn_run, monkeypatch):
     ("learning_rate", 0.0), ("learning_rate", float("nan")), ("weight_decay", -1.0), ("epochs", 0),
     ("anchor_queries", (10,)), ("index_query_counts", (5,)), ("gate_init", float("inf")), ("threads", 0),
     ("top_ks", (1, 1)), ("budgets", (4, 20)), ("adacur_first_round", "tfidf"), ("chunk_pairs", True),
+    ("enabled", "yes"),
 ])
 def test_every_option_is_checked(option, value, knn_run, tmp_path):
     config = tiny_knn_config(**({"index_sources": ("dual_encoder",)} if option == "index_source" else {}),

@@ -21,11 +21,11 @@ MODELS = ("mf_ind", "mf_trns")
 class KnnConfig:
     """Every option of the CE k-NN evaluation (checked by :meth:`check`).
 
-    enabled: run the evaluation in the main job (``knn.enabled``; after the retrieval stage,
-        whose dual encoder and BM25 it reads; off by default: about 600k CE calls).
-        :func:`~graphrel.retrieval.knn.evaluation.run_knn_evaluation` itself ignores it.
+    enabled: run the evaluation in the main job (``knn.enabled``, off by default: about 600k CE
+        calls, 25-75 minutes on 2 shared cores); :func:`run_knn_evaluation` itself ignores it.
 
-    Sizes (defaults fit a shared 2-core CPU: about 600k CE calls at 240-400 pairs/s):
+    Sizes (defaults: about 600k CE calls; at ~136 pairs/s on one shared core, 5,000 items and 50
+    anchor queries take ~75 min, 3,000 items and 30 anchor queries ~45 min):
         n_items: products of the item set searched (>= 2): every judged product of the test
             queries plus a seeded sample of the rest of the catalogue.
         test_queries: unseen test queries (split test / test_context) evaluated (>= 1).
@@ -102,6 +102,8 @@ class KnnConfig:
         def number(value) -> bool:
             return isinstance(value, (int, float, np.number)) and not isinstance(value, bool) and np.isfinite(value)
 
+        if not isinstance(self.enabled, bool):
+            bad("enabled", "true or false")
         for name, low in (("n_items", 2), ("test_queries", 1), ("train_queries", 1), ("items_per_query", 1),
                           ("epochs", 1), ("batch_size", 1), ("teacher_batch_size", 1), ("chunk_pairs", 1),
                           ("threads", 1), ("seed", 0)):
