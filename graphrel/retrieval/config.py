@@ -49,7 +49,8 @@ class RetrievalConfig:
         ablation: also train the students of :data:`ABLATIONS`.
         scale: softmax inverse temperature on cosines of every in-batch loss (> 0).
         timing_repeats: timed runs per retriever (median reported, >= 1).
-        warmup_queries: validation queries run once before timing (>= 0).
+        warmup_queries: validation queries run once before timing (>= 0; as many as the timed test
+            queries, so a first call at full batch size (allocations, thread pools) is not timed).
         timing_k: search depth when timing (>= 1).
         threads: torch and faiss threads (>= 1).
         max_test_queries: evaluate a seeded sample of this many test queries (None: all).
@@ -102,7 +103,7 @@ class RetrievalConfig:
     ablation: bool = True
     scale: float = 20.0
     timing_repeats: int = 3
-    warmup_queries: int = 64
+    warmup_queries: int = 1000
     timing_k: int = 100
     threads: int = 2
     max_test_queries: int | None = None
