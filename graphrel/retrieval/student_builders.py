@@ -120,13 +120,13 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         weights = variants.get(name, (c.label_weight, c.score_weight, c.embedding_weight))
         loss_weights = LossWeights(*weights)
         student = build_asymmetric_student(static, output_dim=products.shape[1], seed=c.seed)
+        uses_matching = bool(extra) and bool(loss_weights.embedding or (c.matching_score and loss_weights.score))
         common = dict(teacher_query_embeddings=teacher_q, weights=loss_weights, steps=c.student_steps,
                       batch_size=c.student_batch_size, learning_rate=c.student_learning_rate, seed=c.seed,
-                      scale=c.scale, **(extra if loss_weights.embedding or (c.matching_score and loss_weights.score)
-                                        else {}))
+                      scale=c.scale, **(extra if uses_matching else {}))
         start = time.perf_counter()
         manifest = {"build_key": keys[name], "loss_weights": dict(zip(("label", "score", "embedding"), weights)),
-                    "matching_queries": len(matching) if extra else 0, "static_rows": static.num_embeddings}
+                    "matching_queries": len(matching) if uses_matching else 0, "static_rows": static.num_embeddings}
         if name == SYMMETRIC:
             from graphrel.retrieval.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
 
