@@ -149,14 +149,11 @@ class HNSWIndex:
         Raises:
             ValueError: k < 1 or a dimension mismatch.
         """
-        queries = np.ascontiguousarray(query_embeddings, dtype=np.float32)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"query embeddings must be (queries, {self.dim}), got shape {queries.shape}")
         import faiss
 
-        k = min(int(k), len(self))
+        from graphrel.retrieval.index import checked_queries
+
+        queries, k = checked_queries(query_embeddings, k, dim=self.dim, products=len(self))
         fetch = min(len(self), k + max(0, int(margin)))
         params = faiss.SearchParametersHNSW()
         params.efSearch = max(self.ef_search, fetch)

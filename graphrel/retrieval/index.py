@@ -37,6 +37,20 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0))
 
 
+def checked_queries(query_embeddings, k: int, *, dim: int, products: int) -> tuple[np.ndarray, int]:
+    """Query embeddings as (Q, dim) C-contiguous float32 and ``k`` clamped to the products.
+
+    Raises:
+        ValueError: k < 1 or a dimension mismatch.
+    """
+    queries = np.ascontiguousarray(query_embeddings, dtype=np.float32)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if queries.ndim != 2 or queries.shape[1] != dim:
+        raise ValueError(f"query embeddings must be (queries, {dim}), got shape {queries.shape}")
+    return queries, min(int(k), products)
+
+
 class ExactIndex:
     """faiss exact inner-product index over a catalogue's product embeddings.
 
@@ -78,13 +92,8 @@ class ExactIndex:
         Raises:
             ValueError: k < 1 or a dimension mismatch.
         """
-        queries = np.ascontiguousarray(query_embeddings, dtype=np.float32)
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if queries.ndim != 2 or queries.shape[1] != self.dim:
-            raise ValueError(f"query embeddings must be (queries, {self.dim}), got shape {queries.shape}")
+        queries, k = checked_queries(query_embeddings, k, dim=self.dim, products=len(self))
         n = len(self)
-        k = min(int(k), n)
         fetch = min(n, k + max(0, int(margin)))
         scores, indices = self.index.search(queries, fetch)
         out_i = np.empty((len(queries), k), dtype=np.int64)
