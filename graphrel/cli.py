@@ -285,8 +285,8 @@ def _main(argv: list[str]) -> int:
         print(f"graphrel: error: {error}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("graphrel: interrupted; finished stages are kept, re-run the same command to resume",
-              file=sys.stderr)
+        again = "add --resume to the same command" if command == "retrieve" else "re-run the same command"
+        print(f"graphrel: interrupted; finished work is kept, {again} to resume", file=sys.stderr)
         return 130
     return 0
 

@@ -6,7 +6,9 @@
 Input: CSV, Parquet or JSON Lines with a query column (``--query-column``, default ``query``)
 and optionally a query id column (default: the query text is the id). Output: Parquet with
 ``query_id, rank, product_id, score`` (k rows per query, best first, ties by product id), or a
-TREC run file (``.trec``). The output is written atomically and an existing output is refused.
+TREC run file (``.trec``). The output is written atomically and an existing output is refused;
+queries are retrieved in chunks kept in ``OUT.parts`` until the output is written, so an
+interrupted run continues with ``--resume`` (:mod:`graphrel.retrieval.retrieve_parts`).
 ``--index hnsw`` searches a dense retriever's products with an approximate HNSW graph
 (:class:`~graphrel.retrieval.hnsw.HNSWIndex`; built at load time unless saved in the directory)
 instead of exact search; ``--hnsw-ef-search`` trades its speed for recall.
@@ -98,7 +100,8 @@ def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
 def retrieve_file(model: str | Path | list, queries_path: str | Path, output: str | Path, *, k: int = 100,
                   query_column: str = "query", query_id_column: str | None = None,
                   file_format: str | None = None, batch_size: int = 256, rerank_model: str | Path | None = None,
-                  index: str = "exact", hnsw_ef_search: int | None = None, fusion: str | None = None) -> int:
+                  index: str = "exact", hnsw_ef_search: int | None = None, fusion: str | None = None,
+                  chunk_size: int = 4096, resume: bool = False) -> int:
     """Retrieve the top ``k`` products of every query of a file; write them atomically.
 
     Args:
@@ -115,6 +118,10 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
             :class:`~graphrel.retrieval.index.IndexOptions`. Only with ``index="hnsw"``.
         fusion: ``rrf`` or ``combsum``: each model's top ``k`` fused with ``ranx.fuse``
             (:mod:`graphrel.retrieval.fusion`; score = the fused score); None: one model.
+        chunk_size: queries per chunk (>= 1); each finished chunk is kept in ``OUT.parts``
+            (:mod:`graphrel.retrieval.retrieve_parts`) until the output is written.
+        resume: continue an interrupted run from its finished chunks (same queries, models and
+            options); without it, an interrupted run's parts stop a new run.
 
     Returns:
         Number of rows written.
@@ -128,8 +135,9 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
     from graphrel.run import write_parquet
 
     output = Path(output)
-    if k < 1 or batch_size < 1:
-        raise GraphrelInputError(f"k and batch size must be >= 1, got k={k}, batch size={batch_size}",
+    if k < 1 or batch_size < 1 or chunk_size < 1:
+        raise GraphrelInputError(f"k, batch size and chunk size must be >= 1, got k={k}, batch size={batch_size}, "
+                                 f"chunk size={chunk_size}",
                                  fix="pass --k 100 (any whole number >= 1)")
     if output.suffix.lower() not in OUTPUTS:
         raise GraphrelInputError(f"output must end in {' or '.join(OUTPUTS)}", path=output,
@@ -166,17 +174,32 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
                                               batch_size=batch_size)
     else:
         search = lambda q, i: retriever.search(q, k, query_ids=i, batch_size=batch_size)  # noqa: E731
-    frames = [search(queries[s:s + 4096], ids[s:s + 4096]) for s in range(0, len(queries), 4096)]
-    run = pd.concat(frames, ignore_index=True)
-    if scorer is not None:
+    texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts)) if scorer is not None else None
+
+    def chunk_rows(start: int, stop: int) -> pd.DataFrame:
+        rows = search(queries[start:stop], ids[start:stop])
+        if scorer is None:
+            return rows
         from graphrel.retrieval.rerank import rerank
 
-        texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
-        run = rerank(run, dict(zip(ids, queries)), texts, scorer)
+        return rerank(rows, dict(zip(ids[start:stop], queries[start:stop])), texts, scorer)
+
+    import shutil
+
+    from graphrel.retrieval.retrieve_parts import file_version, parts_dir, run_in_parts
+
+    parts = parts_dir(output)
+    settings = {"queries": file_version(queries_path), "models": [file_version(m) for m in models],
+                "rerank": file_version(rerank_model), "k": k, "fusion": fusion, "index": index,
+                "hnsw_ef_search": hnsw_ef_search, "query_column": query_column, "query_id_column": query_id_column,
+                "file_format": file_format, "chunk_size": chunk_size}
+    bounds = [(s, min(s + chunk_size, len(queries))) for s in range(0, len(queries), chunk_size)]
+    run = run_in_parts(parts, settings, bounds, chunk_rows, resume=resume)
     if output.suffix.lower() == ".trec":
         write_trec_run(run, output, tag=retriever.name if fusion is None else f"fusion_{fusion}")
     else:
         write_parquet(run, output)
+    shutil.rmtree(parts, ignore_errors=True)
     return len(run)
 
 
@@ -217,9 +240,14 @@ def retrieve_command(argv: list[str]) -> None:
     parser.add_argument("--hnsw-ef-search", type=whole_number(1, example=hnsw.hnsw_ef_search), default=None,
                         metavar="N", help=f"HNSW candidates per search, >= 1, with --index hnsw (default "
                                           f"{hnsw.hnsw_ef_search}; larger: better recall, slower)")
+    parser.add_argument("--chunk-size", type=whole_number(1, example=4096), default=4096,
+                        help="queries per chunk kept in OUT.parts until the output is written, >= 1 (default 4096)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its finished chunks (same queries, models, options)")
     args = parser.parse_args(argv)
     rows = retrieve_file(args.model, args.queries, args.output, k=args.k, query_column=args.query_column,
                          query_id_column=args.query_id_column, file_format=args.file_format,
                          batch_size=args.batch_size, rerank_model=args.rerank, index=args.index,
-                         hnsw_ef_search=args.hnsw_ef_search, fusion=args.fusion)
+                         hnsw_ef_search=args.hnsw_ef_search, fusion=args.fusion, chunk_size=args.chunk_size,
+                         resume=args.resume)
     print(f"retrieved {rows:,} rows -> {args.output}")

@@ -140,3 +140,41 @@ def test_index_hnsw_returns_the_exact_top_k_on_a_tiny_catalogue(tmp_path, tiny_e
                      "--output", str(out), *extra]) == 0
         runs[name] = pd.read_parquet(out)
     assert runs["hnsw"].product_id.tolist() == runs["exact"].product_id.tolist()
+
+
+def test_an_interrupted_run_resumes_from_its_finished_chunks(tmp_path, bm25_dir, capsys, monkeypatch):
+    """Killed after its first chunk: no output, the chunk kept; a new run without --resume is
+    refused; --resume retrieves only the rest and writes what an uninterrupted run writes."""
+    from graphrel.retrieval.retriever import Retriever
+
+    path = tmp_path / "q.csv"
+    pd.DataFrame({"query": ["garden hose", "paint brush", "door", "drill", "led light"]}).to_csv(path, index=False)
+    base = ["retrieve", "--model", str(bm25_dir), "--queries", str(path), "--k", "3", "--chunk-size", "2"]
+    assert main([*base, "--output", str(tmp_path / "whole.parquet")]) == 0
+    searched, real_search = [], Retriever.search
+
+    def dies_on_the_second_chunk(self, queries, k, **kwargs):
+        searched.append(list(queries))
+        if len(searched) == 2:
+            raise KeyboardInterrupt
+        return real_search(self, queries, k, **kwargs)
+
+    out = tmp_path / "top.parquet"
+    monkeypatch.setattr(Retriever, "search", dies_on_the_second_chunk)
+    assert main([*base, "--output", str(out)]) not in (0, 2)  # interrupted
+    assert not out.exists() and (tmp_path / "top.parquet.parts" / "part-00000.parquet").is_file()
+    capsys.readouterr()
+    assert main([*base, "--output", str(out)]) == 2 and "--resume" in _error(capsys)
+    searched.clear()
+    monkeypatch.setattr(Retriever, "search", real_search)
+    assert main([*base, "--output", str(out), "--resume"]) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(tmp_path / "whole.parquet"))
+    assert not (tmp_path / "top.parquet.parts").exists()
+    # a resume with other options is refused, the parts kept
+    monkeypatch.setattr(Retriever, "search", dies_on_the_second_chunk)
+    assert main([*base, "--output", str(tmp_path / "other.parquet")]) not in (0, 2)
+    monkeypatch.setattr(Retriever, "search", real_search)
+    capsys.readouterr()
+    assert main([*base[:-2], "--chunk-size", "3", "--output", str(tmp_path / "other.parquet"), "--resume"]) == 2
+    assert "other queries, retrievers or options" in _error(capsys)
+    assert (tmp_path / "other.parquet.parts").is_dir() and not (tmp_path / "other.parquet").exists()
