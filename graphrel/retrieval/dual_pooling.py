@@ -28,7 +28,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import time
 from pathlib import Path
 from typing import NamedTuple
 
@@ -171,8 +170,6 @@ def train_dual_pooling_scorer(teacher_dir: str | Path, queries, products, teache
             non-finite teacher logit.
         GraphrelInputError: if ``teacher_dir`` is not a model directory.
     """
-    from transformers import get_linear_schedule_with_warmup
-
     from graphrel.scoring.teacher_labelling import load_teacher
 
     _check_int("steps", steps, 1)
@@ -205,28 +202,22 @@ def train_dual_pooling_scorer(teacher_dir: str | Path, queries, products, teache
     torch.manual_seed(seed)
     _calibrate(model, ids, types, targets, rng.permutation(len(ids))[:256], tokenizer.pad_token_id)
 
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimiser = torch.optim.AdamW(parameters, lr=learning_rate, weight_decay=0.01, fused=True)
-    schedule = get_linear_schedule_with_warmup(optimiser, int(steps * warmup_share), steps)
-    batch_size = min(batch_size, len(ids))
-    order, position, losses, start = rng.permutation(len(ids)), 0, [], time.perf_counter()
-    model.eval()  # dropout off: trained with dropout, eval-mode scores drifted +0.30 logit from the teacher's
-    for step in range(steps):
-        if position + batch_size > len(order):
-            order, position = rng.permutation(len(ids)), 0
-        rows = order[position:position + batch_size]
-        position += batch_size
-        loss = torch.nn.functional.mse_loss(model(*_collate(ids, types, rows, tokenizer.pad_token_id)).scores,
+    from graphrel.retrieval.training import run_steps
+
+    def batches():
+        size = min(batch_size, len(ids))
+        while True:  # each pass over the pairs in a new seeded order
+            order = rng.permutation(len(ids))
+            for position in range(0, len(order) - size + 1, size):
+                yield order[position:position + size]
+
+    def step_loss(rows) -> torch.Tensor:
+        return torch.nn.functional.mse_loss(model(*_collate(ids, types, rows, tokenizer.pad_token_id)).scores,
                                             targets[rows])
-        optimiser.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-        optimiser.step()
-        schedule.step()
-        losses.append(float(loss.detach()))
-        if log_every and (step + 1) % log_every == 0:
-            log.info("dual-pooling scorer step %d/%d: MSE %.4f (mean of last %d), %.1f s", step + 1, steps,
-                     float(np.mean(losses[-log_every:])), log_every, time.perf_counter() - start)
+
+    model.eval()  # dropout off: trained with dropout, eval-mode scores drifted +0.30 logit from the teacher's
+    losses = run_steps(model.parameters(), batches(), step_loss, steps=steps, learning_rate=learning_rate,
+                       warmup_share=warmup_share, log_every=log_every, name="dual-pooling scorer", fused=True)
     return model.eval(), losses
 
 
