@@ -20,13 +20,16 @@ from pathlib import Path
 import numpy as np
 
 from graphrel.errors import GraphrelInputError
+from graphrel.retrieval.config import RetrievalConfig
+
+_DEFAULTS = RetrievalConfig()  # one source of the defaults: the stage's config
 
 log = logging.getLogger("graphrel")
 
 
 @dataclass
 class BlendOptions:
-    """Options of Blend and Match (fields of ``RetrievalConfig`` with the same names).
+    """Options of Blend and Match (fields of ``RetrievalConfig`` with the same names and defaults).
 
     Attributes:
         xmc_transfer_threshold: also train the XMC model on transfer pairs of training queries
@@ -44,22 +47,22 @@ class BlendOptions:
         fusion_rrf_k: RRF rank constant (>= 1).
     """
 
-    xmc_transfer_threshold: float | None = 0.7
-    xmc_max_word_ngram: int = 2
-    xmc_min_char_ngram: int = 2
-    xmc_max_char_ngram: int = 4
-    xmc_max_features: int = 200_000
-    xmc_liblinear_c: float = 10.0
-    xmc_max_leaves: int = 100
-    xmc_ensemble: int = 1
-    blend_top_k: int = 10
-    blend_xmc_weight: float = 0.5
-    blend_weighting: str = "constant"
-    blend_ablation_top_k: tuple = ()
-    blend_ablation_xmc_weights: tuple = ()
-    xmc_distillation_weight: float = 1.0
-    xmc_distillation_depth: int = 100
-    fusion_rrf_k: int = 60
+    xmc_transfer_threshold: float | None = _DEFAULTS.xmc_transfer_threshold
+    xmc_max_word_ngram: int = _DEFAULTS.xmc_max_word_ngram
+    xmc_min_char_ngram: int = _DEFAULTS.xmc_min_char_ngram
+    xmc_max_char_ngram: int = _DEFAULTS.xmc_max_char_ngram
+    xmc_max_features: int = _DEFAULTS.xmc_max_features
+    xmc_liblinear_c: float = _DEFAULTS.xmc_liblinear_c
+    xmc_max_leaves: int = _DEFAULTS.xmc_max_leaves
+    xmc_ensemble: int = _DEFAULTS.xmc_ensemble
+    blend_top_k: int = _DEFAULTS.blend_top_k
+    blend_xmc_weight: float = _DEFAULTS.blend_xmc_weight
+    blend_weighting: str = _DEFAULTS.blend_weighting
+    blend_ablation_top_k: tuple = _DEFAULTS.blend_ablation_top_k
+    blend_ablation_xmc_weights: tuple = _DEFAULTS.blend_ablation_xmc_weights
+    xmc_distillation_weight: float = _DEFAULTS.xmc_distillation_weight
+    xmc_distillation_depth: int = _DEFAULTS.xmc_distillation_depth
+    fusion_rrf_k: int = _DEFAULTS.fusion_rrf_k
 
     @classmethod
     def from_config(cls, config) -> "BlendOptions":

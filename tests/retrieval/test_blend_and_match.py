@@ -43,7 +43,8 @@ def test_xmc_score_distillation_is_zero_when_the_encoder_agrees():
 
 
 def test_blend_options_are_validated():
-    assert BlendOptions().check().variants() == {"blend_and_match": (10, 0.5)}
+    assert BlendOptions(blend_ablation_top_k=(), blend_ablation_xmc_weights=()).check().variants() == {
+        "blend_and_match": (10, 0.5)}
     assert list(BlendOptions(blend_ablation_top_k=[0, 30], blend_ablation_xmc_weights=[2.0]).check().variants()) == [
         "blend_and_match", "blend_and_match_k0", "blend_and_match_k30", "blend_and_match_w2"]
     for bad in ({"blend_top_k": -1}, {"blend_xmc_weight": float("nan")}, {"blend_weighting": "rank"},
