@@ -3,7 +3,8 @@
 - ``graphrel fit|validate|test|predict --config configs/<model>.yaml``: Lightning's CLI
   (``LightningCLI``) on any graphrel model and datamodule (``--print_config`` works).
 - ``graphrel pipeline --config configs/home_depot.yaml --run-dir DIR``: the main job.
-- ``graphrel score --model DIR --input PAIRS --output OUT.parquet``: batch scoring.
+- ``graphrel score --model DIR --input PAIRS --output OUT.parquet``: batch scoring
+  (``--engine spark``: a Parquet table on Apache Spark, :mod:`graphrel.spark.command`).
 - ``graphrel inspect --run-dir DIR --query TEXT``: the graph around a query or product.
 
 User errors print one line ``graphrel: error: ...`` and exit with code 2. ``graphrel score``
@@ -126,7 +127,24 @@ def _score(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from the chunks saved in OUT.parquet.parts/ "
                              "(same input, model and options required)")
+    parser.add_argument("--engine", default="local", choices=["local", "spark"],
+                        help="local (default): this process, any pairs file. spark: Apache Spark "
+                             "(pip install 'graphrel[spark]'); --input is a Parquet file or directory, "
+                             "--output a Parquet directory with every input column and score, rows in no "
+                             "particular order; --chunk-size is the rows per Arrow batch; an interrupted "
+                             "run is continued by the same command (nothing partial is kept)")
+    parser.add_argument("--spark-master", default=None,
+                        help="with --engine spark: the Spark master URL, e.g. local[2] (2 worker threads "
+                             "here) or spark://host:7077; default: spark-submit's --master under "
+                             "spark-submit, else local[2]")
     args = parser.parse_args(argv)
+    if args.engine == "spark":
+        from graphrel.spark.command import score_with_spark
+
+        with _signals_raise_interrupted():
+            summary = score_with_spark(args)
+        print(f"scored {summary['rows']:,} pairs on Spark -> {summary['output']}")
+        return 0
     options = {}
     if args.kind == "generic":
         options = {"query_column": args.query_column, "query_id_column": args.query_id_column,

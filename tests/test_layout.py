@@ -44,6 +44,7 @@ ALLOWED = {
     "explore": BASE | {"run", "nn", "losses", "data", "teachers", "models", "scoring"},
     "retrieval": BASE | {"run", "nn", "losses", "data", "teachers", "models", "scoring"},
     "pipeline": BASE | {"run", "nn", "losses", "data", "teachers", "models", "scoring", "explore", "retrieval"},
+    "spark": BASE | {"run", "data", "scoring", "retrieval"},  # Spark jobs around the scorers and retrievers
     "cli": None,  # the top: any room
 }
 

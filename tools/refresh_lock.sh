@@ -11,7 +11,7 @@ python=$(command -v python || command -v python3)
 # shellcheck disable=SC1091
 source .venv-lock/bin/activate
 pip install "$torch_pin"
-pip install -e ".[dev]"
+pip install -e ".[dev,spark]"
 python -m pytest -q
 {
   echo "# Versions the whole test suite passed with ($(python -VV | head -1 | cut -d' ' -f1-2), $(uname -sm))."

@@ -1,0 +1,157 @@
+"""Score a Spark DataFrame of query-product pairs with any graphrel student.
+
+:func:`score_pairs` adds a ``score`` column through ``mapInPandas`` (Arrow batches of
+``spark.sql.execution.arrow.maxRecordsPerBatch`` rows). Each executor Python worker loads
+the student once, with its graph's neighbour tables for graph students, and keeps it for
+every later batch and task it runs (Spark reuses Python workers by default,
+``spark.python.worker.reuse``). Inside a worker, a batch's texts and ids are normalised
+exactly as the file loaders do (:func:`graphrel.data.schema.as_text`, stripped) and scored
+by the scorer ``graphrel score`` uses (:func:`graphrel.scoring.load.load_scorer`), so the
+scores equal the single-process command's on the same rows.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from graphrel.errors import GraphrelInputError
+from graphrel.spark.columns import PairColumns, check_pair_columns, find_bad_row
+
+__all__ = ["score_pairs", "SCORE_COLUMN"]
+
+SCORE_COLUMN = "score"
+
+#: Scorers loaded in this Python process (an executor's worker), by (model dir, graph, threads).
+_LOADED: dict[tuple, object] = {}
+
+
+def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_id_col: str = "product_id",
+                product_text_col: str = "product_text", query_id_col: str | None = None,
+                graph: str | Path | None = None, batch_size: int = 512, check_rows: bool = True,
+                threads_per_task: int | None = None):
+    """The rows of ``df`` with a ``score`` column from a trained student.
+
+    Any student directory of a run (k-order graph student, BERM-O, BERT2DNN; see
+    :func:`graphrel.scoring.load.load_scorer`). Every row is scored, repeated pairs too; rows
+    keep every input column and come in no particular order (keep an id column to join
+    back). Lazy: nothing runs until the result is written or collected, except the checks.
+
+    The model directory must be readable at the same path on the driver and the executors
+    (local mode, or shared storage), or shipped with ``spark-submit --archives`` and named by
+    its path in the executors' working directory. Graph students also read the run's
+    ``graph.pt`` (the path their ``student.json`` names, ``../graph.pt``), or ``graph``.
+
+    Args:
+        df: a DataFrame with the pair columns.
+        model_dir: a student directory (``student.json`` + checkpoint).
+        query_col, product_id_col, product_text_col: the pair columns (text; ids may also
+            be whole numbers).
+        query_id_col: query id column; None: the query text is the id (graph students look
+            up a query's neighbours by id).
+        graph: a ``graph.pt`` for graph students instead of the manifest's.
+        batch_size: pairs per forward pass in a worker, >= 1.
+        check_rows: run one Spark job first that finds the first empty or missing pair field
+            (:func:`graphrel.spark.columns.find_bad_row`) and raise on the driver.
+        threads_per_task: torch threads in each worker; default ``spark.task.cpus`` (1), so
+            that the workers of one executor do not compete for its cores.
+
+    Returns:
+        A DataFrame: ``df``'s columns and ``score`` (float, in [0, 1]).
+
+    Raises:
+        GraphrelInputError: on the driver: ``batch_size`` or ``threads_per_task`` not a whole
+            number >= 1, a ``score`` column already in ``df``, a missing or mistyped pair
+            column, an empty pair field (``check_rows``), or a model directory that is not a
+            student's (when the driver can read it). A row the driver check cannot see (a
+            text that is only Unicode white space) fails the Spark job with the same message.
+    """
+    for name, value in (("batch_size", batch_size), ("threads_per_task", threads_per_task)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise GraphrelInputError(f"{name} must be a whole number >= 1, got {value!r}",
+                                     fix=f"pass {name}=N with N >= 1")
+    if SCORE_COLUMN in df.columns:
+        raise GraphrelInputError(f"the DataFrame already has a {SCORE_COLUMN!r} column",
+                                 fix="drop or rename it before scoring")
+    columns = PairColumns(query_col, product_id_col, product_text_col, query_id_col)
+    check_pair_columns(df, columns)
+    model_dir = str(model_dir)
+    if Path(model_dir).exists():  # the driver sees it (local mode, shared storage): check it here
+        from graphrel.scoring.load import read_student_manifest
+
+        read_student_manifest(Path(model_dir))
+    if check_rows:
+        find_bad_row(df, columns)
+    if threads_per_task is None:
+        threads_per_task = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
+    from pyspark.sql.types import FloatType, StructField, StructType
+
+    schema = StructType(df.schema.fields + [StructField(SCORE_COLUMN, FloatType(), False)])
+    job = _BatchScorer(model_dir, None if graph is None else str(graph), columns, batch_size, threads_per_task)
+    return df.mapInPandas(job, schema)
+
+
+class _BatchScorer:
+    """What each executor worker runs: Arrow batches in, the same batches with scores out."""
+
+    def __init__(self, model_dir: str, graph: str | None, columns: PairColumns, batch_size: int,
+                 threads: int) -> None:
+        self.model_dir, self.graph, self.columns = model_dir, graph, columns
+        self.batch_size, self.threads = batch_size, threads
+
+    def __call__(self, batches):
+        import time
+
+        import numpy as np
+
+        from graphrel.scoring.streaming import CHUNK_DELAY_ENV
+
+        delay = float(os.environ.get(CHUNK_DELAY_ENV, "0") or 0)  # tests only: a slow job to interrupt
+        scorer = worker_scorer(self.model_dir, self.graph, self.threads)
+        for batch in batches:
+            if not len(batch):
+                batch[SCORE_COLUMN] = np.empty(0, dtype=np.float32)
+                yield batch
+                continue
+            query_ids, queries, product_ids, product_texts = pair_fields(batch, self.columns)
+            batch[SCORE_COLUMN] = scorer.score(query_ids, queries, product_ids, product_texts,
+                                               batch_size=self.batch_size)
+            if delay > 0:
+                time.sleep(delay)
+            yield batch
+
+
+def worker_scorer(model_dir: str, graph: str | None, threads: int):
+    """The scorer of ``model_dir``, loaded once per Python process and kept."""
+    key = (model_dir, graph, threads, os.getpid())
+    if key not in _LOADED:
+        import torch
+
+        from graphrel.scoring.load import load_scorer
+
+        torch.set_num_threads(threads)
+        _LOADED[key] = load_scorer(model_dir, graph=graph)
+    return _LOADED[key]
+
+
+def pair_fields(batch, columns: PairColumns):
+    """Query ids, queries, product ids and product texts of a pandas batch, normalised as the
+    file loaders do (text, stripped).
+
+    Raises:
+        GraphrelInputError: an empty or missing field (the driver's check missed it: white
+            space other than ASCII), naming the column and the row's other values.
+    """
+    from graphrel.data.schema import as_text
+
+    fields = {}
+    for column, what, _, _ in columns.checked():
+        text = as_text(batch[column]).str.strip()
+        bad = text.isna() | (text == "")
+        if bad.any():
+            row = batch.loc[bad.idxmax(), columns.names()].to_dict()
+            raise GraphrelInputError(f"empty {what} (column {column!r}) in the row {row}",
+                                     fix=f"fill in the {what} or drop the row")
+        fields[what] = text.to_numpy(dtype=object)
+    queries = fields["query text"]
+    return fields.get("query id", queries), queries, fields["product id"], fields["product text"]
