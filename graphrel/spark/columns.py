@@ -2,8 +2,8 @@
 checked on the driver before any scoring starts.
 
 The checks mirror the file loaders' (:mod:`graphrel.data.schema`): a missing column (with the
-closest name found), a text column holding numbers or dates, and the first empty or missing
-query, query id, product id or product text, in that order. Rows are named by their input
+closest name found), a text column holding numbers or dates, and the first row with an empty
+or missing query, query id, product id or product text. Rows are named by their input
 file and 1-based row when the DataFrame carries them (:data:`FILE_COLUMN`,
 :data:`ROW_COLUMN`: ``graphrel score --engine spark`` adds them from Parquet's ``_metadata``),
 else by the values of the row's other pair columns.
@@ -89,8 +89,9 @@ def check_pair_columns(df, columns: PairColumns, *, source: str | None = None, c
 def find_bad_row(df, columns: PairColumns, *, source: str | None = None) -> None:
     """Scan ``df`` once (on the cluster) for a missing or blank pair field.
 
-    One Spark job reads only the pair columns; the first bad row by the loaders' order of
-    checks (query text, query id, product id, product text) is reported.
+    One Spark job reads only the pair columns. Reported: the first bad row (by file and row
+    when ``df`` has them) and, of its fields, the first in the loaders' order of checks
+    (query text, query id, product id, product text).
 
     Raises:
         GraphrelInputError: naming the file and 1-based row when ``df`` has

@@ -5,13 +5,16 @@
 
 The input is a Parquet file or a directory of Parquet files (a local path or any URI Spark
 reads: ``hdfs://``, ``s3a://``); the output is a Parquet directory with every input column
-and ``score`` (float in [0, 1]), one row per input row (repeated pairs too), in no particular
+but the texts (the product text, and the query text when a query id column is given) and
+``score`` (float in [0, 1]), one row per input row (repeated pairs too), in no particular
 order: keep an id column in the input to join back. ``--chunk-size`` is the rows per Arrow
 batch a worker scores at a time (``spark.sql.execution.arrow.maxRecordsPerBatch``).
 
 The same column options and one-line errors as the single-process path: a missing or
-mistyped column, and the first empty pair field (its file and 1-based row, found by one
-Spark job before scoring). Options that only the file loaders have (``--kind`` other than
+mistyped column (before any Spark job), and the first empty pair field, with its file and
+1-based row. The workers check every field as they score it, so a good input is read once;
+when a worker finds an empty field the job stops and one more Spark job over the input
+locates the first bad row (by the loaders' order of checks) for the message. Options that only the file loaders have (``--kind`` other than
 generic, labels, encodings, non-Parquet formats) are refused with the reason. The output is
 written all or nothing (:mod:`graphrel.spark.output`); an existing output is refused; a local
 output holds the same lock as ``graphrel score``, so a second run on it is refused while the
@@ -51,6 +54,14 @@ def _is_uri(location: str) -> bool:
     return re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", location) is not None
 
 
+def _driver_sees_executor_files(master: str | None) -> bool:
+    """Local mode started here: the executors read the driver's files. Under spark-submit or on
+    a cluster master, the model may be where only the executors look (``--archives``)."""
+    if os.environ.get("PYSPARK_GATEWAY_PORT"):  # launched by spark-submit
+        return False
+    return master is None or master.startswith("local")
+
+
 def check_spark_options(args) -> None:
     """Refuse ``graphrel score`` options the Spark engine does not have, before Spark starts."""
     for name, (default, why) in _NOT_FOR_SPARK.items():
@@ -84,7 +95,7 @@ def score_with_spark(args) -> SparkSummary:
             raise GraphrelInputError("output already exists", path=output,
                                      fix="choose another --output, or delete it to score again")
     model = Path(args.model)
-    if not model.exists():
+    if not model.exists() and _driver_sees_executor_files(args.spark_master):
         raise GraphrelInputError("model directory not found", path=model,
                                  fix="pass a student directory of a run, e.g. RUN/student_korder")
     if args.resume:
@@ -116,15 +127,43 @@ def _run(args, source: str, output: str, started: float) -> SparkSummary:
         check_pair_columns(table, columns, source=source, command_line=True)
         from pyspark.sql import functions as F
 
-        located = table.select("*", F.regexp_replace("_metadata.file_path", "^file:(//)?", "").alias(FILE_COLUMN),
-                               F.col("_metadata.row_index").alias(ROW_COLUMN))
-        find_bad_row(located, columns, source=source)
+        _balance_input_splits(spark)
+
+        texts = {args.product_text_column} | ({args.query_column} if args.query_id_column else set())
         scored = score_pairs(table, args.model, query_col=args.query_column, product_id_col=args.product_id_column,
                              product_text_col=args.product_text_column, query_id_col=args.query_id_column,
-                             batch_size=args.batch_size, check_rows=False)
-        write_parquet_atomically(scored, output)
+                             batch_size=args.batch_size, check_rows=False,
+                             keep_columns=[column for column in table.columns if column not in texts])
+        scoring = time.perf_counter()
+        try:  # the workers check every pair field as they score it (no pass over the input before)
+            write_parquet_atomically(scored, output)
+        except Exception as error:
+            if _worker_input_error(error) is not None:  # locate the first bad row: its file and row
+                located = table.select("*", F.regexp_replace("_metadata.file_path", "^file:(//)?", "")
+                                       .alias(FILE_COLUMN), F.col("_metadata.row_index").alias(ROW_COLUMN))
+                find_bad_row(located, columns, source=source)
+            raise
+        log.info("scored and written in %.1f s", time.perf_counter() - scoring)
         rows = spark.read.parquet(output).count()
     return SparkSummary(output=output, rows=rows, seconds=time.perf_counter() - started)
+
+
+def _balance_input_splits(spark) -> None:
+    """At least two input splits per task slot (``spark.sql.files.minPartitionNum``), unless set.
+
+    Spark caps a split at ``spark.sql.files.maxPartitionBytes`` (128 MB): a 272 MB input on
+    local[2] became splits of 128, 128 and 16 MB, and the last task ran alone on one core.
+    With twice as many splits as slots (68 MB each here) every slot gets the same share."""
+    if spark.conf.get("spark.sql.files.minPartitionNum", None) is None:
+        spark.conf.set("spark.sql.files.minPartitionNum", str(2 * spark.sparkContext.defaultParallelism))
+
+
+def _worker_input_error(error: BaseException) -> str | None:
+    """The message of a :class:`GraphrelInputError` a Python worker raised, or None."""
+    from pyspark.errors import PythonException
+
+    found = re.search(r"GraphrelInputError: (.+)", str(error)) if isinstance(error, PythonException) else None
+    return found.group(1).strip() if found else None
 
 
 class spark_errors:
@@ -140,13 +179,13 @@ class spark_errors:
     def __exit__(self, kind, error, traceback):
         if error is None or isinstance(error, (GraphrelInputError, KeyboardInterrupt)):
             return False
-        from pyspark.errors import AnalysisException, PythonException
+        from pyspark.errors import AnalysisException
         from py4j.protocol import Py4JJavaError
 
         text = str(error)
-        worker = re.search(r"GraphrelInputError: (.+)", text)
-        if isinstance(error, PythonException) and worker:
-            raise GraphrelInputError(worker.group(1).strip(), path=self.source) from None
+        worker = _worker_input_error(error)
+        if worker is not None:
+            raise GraphrelInputError(worker, path=self.source) from None
         if isinstance(error, AnalysisException) or (isinstance(error, Py4JJavaError) and "FAILED_READ_FILE" in text):
             raise GraphrelInputError(f"Spark cannot read the input as Parquet: {_spark_reason(text)}",
                                      path=self.source,

@@ -113,6 +113,9 @@ def worker_retriever(directory: str, index: str, threads: int):
 
         from graphrel.retrieval.retriever import Retriever
 
+        from graphrel.spark.scoring import quiet_worker
+
         torch.set_num_threads(threads)
+        quiet_worker()
         _LOADED[key] = Retriever.load(directory, threads=threads, index=index)
     return _LOADED[key]

@@ -29,7 +29,7 @@ _LOADED: dict[tuple, object] = {}
 def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_id_col: str = "product_id",
                 product_text_col: str = "product_text", query_id_col: str | None = None,
                 graph: str | Path | None = None, batch_size: int = 512, check_rows: bool = True,
-                threads_per_task: int | None = None):
+                threads_per_task: int | None = None, keep_columns: list[str] | None = None):
     """The rows of ``df`` with a ``score`` column from a trained student.
 
     Any student directory of a run (k-order graph student, BERM-O, BERT2DNN; see
@@ -52,16 +52,22 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
         graph: a ``graph.pt`` for graph students instead of the manifest's.
         batch_size: pairs per forward pass in a worker, >= 1.
         check_rows: run one Spark job first that finds the first empty or missing pair field
-            (:func:`graphrel.spark.columns.find_bad_row`) and raise on the driver.
+            (:func:`graphrel.spark.columns.find_bad_row`) and raise on the driver. That job
+            computes ``df`` once more (its whole lineage); with False, the workers still
+            refuse an empty field, failing the job with the same message.
         threads_per_task: torch threads in each worker; default ``spark.task.cpus`` (1), so
             that the workers of one executor do not compete for its cores.
+        keep_columns: the columns of ``df`` the result keeps (None: all). Leaving the text
+            columns out spares moving them back from the workers and writing them again.
 
     Returns:
-        A DataFrame: ``df``'s columns and ``score`` (float, in [0, 1]).
+        A DataFrame: ``keep_columns`` (default: ``df``'s columns) and ``score`` (float, in
+        [0, 1]).
 
     Raises:
         GraphrelInputError: on the driver: ``batch_size`` or ``threads_per_task`` not a whole
-            number >= 1, a ``score`` column already in ``df``, a missing or mistyped pair
+            number >= 1, a ``score`` column already in ``df``, an unknown column in
+            ``keep_columns``, a missing or mistyped pair
             column, an empty pair field (``check_rows``), or a model directory that is not a
             student's (when the driver can read it). A row the driver check cannot see (a
             text that is only Unicode white space) fails the Spark job with the same message.
@@ -75,6 +81,11 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
                                  fix="drop or rename it before scoring")
     columns = PairColumns(query_col, product_id_col, product_text_col, query_id_col)
     check_pair_columns(df, columns)
+    keep = list(df.columns) if keep_columns is None else list(keep_columns)
+    unknown = [column for column in keep if column not in df.columns]
+    if unknown:
+        raise GraphrelInputError(f"keep_columns names columns the DataFrame does not have: {', '.join(unknown)}",
+                                 fix=f"choose among: {', '.join(df.columns)}")
     model_dir = str(model_dir)
     if Path(model_dir).exists():  # the driver sees it (local mode, shared storage): check it here
         from graphrel.scoring.load import read_student_manifest
@@ -86,8 +97,10 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
         threads_per_task = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
     from pyspark.sql.types import FloatType, StructField, StructType
 
-    schema = StructType(df.schema.fields + [StructField(SCORE_COLUMN, FloatType(), False)])
-    job = _BatchScorer(model_dir, None if graph is None else str(graph), columns, batch_size, threads_per_task)
+    fields = {field.name: field for field in df.schema.fields}
+    schema = StructType([fields[column] for column in keep] + [StructField(SCORE_COLUMN, FloatType(), False)])
+    job = _BatchScorer(model_dir, None if graph is None else str(graph), columns, batch_size, threads_per_task,
+                       keep)
     return df.mapInPandas(job, schema)
 
 
@@ -95,9 +108,9 @@ class _BatchScorer:
     """What each executor worker runs: Arrow batches in, the same batches with scores out."""
 
     def __init__(self, model_dir: str, graph: str | None, columns: PairColumns, batch_size: int,
-                 threads: int) -> None:
+                 threads: int, keep: list[str]) -> None:
         self.model_dir, self.graph, self.columns = model_dir, graph, columns
-        self.batch_size, self.threads = batch_size, threads
+        self.batch_size, self.threads, self.keep = batch_size, threads, keep
 
     def __call__(self, batches):
         import time
@@ -109,16 +122,17 @@ class _BatchScorer:
         delay = float(os.environ.get(CHUNK_DELAY_ENV, "0") or 0)  # tests only: a slow job to interrupt
         scorer = worker_scorer(self.model_dir, self.graph, self.threads)
         for batch in batches:
+            out = batch[self.keep].copy() if self.keep != list(batch.columns) else batch
             if not len(batch):
-                batch[SCORE_COLUMN] = np.empty(0, dtype=np.float32)
-                yield batch
+                out[SCORE_COLUMN] = np.empty(0, dtype=np.float32)
+                yield out
                 continue
             query_ids, queries, product_ids, product_texts = pair_fields(batch, self.columns)
-            batch[SCORE_COLUMN] = scorer.score(query_ids, queries, product_ids, product_texts,
-                                               batch_size=self.batch_size)
+            out[SCORE_COLUMN] = scorer.score(query_ids, queries, product_ids, product_texts,
+                                             batch_size=self.batch_size)
             if delay > 0:
                 time.sleep(delay)
-            yield batch
+            yield out
 
 
 def worker_scorer(model_dir: str, graph: str | None, threads: int):
@@ -130,8 +144,18 @@ def worker_scorer(model_dir: str, graph: str | None, threads: int):
         from graphrel.scoring.load import load_scorer
 
         torch.set_num_threads(threads)
+        quiet_worker()
         _LOADED[key] = load_scorer(model_dir, graph=graph)
     return _LOADED[key]
+
+
+def quiet_worker() -> None:
+    """No progress bars in an executor's log (transformers' "Loading weights" on every load)."""
+    try:
+        from transformers.utils import logging as transformers_logging
+    except ImportError:  # pragma: no cover
+        return
+    transformers_logging.disable_progress_bar()
 
 
 def pair_fields(batch, columns: PairColumns):

@@ -51,9 +51,15 @@ def require_pyspark():
 def java_available() -> str | None:
     """Why Spark cannot start here (no ``java`` on PATH or under ``JAVA_HOME``), or None."""
     home = os.environ.get("JAVA_HOME")
-    java = str(Path(home) / "bin" / "java") if home else shutil.which("java")
-    if not java or not Path(java).is_file():
-        return "no Java runtime (java not on PATH and JAVA_HOME unset); Spark needs Java 17 or newer"
+    if home:
+        java = Path(home) / "bin" / "java"
+        if not java.is_file():
+            return f"no Java runtime: JAVA_HOME={home} has no bin/java; Spark needs Java 17 or newer"
+    else:
+        found = shutil.which("java")
+        if not found:
+            return "no Java runtime (java not on PATH and JAVA_HOME unset); Spark needs Java 17 or newer"
+        java = Path(found)
     try:
         subprocess.run([java, "-version"], capture_output=True, timeout=60, check=True)
     except (OSError, subprocess.SubprocessError) as error:
@@ -123,7 +129,10 @@ def local_session(master: str | None = None, *, app_name: str = "graphrel", conf
                .config("spark.executor.extraJavaOptions", java_options))
     for key, value in (config or {}).items():
         builder = builder.config(key, str(value))
-    starts = SparkSession.getActiveSession() is None
+    # spark-submit starts the JVM before this process: then nothing here starts it
+    starts = SparkSession.getActiveSession() is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
+    if starts and master is not None:  # pyspark starts workers with $PYSPARK_PYTHON (default: python3 on PATH)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         with _stderr_to(log_file if starts else None):
             session = builder.getOrCreate()
