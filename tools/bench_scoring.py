@@ -57,6 +57,17 @@ def build_input(run_dir: Path, n: int, path: Path, seed: int = 0) -> None:
                                                      p.column(1).cast(pa.string())], schema=schema))
 
 
+def work_folder(work_dir: Path | None, prefix: str) -> tuple[Path, tempfile.TemporaryDirectory | None]:
+    """``work_dir`` (created) or a new temporary folder; the ``TemporaryDirectory`` to clean
+    up at the end, or None."""
+    temporary = None
+    if work_dir is None:
+        temporary = tempfile.TemporaryDirectory(prefix=prefix)
+        work_dir = Path(temporary.name)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    return work_dir, temporary
+
+
 CHILD = r"""
 import json, resource, sys, time
 import graphrel.scoring.streaming as streaming
@@ -97,11 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     run_dir = args.model.resolve().parent
-    temporary = None
-    if args.work_dir is None:
-        temporary = tempfile.TemporaryDirectory(prefix="bench_scoring_")
-        args.work_dir = Path(temporary.name)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
+    args.work_dir, temporary = work_folder(args.work_dir, "bench_scoring_")
     results = []
     try:
         for n in sorted(args.sizes):

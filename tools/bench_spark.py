@@ -26,7 +26,6 @@ import argparse
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -36,7 +35,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_scoring import build_input  # noqa: E402
+from bench_scoring import build_input, work_folder  # noqa: E402
 
 from graphrel.pipeline.report import markdown_table  # noqa: E402
 
@@ -133,11 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     graphrel = [sys.executable, "-m", "graphrel.cli"]
     run_dir = args.model.resolve().parent
-    temporary = None
-    if args.work_dir is None:
-        temporary = tempfile.TemporaryDirectory(prefix="bench_spark_")
-        args.work_dir = Path(temporary.name)
-    args.work_dir.mkdir(parents=True, exist_ok=True)
+    args.work_dir, temporary = work_folder(args.work_dir, "bench_spark_")
     rows = []
     try:
         for n in sorted(args.sizes):
