@@ -119,20 +119,19 @@ def local_session(master: str | None = None, *, app_name: str = "graphrel", conf
     java_options = f"-Dlog4j2.configurationFile={LOG_CONFIG.as_uri()}"
     if master is None and not os.environ.get("PYSPARK_GATEWAY_PORT"):  # not launched by spark-submit
         master = "local[2]"
+    # spark-submit starts the JVM before this process (its settings stand): then nothing here starts it
+    starts = SparkSession.getActiveSession() is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
     builder = SparkSession.builder if master is None else SparkSession.builder.master(master)
-    builder = (builder.appName(app_name)
-               .config("spark.pyspark.python", sys.executable)
-               .config("spark.pyspark.driver.python", sys.executable)
-               .config("spark.ui.enabled", "false")
-               .config("spark.ui.showConsoleProgress", "false")
-               .config("spark.driver.extraJavaOptions", java_options)
-               .config("spark.executor.extraJavaOptions", java_options))
+    builder = builder.appName(app_name).config("spark.ui.showConsoleProgress", "false")
+    if starts:  # a JVM of our own: this interpreter for the workers, no UI, errors-only logging
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # pyspark's default: python3 on PATH
+        builder = (builder.config("spark.pyspark.python", sys.executable)
+                   .config("spark.pyspark.driver.python", sys.executable)
+                   .config("spark.ui.enabled", "false")
+                   .config("spark.driver.extraJavaOptions", java_options)
+                   .config("spark.executor.extraJavaOptions", java_options))
     for key, value in (config or {}).items():
         builder = builder.config(key, str(value))
-    # spark-submit starts the JVM before this process: then nothing here starts it
-    starts = SparkSession.getActiveSession() is None and not os.environ.get("PYSPARK_GATEWAY_PORT")
-    if starts and master is not None:  # pyspark starts workers with $PYSPARK_PYTHON (default: python3 on PATH)
-        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     try:
         with _stderr_to(log_file if starts else None):
             session = builder.getOrCreate()
