@@ -18,12 +18,12 @@ from graphrel.scoring.streaming import CHUNK_DELAY_ENV
 from graphrel.spark.output import INCOMPLETE_SUFFIX
 from graphrel.spark.session import java_available, local_session
 from graphrel.errors import GraphrelInputError
-from helpers import assert_one_line_error, run_cli, tiny_run_dir
+from helpers import assert_one_line_error, run_cli
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return tiny_run_dir(tmp_path_factory)
+def tiny_run(synthetic_run):
+    return synthetic_run
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Scoring on Spark (local[2]) equals single-process ``graphrel score``, for every student type.
 
-The students are the tiny run's (``configs/tiny_test.yaml`` on a slice of the real data):
-the k-order graph student, BERM-O and BERT2DNN.
+The students are those of a tiny run (``configs/tiny_test.yaml``) on synthetic pairs
+(:func:`conftest.synthetic_run`): the k-order graph student, BERM-O and BERT2DNN.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import pytest
 
 from graphrel.errors import GraphrelInputError
 from graphrel.spark import score_pairs
-from helpers import run_cli, tiny_run_dir
+from helpers import run_cli
 
 STUDENTS = ["student_korder", "student_online", "student_bert2dnn"]
 
 
 @pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    return tiny_run_dir(tmp_path_factory)
+def tiny_run(synthetic_run):
+    return synthetic_run
 
 
 @pytest.fixture(scope="module")
