@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from graphrel.data.schema import missing_column
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["PairColumns", "FILE_COLUMN", "ROW_COLUMN", "check_pair_columns", "find_bad_row"]
+__all__ = ["PairColumns", "FILE_COLUMN", "ROW_COLUMN", "TEXT_TYPES", "ID_TYPES", "check_pair_columns", "find_bad_row"]
 
 FILE_COLUMN = "_graphrel_file"
 """Column with each row's input file (added by the command line, dropped before writing)."""
@@ -56,8 +56,11 @@ class PairColumns:
         return [column for column, *_ in self.checked()]
 
 
-_TEXT_TYPES = ("StringType", "VarcharType", "CharType")
-_ID_TYPES = _TEXT_TYPES + ("ByteType", "ShortType", "IntegerType", "LongType", "DecimalType")
+TEXT_TYPES = ("StringType", "VarcharType", "CharType")
+"""Spark column types a text column may have."""
+
+ID_TYPES = TEXT_TYPES + ("ByteType", "ShortType", "IntegerType", "LongType", "DecimalType")
+"""Spark column types an id column may have (text or whole numbers, read as their digits)."""
 
 
 def check_pair_columns(df, columns: PairColumns, *, source: str | None = None, command_line: bool = False) -> None:
@@ -78,7 +81,7 @@ def check_pair_columns(df, columns: PairColumns, *, source: str | None = None, c
     for column, what, option, text in columns.checked(command_line):
         if column not in types:
             raise missing_column(found, column, source, f"pass {option} naming the column that holds the {what}")
-        allowed = _TEXT_TYPES if text else _ID_TYPES
+        allowed = TEXT_TYPES if text else ID_TYPES
         if types[column] not in allowed:
             kind = types[column].removesuffix("Type").lower()
             raise GraphrelInputError(f"column {column!r} holds {kind} values, not {'text' if text else 'ids'}",

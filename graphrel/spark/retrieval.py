@@ -52,7 +52,7 @@ def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = 
     """
     from pyspark.sql import functions as F
 
-    from graphrel.spark.columns import _TEXT_TYPES, _ID_TYPES  # noqa: PLC2701 (same package)
+    from graphrel.spark.columns import ID_TYPES, TEXT_TYPES
     from graphrel.data.schema import missing_column
 
     for name, value in (("k", k), ("batch_size", batch_size), ("threads_per_task", threads_per_task)):
@@ -62,8 +62,8 @@ def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = 
     if index not in ("exact", "hnsw"):
         raise GraphrelInputError(f"unknown index {index!r}", fix="pass index='exact' or index='hnsw'")
     types = {field.name: type(field.dataType).__name__ for field in df_queries.schema.fields}
-    for column, allowed, option in ((query_col, _TEXT_TYPES, "query_col"),
-                                    (query_id_col, _ID_TYPES, "query_id_col")):
+    for column, allowed, option in ((query_col, TEXT_TYPES, "query_col"),
+                                    (query_id_col, ID_TYPES, "query_id_col")):
         if column is None:
             continue
         if column not in types:
