@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.training import distinct_query_batches, embed, negative_columns, run_steps
+from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
 
 WEIGHTINGS = ("constant", "score")
 
@@ -152,7 +152,6 @@ def train_blend_and_match(model, examples: pd.DataFrame, *, product_embeddings: 
     positive_ids = examples["product_id"].astype(str).to_numpy(dtype=object)
     negative_ids = np.stack([examples[c].astype(str).to_numpy(dtype=object)
                              for c in negative_columns(examples, "negative_")], axis=1)
-    model.train()
 
     def step_loss(rows: np.ndarray) -> torch.Tensor:
         distinct, catalogue_rows = _batch_tables(rows, positive_ids, negative_ids, positives_by_query, qids,
@@ -174,12 +173,8 @@ def train_blend_and_match(model, examples: pd.DataFrame, *, product_embeddings: 
         return blend_and_match_loss(embed(model, queries[rows]), frozen[catalogue_rows], weights, negatives,
                                     scale=scale)
 
-    batches = distinct_query_batches(qids, batch_size=batch_size, steps=steps, seed=seed)
-    try:
-        return run_steps(model.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
-                         name="blend and match")
-    finally:
-        model.eval()
+    return train_on_distinct_queries(model, qids, step_loss, steps=steps, batch_size=batch_size,
+                                     learning_rate=learning_rate, seed=seed, name="blend and match")
 
 
 def train_xmc_distillation(model, examples: pd.DataFrame, *, product_embeddings: np.ndarray, product_rows: dict,
@@ -211,7 +206,6 @@ def train_xmc_distillation(model, examples: pd.DataFrame, *, product_embeddings:
     ids = np.stack([examples[c].astype(str).to_numpy(dtype=object) for c in columns], axis=1)
     queries = examples["query"].to_numpy(dtype=object)
     qids = examples["query_id"].to_numpy(dtype=object)
-    model.train()
 
     def step_loss(rows: np.ndarray) -> torch.Tensor:
         q = embed(model, queries[rows])
@@ -221,9 +215,5 @@ def train_xmc_distillation(model, examples: pd.DataFrame, *, product_embeddings:
         loss = label_loss.compute_loss_from_embeddings([q, *docs], None)
         return loss + distillation_weight * xmc_score_distillation(q, torch.cat(docs), teacher, scale=scale)
 
-    batches = distinct_query_batches(qids, batch_size=batch_size, steps=steps, seed=seed)
-    try:
-        return run_steps(model.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
-                         name="dual encoder + XMC distillation")
-    finally:
-        model.eval()
+    return train_on_distinct_queries(model, qids, step_loss, steps=steps, batch_size=batch_size,
+                                     learning_rate=learning_rate, seed=seed, name="dual encoder + XMC distillation")

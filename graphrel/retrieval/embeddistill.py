@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.training import distinct_query_batches, embed, negative_columns, run_steps
+from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,8 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
         product_rows: product id -> catalogue row.
         teacher_query_embeddings: (len(examples), d) the teacher's embedding of each example's query.
         weights: the three loss weights.
-        steps, batch_size, learning_rate, seed: as :func:`run_steps`; scale: softmax inverse temperature.
+        steps, batch_size, learning_rate, seed: as
+            :func:`~graphrel.retrieval.training.train_on_distinct_queries`; scale: softmax inverse temperature.
         matching_queries: M extra query texts, or None (no extra queries).
         matching_teacher_embeddings: (M, d) the teacher's unit embeddings of ``matching_queries``.
         matching_batch_size: extra queries per step (>= 1; default ``batch_size``).
@@ -259,7 +260,6 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
     queries = examples["query"].to_numpy(dtype=object)
     extra_batches = None if extra is None else matching_batches(
         len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
-    student.train()
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
         texts, targets = queries[batch], teacher_q[batch]
@@ -280,9 +280,6 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
             total = total + weights.embedding * matching_loss.compute_loss_from_embeddings([q_all], [targets])
         return total
 
-    batches = distinct_query_batches(examples["query_id"].to_numpy(), batch_size=batch_size, steps=steps, seed=seed)
-    try:
-        return run_steps(student.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
-                         name="embeddistill student")
-    finally:
-        student.eval()
+    return train_on_distinct_queries(student, examples["query_id"].to_numpy(), step_loss, steps=steps,
+                                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                     name="embeddistill student")

@@ -30,7 +30,7 @@ import pandas as pd
 import torch
 
 from graphrel.retrieval.embeddistill import LossWeights, check_matching_queries, matching_batches, score_distillation
-from graphrel.retrieval.training import distinct_query_batches, embed, negative_columns, run_steps
+from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
 
 
 def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, teacher_product_embeddings: np.ndarray,
@@ -50,7 +50,7 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
         product_rows: product id -> catalogue row.
         teacher_query_embeddings: (len(examples), d) the teacher's embedding of each example's query.
         weights: label, score distillation and query embedding matching weights.
-        steps, batch_size, learning_rate, seed: as :func:`~graphrel.retrieval.training.run_steps`.
+        steps, batch_size, learning_rate, seed: as :func:`~graphrel.retrieval.training.train_on_distinct_queries`.
         scale: softmax inverse temperature on cosines (> 0).
         document_weight: weight of document embedding matching (>= 0).
         matching_products_batch_size: random catalogue products per step added to document
@@ -94,7 +94,6 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
         len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
     product_batches = None if not matching_products_batch_size else matching_batches(
         len(texts), batch_size=matching_products_batch_size, steps=steps, seed=seed + 2)
-    student.train()
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
         query_texts, query_targets = queries[batch], teacher_q[batch]
@@ -122,12 +121,9 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
                 [p_all], [teacher_products[all_rows]])
         return total
 
-    batches = distinct_query_batches(examples["query_id"].to_numpy(), batch_size=batch_size, steps=steps, seed=seed)
-    try:
-        return run_steps(student.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
-                         name="embeddistill symmetric student")
-    finally:
-        student.eval()
+    return train_on_distinct_queries(student, examples["query_id"].to_numpy(), step_loss, steps=steps,
+                                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                     name="embeddistill symmetric student")
 
 
 def save_symmetric_student(directory: str | Path, student, catalogue, *, name: str, teacher: str | None = None,

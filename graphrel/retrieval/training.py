@@ -48,6 +48,31 @@ def distinct_query_batches(query_ids, *, batch_size: int, steps: int, seed: int)
             yield np.asarray(batch, dtype=np.int64)
 
 
+def train_on_distinct_queries(model, query_ids, step_loss: Callable[[np.ndarray], torch.Tensor], *, steps: int,
+                              batch_size: int, learning_rate: float, seed: int, warmup_share: float = 0.1,
+                              name: str = "") -> list[float]:
+    """Train ``model`` (train mode, back to eval mode after, however it ends) with
+    :func:`run_steps` on :func:`distinct_query_batches` of ``query_ids``.
+
+    Args:
+        model: a torch module; its trainable parameters are optimised.
+        query_ids: (n,) the query id of each training row.
+        step_loss: batch rows -> scalar loss tensor.
+        steps, learning_rate, warmup_share, name: as :func:`run_steps`.
+        batch_size, seed: as :func:`distinct_query_batches`.
+
+    Returns:
+        The loss of every step.
+    """
+    model.train()
+    batches = distinct_query_batches(query_ids, batch_size=batch_size, steps=steps, seed=seed)
+    try:
+        return run_steps(model.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
+                         warmup_share=warmup_share, name=name)
+    finally:
+        model.eval()
+
+
 def run_steps(parameters, batches, step_loss: Callable[[np.ndarray], torch.Tensor], *, steps: int,
               learning_rate: float, warmup_share: float = 0.1, log_every: int = 50, name: str = "",
               fused: bool = False) -> list[float]:
@@ -141,14 +166,10 @@ def fine_tune_dual_encoder(model, examples: pd.DataFrame, *, steps: int, batch_s
         ids = ["product_id"] + negative_columns(examples, "negative_")
         table = np.stack([examples[c].map(product_rows).to_numpy(dtype=np.int64) for c in ids], axis=1)
         products = lambda rows: [frozen[table[rows, j]] for j in range(table.shape[1])]  # noqa: E731
-    model.train()
 
     def step_loss(rows: np.ndarray) -> torch.Tensor:
         return loss_fn.compute_loss_from_embeddings([embed(model, queries[rows]), *products(rows)], None)
 
-    batches = distinct_query_batches(examples["query_id"].to_numpy(), batch_size=batch_size, steps=steps, seed=seed)
-    try:
-        return run_steps(model.parameters(), batches, step_loss, steps=steps, learning_rate=learning_rate,
-                         warmup_share=warmup_share, name="dual encoder")
-    finally:
-        model.eval()
+    return train_on_distinct_queries(model, examples["query_id"].to_numpy(), step_loss, steps=steps,
+                                     batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                     warmup_share=warmup_share, name="dual encoder")
