@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from graphrel.data.schema import missing_column
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["PairColumns", "FILE_COLUMN", "ROW_COLUMN", "TEXT_TYPES", "ID_TYPES", "check_pair_columns", "find_bad_row"]
+__all__ = ["PairColumns", "FILE_COLUMN", "ROW_COLUMN", "TEXT_TYPES", "ID_TYPES", "check_pair_columns", "check_whole_numbers",
+           "find_bad_row"]
 
 FILE_COLUMN = "_graphrel_file"
 """Column with each row's input file (added by the command line, dropped before writing)."""
@@ -61,6 +62,18 @@ TEXT_TYPES = ("StringType", "VarcharType", "CharType")
 
 ID_TYPES = TEXT_TYPES + ("ByteType", "ShortType", "IntegerType", "LongType", "DecimalType")
 """Spark column types an id column may have (text or whole numbers, read as their digits)."""
+
+
+def check_whole_numbers(**values) -> None:
+    """Each keyword's value, unless None, must be a whole number >= 1 (not a bool).
+
+    Raises:
+        GraphrelInputError: naming the first keyword out of range.
+    """
+    for name, value in values.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise GraphrelInputError(f"{name} must be a whole number >= 1, got {value!r}",
+                                     fix=f"pass {name}=N with N >= 1")
 
 
 def check_pair_columns(df, columns: PairColumns, *, source: str | None = None, command_line: bool = False) -> None:

@@ -8,7 +8,6 @@ XMC model) and keeps it for every later batch, and each batch of queries is sear
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from graphrel.errors import GraphrelInputError
@@ -17,10 +16,6 @@ __all__ = ["retrieve", "RANKING_SCHEMA"]
 
 RANKING_SCHEMA = "query_id string, rank long, product_id string, score double"
 """The output's columns: one row per query and rank (as ``graphrel retrieve``'s Parquet)."""
-
-#: Retrievers loaded in this Python process (an executor's worker).
-_LOADED: dict[tuple, object] = {}
-
 
 def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = "query",
              query_id_col: str | None = None, index: str = "exact", batch_size: int = 256,
@@ -52,13 +47,10 @@ def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = 
     """
     from pyspark.sql import functions as F
 
-    from graphrel.spark.columns import ID_TYPES, TEXT_TYPES
+    from graphrel.spark.columns import ID_TYPES, TEXT_TYPES, check_whole_numbers
     from graphrel.data.schema import missing_column
 
-    for name, value in (("k", k), ("batch_size", batch_size), ("threads_per_task", threads_per_task)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise GraphrelInputError(f"{name} must be a whole number >= 1, got {value!r}",
-                                     fix=f"pass {name}=N with N >= 1")
+    check_whole_numbers(k=k, batch_size=batch_size, threads_per_task=threads_per_task)
     if index not in ("exact", "hnsw"):
         raise GraphrelInputError(f"unknown index {index!r}", fix="pass index='exact' or index='hnsw'")
     types = {field.name: type(field.dataType).__name__ for field in df_queries.schema.fields}
@@ -107,15 +99,8 @@ class _BatchSearch:
 
 def worker_retriever(directory: str, index: str, threads: int):
     """The retriever of ``directory``, loaded once per Python process and kept."""
-    key = (directory, index, threads, os.getpid())
-    if key not in _LOADED:
-        import torch
+    from graphrel.retrieval.retriever import Retriever
+    from graphrel.spark.worker import load_once
 
-        from graphrel.retrieval.retriever import Retriever
-
-        from graphrel.spark.scoring import quiet_worker
-
-        torch.set_num_threads(threads)
-        quiet_worker()
-        _LOADED[key] = Retriever.load(directory, threads=threads, index=index)
-    return _LOADED[key]
+    return load_once(("retriever", directory, index), threads,
+                     lambda: Retriever.load(directory, threads=threads, index=index))

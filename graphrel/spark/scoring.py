@@ -16,15 +16,11 @@ import os
 from pathlib import Path
 
 from graphrel.errors import GraphrelInputError
-from graphrel.spark.columns import PairColumns, check_pair_columns, find_bad_row
+from graphrel.spark.columns import PairColumns, check_pair_columns, check_whole_numbers, find_bad_row
 
 __all__ = ["score_pairs", "SCORE_COLUMN"]
 
 SCORE_COLUMN = "score"
-
-#: Scorers loaded in this Python process (an executor's worker), by (model dir, graph, threads).
-_LOADED: dict[tuple, object] = {}
-
 
 def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_id_col: str = "product_id",
                 product_text_col: str = "product_text", query_id_col: str | None = None,
@@ -72,10 +68,7 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
             student's (when the driver can read it). A row the driver check cannot see (a
             text that is only Unicode white space) fails the Spark job with the same message.
     """
-    for name, value in (("batch_size", batch_size), ("threads_per_task", threads_per_task)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise GraphrelInputError(f"{name} must be a whole number >= 1, got {value!r}",
-                                     fix=f"pass {name}=N with N >= 1")
+    check_whole_numbers(batch_size=batch_size, threads_per_task=threads_per_task)
     if SCORE_COLUMN in df.columns:
         raise GraphrelInputError(f"the DataFrame already has a {SCORE_COLUMN!r} column",
                                  fix="drop or rename it before scoring")
@@ -137,25 +130,10 @@ class _BatchScorer:
 
 def worker_scorer(model_dir: str, graph: str | None, threads: int):
     """The scorer of ``model_dir``, loaded once per Python process and kept."""
-    key = (model_dir, graph, threads, os.getpid())
-    if key not in _LOADED:
-        import torch
+    from graphrel.scoring.load import load_scorer
+    from graphrel.spark.worker import load_once
 
-        from graphrel.scoring.load import load_scorer
-
-        torch.set_num_threads(threads)
-        quiet_worker()
-        _LOADED[key] = load_scorer(model_dir, graph=graph)
-    return _LOADED[key]
-
-
-def quiet_worker() -> None:
-    """No progress bars in an executor's log (transformers' "Loading weights" on every load)."""
-    try:
-        from transformers.utils import logging as transformers_logging
-    except ImportError:  # pragma: no cover
-        return
-    transformers_logging.disable_progress_bar()
+    return load_once(("scorer", model_dir, graph), threads, lambda: load_scorer(model_dir, graph=graph))
 
 
 def pair_fields(batch, columns: PairColumns):
