@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
 from graphrel.data.schema import RelevancePairs
+from graphrel.data.text_keys import text_keys
 from graphrel.errors import GraphrelInputError
 
 __all__ = ["split_by_query"]
@@ -20,12 +22,14 @@ __all__ = ["split_by_query"]
 
 def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fraction: float = 0.1,
                    seed: int = 0) -> dict[str, RelevancePairs]:
-    """Split pairs into train / val / test with disjoint query sets.
+    """Split pairs into train / val / test with disjoint query sets, by query *text*.
 
-    The sorted unique ``query_id`` values are permuted with ``numpy.random.default_rng(seed)``;
-    the first ``round(test_fraction * n)`` queries go to test, the next
-    ``round(val_fraction * n)`` to val, the rest to train. Pairs keep their order within
-    each split. Same pairs and seed ⇒ same split.
+    Queries are grouped by their text key (:func:`graphrel.data.text_keys.text_keys`: NFKC,
+    case-folded, white space collapsed), so two ids of one query text ("Angle Bracket",
+    "angle  bracket") never fall into two splits. The sorted unique keys are permuted with
+    ``numpy.random.default_rng(seed)``; the first ``round(test_fraction * n)`` go to test,
+    the next ``round(val_fraction * n)`` to val, the rest to train (n: distinct keys). Pairs
+    keep their order within each split. Same pairs and seed ⇒ same split.
 
     Args:
         pairs: the pairs to split.
@@ -34,7 +38,8 @@ def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fra
         seed: random seed.
 
     Returns:
-        ``{"train": ..., "val": ..., "test": ...}``; every ``query_id`` is in exactly one.
+        ``{"train": ..., "val": ..., "test": ...}``; every ``query_id``, and every query text
+        key, is in exactly one.
 
     Raises:
         GraphrelInputError: invalid fractions, or too few queries to leave any for train.
@@ -48,7 +53,10 @@ def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fra
     if not (math.isfinite(vf) and math.isfinite(tf)) or vf < 0 or tf < 0 or vf + tf >= 1:
         raise GraphrelInputError(f"invalid split fractions val_fraction={vf}, test_fraction={tf}",
                                  fix=fix)
-    queries = np.asarray(sorted(pairs.frame["query_id"].unique()), dtype=object)
+    # a query id's key is that of its first text, so an id stays whole whatever its rows say
+    keys = text_keys(pairs.frame["query"]).groupby(pairs.frame["query_id"].to_numpy(), sort=False)\
+        .transform("first").to_numpy(dtype=object)
+    queries = np.asarray(sorted(set(keys)), dtype=object)
     n = len(queries)
     order = queries[np.random.default_rng(seed).permutation(n)]
     n_test, n_val = int(round(tf * n)), int(round(vf * n))
@@ -58,6 +66,5 @@ def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fra
             path=pairs.source or None, fix="lower val_fraction/test_fraction or use more queries")
     groups = {"test": order[:n_test], "val": order[n_test:n_test + n_val],
               "train": order[n_test + n_val:]}
-    qid = pairs.frame["query_id"]
-    return {name: pairs.subset(qid.isin(set(groups[name])).to_numpy())
+    return {name: pairs.subset(pd.Series(keys).isin(set(groups[name])).to_numpy())
             for name in ("train", "val", "test")}

@@ -34,3 +34,21 @@ def test_split_is_seeded():
 def test_split_rejects_bad_fractions(val, test):
     with pytest.raises(GraphrelInputError, match="fix"):
         split_by_query(synthetic_pairs(n_queries=10), val_fraction=val, test_fraction=test)
+
+
+def test_one_query_text_under_two_ids_stays_in_one_split():
+    from graphrel.data.schema import RelevancePairs
+
+    rows = []
+    for q in range(100):
+        for spelling in (f"Angle  Bracket {q}", f"angle bracket {q}", f"ＡＮＧＬＥ bracket {q}"):  # NFKC, case, spaces
+            rows.append({"row_id": len(rows) + 1, "query_id": spelling, "query": spelling,
+                         "product_id": f"p{len(rows)}", "product_text": "t", "relevance": 2.0, "label": 0.5})
+    pairs = RelevancePairs(pd.DataFrame(rows), label_min=1, label_max=3)
+    splits = split_by_query(pairs, val_fraction=0.2, test_fraction=0.2, seed=0)
+    split_of = {qid: name for name, s in splits.items() for qid in s.frame["query_id"]}
+    for q in range(100):
+        assert len({split_of[f"Angle  Bracket {q}"], split_of[f"angle bracket {q}"],
+                    split_of[f"ＡＮＧＬＥ bracket {q}"]}) == 1
+    assert {len(set(s.frame["query_id"])) for s in splits.values()} == {60, 120, 60} or \
+        sorted(len(set(s.frame["query_id"])) // 3 for s in splits.values()) == [20, 20, 60]
