@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from graphrel import run as R
-from graphrel.pipeline.evaluation import PROTOCOL_GRAPHS, PROTOCOLS, protocol_edges
+from graphrel.pipeline.protocols import PROTOCOL_GRAPHS, PROTOCOLS, protocol_edges
 
 
 def build_graphs(run_dir: Path, scored: pd.DataFrame):

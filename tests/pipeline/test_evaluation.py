@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphrel.pipeline.evaluation import add_ratios, hold_out_test_pairs, median_seconds, protocol_edges
+from graphrel.pipeline.evaluation import add_ratios, median_seconds
+from graphrel.pipeline.protocols import deduplication_counts, hold_out_test_pairs, protocol_edges
 
 
 def labelled_pairs(seed=0, queries=40):
@@ -14,7 +15,8 @@ def labelled_pairs(seed=0, queries=40):
         split = ("train", "val", "test")[q % 3]
         for p in rng.choice(200, size=rng.integers(1, 9), replace=False):
             rows.append((f"q{q}", f"p{p}", split))
-    return pd.DataFrame(rows, columns=["query_id", "product_id", "split"])
+    frame = pd.DataFrame(rows, columns=["query_id", "product_id", "split"])
+    return frame.assign(query=frame.query_id, product_text="title " + frame.product_id)
 
 
 def test_half_of_each_test_query_is_context_the_rest_evaluated():
@@ -36,6 +38,7 @@ def test_half_of_each_test_query_is_context_the_rest_evaluated():
 def test_protocol_graphs_never_hold_an_evaluated_pair():
     pairs = hold_out_test_pairs(labelled_pairs(), context_fraction=0.5, seed=0)
     transfer = pairs.drop_duplicates("query_id").assign(product_id=lambda f: f.query_id + "-t", split="transfer")
+    transfer = transfer.assign(product_text="title " + transfer.product_id)
     scored = pd.concat([pairs, transfer], ignore_index=True)
     new_pairs, new_query = protocol_edges(scored, "new_pairs"), protocol_edges(scored, "new_query")
     evaluated = set(zip(*scored[scored.split == "test"][["query_id", "product_id"]].to_numpy().T))
@@ -50,6 +53,25 @@ def test_protocol_graphs_never_hold_an_evaluated_pair():
     assert len(new_query) == scored.query_id.isin(train_queries).sum()
     with pytest.raises(ValueError, match="unknown protocol"):
         protocol_edges(scored, "old")
+
+
+def test_an_evaluated_pairs_text_under_other_ids_never_reaches_a_graph():
+    # one title under two product ids; the query's second spelling is the same query text
+    rows = [("drill", "drill", "p1", "Cordless Drill 18V", "test"),
+            ("drill", "drill", "p2", "cordless  drill 18v", "test_context"),   # same title, other id
+            ("drill", "drill", "p3", "CORDLESS DRILL 18V", "transfer"),       # and a transfer candidate
+            ("drill", "drill", "p4", "Hammer", "test_context"),
+            ("saw", "saw", "p2", "cordless  drill 18v", "train"),            # same title, other query: kept
+            ("saw", "saw", "p5", "Saw blade", "train")]
+    scored = pd.DataFrame(rows, columns=["query_id", "query", "product_id", "product_text", "split"])
+    new_pairs = protocol_edges(scored, "new_pairs")
+    assert set(zip(new_pairs.query_id, new_pairs.product_id)) == {("drill", "p4"), ("saw", "p2"), ("saw", "p5")}
+    new_query = protocol_edges(scored, "new_query")
+    assert set(new_query.query_id) == {"saw"}
+    counts = deduplication_counts(scored)
+    assert counts["edges_removed"] == {"new_query": 0, "new_pairs": 2}
+    assert counts["evaluated_pairs_with_a_removed_twin"] == {"new_query": 0, "new_pairs": 1}
+    assert counts["product_ids_sharing_a_title"] == 3
 
 
 def test_every_timed_run_starts_cold_after_a_warm_up_on_other_pairs():
@@ -67,8 +89,8 @@ def test_every_timed_run_starts_cold_after_a_warm_up_on_other_pairs():
 
 
 def test_ratios_to_the_teacher():
-    models = add_ratios({"teacher": {"auc": 0.8, "spearman": 0.5, "ndcg@10": 0.9, "pairs_per_second": 100},
-                         "student": {"auc": 0.72, "spearman": 0.55, "ndcg@10": 0.9, "pairs_per_second": 5000}})
-    assert models["student"]["ratio_to_teacher"] == pytest.approx({"auc": 0.9, "spearman": 1.1, "ndcg@10": 1.0})
+    models = add_ratios({"teacher": {"auc": 0.8, "spearman": 0.5, "ndcg": 0.9, "pairs_per_second": 100},
+                         "student": {"auc": 0.72, "spearman": 0.55, "ndcg": 0.9, "pairs_per_second": 5000}})
+    assert models["student"]["ratio_to_teacher"] == pytest.approx({"auc": 0.9, "spearman": 1.1, "ndcg": 1.0})
     assert models["student"]["speedup_vs_teacher"] == 50
     assert "ratio_to_teacher" not in models["teacher"]
