@@ -3,7 +3,10 @@
 Layout of ``<run_dir>``::
 
     config.yaml              the pipeline config used
-    pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test/transfer)
+    pairs.parquet            every pair: PAIR_COLUMNS + split (train/val/test_context/test/
+                             transfer); the labels of test queries withheld (NaN)
+    test_labels.parquet      query_id, product_id, relevance, label of the test queries' pairs:
+                             read by the evaluation only (``load_run_pairs(test_labels=True)``)
     label_scale.json         label_min, label_max and source of the data
     teacher/                 HF model directory of the fine-tuned teacher (+ teacher.ckpt)
     teacher_scores.parquet   query_id, product_id, teacher_logit, teacher_score (one cache)
@@ -35,6 +38,7 @@ import torch
 from graphrel.errors import GraphrelInputError
 
 PAIRS = "pairs.parquet"
+TEST_LABELS = "test_labels.parquet"
 LABEL_SCALE = "label_scale.json"
 TEACHER_DIR = "teacher"
 TEACHER_SCORES = "teacher_scores.parquet"
@@ -136,22 +140,50 @@ def _need(path: Path, what: str) -> Path:
     return path
 
 
-def load_run_pairs(run_dir: str | Path) -> pd.DataFrame:
+def with_test_labels(pairs: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
+    """``pairs`` (a run's, test labels withheld) with the test queries' ``relevance`` and
+    ``label`` filled in from ``test_labels.parquet``.
+
+    Raises:
+        GraphrelInputError: the run has no ``test_labels.parquet``.
+    """
+    labels = pd.read_parquet(_need(Path(run_dir) / TEST_LABELS, "test labels"))
+    out = pairs.copy()
+    key = pd.MultiIndex.from_frame(out[["query_id", "product_id"]])
+    found = labels.set_index(["query_id", "product_id"]).reindex(key)
+    for column in ("relevance", "label"):
+        if column in out:
+            out[column] = out[column].where(found[column].isna().to_numpy(), found[column].to_numpy())
+    return out
+
+
+def load_run_pairs(run_dir: str | Path, *, test_labels: bool | str = False) -> pd.DataFrame:
     """Every pair of a run, with split and the run's teacher score: ``pairs.parquet`` joined
     with ``stacked_scores.parquet`` in a stacked run (``teacher_logit`` / ``teacher_score`` are
     the stack's, as on the graph's edges; the single teachers' logits are extra columns),
-    else with ``teacher_scores.parquet``."""
+    else with ``teacher_scores.parquet``.
+
+    The test queries' labels are withheld (NaN) unless ``test_labels`` (evaluation,
+    inspection with test labels shown, ``graphrel test``): :func:`with_test_labels`;
+    ``"if_present"`` joins them when the run has ``test_labels.parquet`` (a run directory
+    assembled by hand may keep its labels in ``pairs.parquet``)."""
     run_dir = Path(run_dir)
     pairs = pd.read_parquet(_need(run_dir / PAIRS, "run pairs"))
+    if test_labels == "if_present":
+        test_labels = (run_dir / TEST_LABELS).is_file()
+    if test_labels:
+        pairs = with_test_labels(pairs, run_dir)
     stacked = run_dir / STACKED_SCORES
     scores = pd.read_parquet(stacked if stacked.is_file() else _need(run_dir / TEACHER_SCORES, "teacher scores"))
     return pairs.merge(scores, on=["query_id", "product_id"], how="left", validate="one_to_one")
 
 
 def save_graph(graph, path: str | Path) -> None:
-    """Save a HeteroData graph atomically."""
-    with atomic_path(path) as tmp:
-        torch.save(graph, tmp)
+    """Save a HeteroData graph atomically (through a file object: torch names the archive's
+    records after a file path, here a random temporary one; a file object's are ``archive/``,
+    so the same graph gives the same bytes)."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as file:
+        torch.save(graph, file)
 
 
 def load_run_graph(run_dir_or_file: str | Path):

@@ -59,3 +59,21 @@ def test_files_and_folders_get_the_mode_the_umask_gives(tmp_path, umask):
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~umask
+
+
+def test_test_labels_are_joined_back_only_on_request(tmp_path):
+    import pandas as pd
+
+    from graphrel.errors import GraphrelInputError
+    from graphrel.run import TEST_LABELS, with_test_labels
+
+    pairs = pd.DataFrame({"query_id": ["a", "a", "b"], "product_id": ["1", "2", "1"],
+                          "split": ["train", "test", "test_context"], "relevance": [3.0, None, None],
+                          "label": [1.0, None, None]})
+    with pytest.raises(GraphrelInputError, match="test labels"):
+        with_test_labels(pairs, tmp_path)
+    pd.DataFrame({"query_id": ["b", "a"], "product_id": ["1", "2"], "relevance": [1.0, 2.0],
+                  "label": [0.0, 0.5]}).to_parquet(tmp_path / TEST_LABELS)
+    out = with_test_labels(pairs, tmp_path)
+    assert out["label"].tolist() == [1.0, 0.5, 0.0] and out["relevance"].tolist() == [3.0, 2.0, 1.0]
+    assert pairs["label"].isna().sum() == 2  # the input is not changed

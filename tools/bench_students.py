@@ -45,7 +45,7 @@ def _test_pairs(run: Path):
     """The evaluated test pairs and the warm-up pairs (validation) of a run."""
     from graphrel.run import load_run_pairs
 
-    pairs = load_run_pairs(run)
+    pairs = load_run_pairs(run, test_labels=True)
     return pairs[pairs.split == "test"].reset_index(drop=True), pairs[pairs.split == "val"].head(256)
 
 

@@ -79,7 +79,8 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
         ValueError: unknown ``scoring_dtype`` (before any training).
 
     Returns:
-        The manifest written (with ``best_val_auc``, ``train_pairs``, ``fit_seconds``).
+        The manifest written (with ``best_val_auc``, ``train_pairs``; no wall time, so the
+        same run writes the same bytes: the stage's time is in the run's stage timings).
     """
     if scoring_dtype not in ("float32", "bfloat16"):
         raise ValueError(f"scoring_dtype must be 'float32' or 'bfloat16', got {scoring_dtype!r}")
@@ -102,7 +103,7 @@ def train_bert2dnn(run_dir: str | Path, out_dir: str | Path, *, temperature: flo
                                      else None) as work:
         checkpoint, seconds = _fit_keeping_best(model, data, epochs=epochs, progress=progress, work=work)
         extra = {"best_val_auc": float(checkpoint.best_model_score), "epochs": epochs,
-                 "train_pairs": len(data.frames["train"]), "fit_seconds": round(seconds, 1),
+                 "train_pairs": len(data.frames["train"]),
                  "transfer": transfer, "run_dir": str(run_dir), "scoring_dtype": scoring_dtype}
         save_student(model, data.ngrams, out_dir, checkpoint=checkpoint.best_model_path, extra=extra)
     return json.loads((out_dir / "student.json").read_text())

@@ -15,7 +15,7 @@ from typing import Callable
 
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
-from graphrel.pipeline.evaluation import PROTOCOL_GRAPHS
+from graphrel.pipeline.protocols import PROTOCOL_GRAPHS
 
 
 @dataclass(frozen=True)
@@ -54,25 +54,27 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
     text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics", "text_fallback")  # no graph
     # graph students start their text fallback from the text student's weights
     fallback = {R.TEXT_STUDENT: R.TEXT_STUDENT} if c.student.text_fallback else {}
+    threshold = {"relevance_threshold": c.evaluation.relevance_threshold}  # selects checkpoints (val_auc)
     stages = [
-        Stage("split", (R.PAIRS, R.LABEL_SCALE),
+        Stage("split", (R.PAIRS, R.TEST_LABELS, R.LABEL_SCALE),
               values={"seed": c.seed, "data": asdict(c.data), "transfer": asdict(c.transfer),
                       "context_fraction": c.evaluation.context_fraction}),
         Stage("teacher_fit", (R.TEACHER_DIR,), {"split": "split"},
               {"seed": c.seed, "teacher": {k: v for k, v in asdict(c.teacher).items()
-                                           if k not in ("score_batch_size", "temperature")}}),
+                                           if k not in ("score_batch_size", "temperature")}, **threshold}),
         Stage("teacher_scoring", (R.TEACHER_SCORES,), {"split": "split", "teacher_fit": "teacher_fit"},
               {"temperature": c.teacher.temperature}, scratch=(R.TEACHER_SCORE_PARTS,)),
         Stage("teacher_stacking", (R.STACKED_SCORES, R.STACK_DIR), {"teacher_scoring": "teacher_scoring"},
               {"seed": c.seed, "stacking": asdict(c.stacking)}),
         Stage("graph", tuple(PROTOCOL_GRAPHS.values()), {"scores": scores}),
         Stage(R.TEXT_STUDENT, (R.TEXT_STUDENT,), {"graph": "graph"},
-              {"seed": c.seed, **backbone, "student": {k: v for k, v in student.items() if k not in text_only}}),
+              {"seed": c.seed, **backbone, **threshold,
+               "student": {k: v for k, v in student.items() if k not in text_only}}),
         Stage(R.GRAPH_STUDENT, (R.GRAPH_STUDENT,), {"graph": "graph", **fallback},
-              {"seed": c.seed, **backbone, "student": student}),
+              {"seed": c.seed, **backbone, **threshold, "student": student}),
         Stage(R.ONLINE_STUDENT, (R.ONLINE_STUDENT,), {R.GRAPH_STUDENT: R.GRAPH_STUDENT, **fallback},
-              {"seed": c.seed, **backbone, "student": student}),
+              {"seed": c.seed, **backbone, **threshold, "student": student}),
         Stage(R.BERT2DNN_STUDENT, (R.BERT2DNN_STUDENT,), {"scores": scores},
-              {"seed": c.seed, "backbone": c.teacher.backbone, "bert2dnn": asdict(c.bert2dnn)}),
+              {"seed": c.seed, "backbone": c.teacher.backbone, **threshold, "bert2dnn": asdict(c.bert2dnn)}),
     ]
     return {stage.name: stage for stage in stages}
