@@ -23,7 +23,7 @@ from conftest import REPO_ROOT
 PACKAGE = REPO_ROOT / "graphrel"
 
 #: The small modules at the bottom of every room (errors, settings, files, metrics).
-BASE = {"errors", "backbone", "metrics", "options", "lock"}
+BASE = {"errors", "backbone", "metrics", "intervals", "options", "lock"}
 
 #: Room -> the other graphrel rooms its modules may import (a room may always import itself;
 #: None: any room). No room but the command line's own may import ``cli``.
@@ -34,6 +34,7 @@ ALLOWED = {
     "lock": {"errors"},
     "backbone": {"errors"},
     "metrics": {"errors"},
+    "intervals": set(),  # the paired bootstrap over queries (numpy, SciPy)
     "run": {"errors"},  # the run-directory layout and atomic writes
     "nn": {"errors"},  # plain torch modules
     "losses": {"errors", "nn"},
