@@ -57,6 +57,7 @@ from torch import nn
 from graphrel.backbone import MINILM
 from graphrel.data.ngrams import MATCH_FEATURES
 from graphrel.losses import distillation_loss, temperature_targets
+from graphrel.metrics import RELEVANT_NORMALISED
 from graphrel.models.class_path import add_class_path
 from graphrel.models.ngram_init import initial_ngram_vectors
 from graphrel.models.validation import RelevanceValidation
@@ -97,6 +98,9 @@ class Bert2DnnStudent(L.LightningModule):
         match_features: the MLP also reads the pair's exact n-gram overlap (batch key
             ``match`` (B, 3) float in [0, 1], :func:`graphrel.data.ngrams.match_features`;
             not in the paper, see the module docstring).
+        relevance_threshold: normalised label in (0, 1] at or above which a validation pair
+            counts as relevant for ``val_auc`` (the pipeline passes its
+            ``evaluation.relevance_threshold``; 0.75 = 2.5 on a 1-3 scale).
 
     The defaults are the pipeline's (``graphrel.pipeline.Bert2DnnConfig``,
     ``configs/bert2dnn.yaml``), the best measured on Home Depot; the paper's plain model is
@@ -122,7 +126,8 @@ class Bert2DnnStudent(L.LightningModule):
                  init: str = "sentence", backbone: str = MINILM, backbone_config: dict | None = None,
                  optimizer: str = "adam", learning_rate: float = 1e-3, weight_decay: float = 0.0,
                  embedding_lr: float | None = None, temperature: float = 1.0, label_weight: float = 1.0,
-                 calibrate_output: bool = True, match_features: bool = True) -> None:
+                 calibrate_output: bool = True, match_features: bool = True,
+                 relevance_threshold: float = RELEVANT_NORMALISED) -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -147,7 +152,7 @@ class Bert2DnnStudent(L.LightningModule):
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
-        self.val_metrics = RelevanceValidation()
+        self.val_metrics = RelevanceValidation(relevance_threshold)
 
     # -- n-gram table --------------------------------------------------------------------
     def _build_embedding(self, num_embeddings: int) -> None:

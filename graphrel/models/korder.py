@@ -39,6 +39,7 @@ from torch_geometric.nn import MLP
 from graphrel.backbone import load_word_embeddings
 from graphrel.data.graph import NEIGHBOUR_TYPE, metapaths_for_order
 from graphrel.losses import distillation_loss, temperature_targets
+from graphrel.metrics import RELEVANT_NORMALISED
 from graphrel.models.class_path import add_class_path
 from graphrel.models.validation import RelevanceValidation
 from graphrel.nn.functional import gather_rows, masked_mean
@@ -83,6 +84,9 @@ class KOrderStudent(L.LightningModule):
             nothing for a new query (+0.0003 AUC) while a jointly trained text path loses
             0.0015 AUC to the text-only student; the fallback keeps the text student's quality
             there. It shares the frozen wordpiece matrix (no second copy).
+        relevance_threshold: normalised label in (0, 1] at or above which a validation pair
+            counts as relevant for ``val_auc``, the checkpoint monitor (the pipeline passes
+            its ``evaluation.relevance_threshold``; 0.75 = 2.5 on a 1-3 scale).
 
     The defaults are the pipeline's k-order student (``graphrel.pipeline.config.StudentConfig``,
     ``configs/home_depot.yaml``, ``configs/korder.yaml``): k=2 with neighbourhood statistics.
@@ -97,7 +101,7 @@ class KOrderStudent(L.LightningModule):
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
                  label_weight: float = 1.0, neighbourhood_statistics: bool = True,
-                 text_fallback: bool = True) -> None:
+                 text_fallback: bool = True, relevance_threshold: float = RELEVANT_NORMALISED) -> None:
         super().__init__()
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
@@ -126,7 +130,7 @@ class KOrderStudent(L.LightningModule):
         self._text_fallback_loaded = False
         self.node_vectors: dict[str, torch.Tensor] = {}
         self._projected_nodes: dict[str, torch.Tensor] = {}
-        self.val_metrics = RelevanceValidation()
+        self.val_metrics = RelevanceValidation(relevance_threshold)
 
     # -- graph nodes -----------------------------------------------------------------
     def attach_graph(self, query_node_tokens: torch.Tensor, product_node_tokens: torch.Tensor) -> None:

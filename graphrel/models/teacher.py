@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from graphrel.backbone import MINILM, load_tokenizer, resolve_backbone
+from graphrel.metrics import RELEVANT_NORMALISED
 from graphrel.models.validation import RelevanceValidation
 
 
@@ -32,6 +33,9 @@ class CrossEncoderTeacher(L.LightningModule):
         max_length: wordpieces kept per pair.
         freeze_word_embeddings: keep the 30k x 384 wordpiece matrix fixed (halves the
             optimiser's work here at little cost).
+        relevance_threshold: normalised label in (0, 1] at or above which a validation pair
+            counts as relevant for ``val_auc`` (the pipeline passes its
+            ``evaluation.relevance_threshold``; 0.75 = 2.5 on a 1-3 scale).
 
     Batch: ``input_ids``, ``attention_mask``, ``token_type_ids`` (B, L) and ``label`` (B,)
     float in [0, 1]. ``forward`` returns logits (B,).
@@ -39,7 +43,8 @@ class CrossEncoderTeacher(L.LightningModule):
 
     def __init__(self, backbone: str = MINILM, backbone_config: dict | None = None,
                  learning_rate: float = 5e-5, weight_decay: float = 0.01, warmup_fraction: float = 0.1,
-                 temperature: float = 1.0, max_length: int = 64, freeze_word_embeddings: bool = True) -> None:
+                 temperature: float = 1.0, max_length: int = 64, freeze_word_embeddings: bool = True,
+                 relevance_threshold: float = RELEVANT_NORMALISED) -> None:
         super().__init__()
         self.save_hyperparameters()
         from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -57,7 +62,7 @@ class CrossEncoderTeacher(L.LightningModule):
         if freeze_word_embeddings:
             self.model.get_input_embeddings().weight.requires_grad_(False)
         self.model.train()  # from_pretrained returns eval mode; Lightning does not switch it back
-        self.val_metrics = RelevanceValidation()
+        self.val_metrics = RelevanceValidation(relevance_threshold)
 
     def encode(self, queries, products, padding: bool | str = True):
         """Tokenise pairs: (B,) str each -> dict of (B, L) int64 tensors."""

@@ -1,7 +1,8 @@
 """Stage ``teacher_stacking``: the lexical teacher and the logistic-regression stack of both
 teachers (BERT2DNN, Jiang et al. ICDM 2020). -> stack/, stacked_scores.parquet
 
-The lexical teacher is fitted on the training labels; the stack on the validation labels,
+The lexical teacher is fitted on the training pairs alone (labels and TF-IDF vocabulary: no
+text of a validation or test query shapes it); the stack on the validation labels,
 with a query-grouped cross-validation first so the validation figures of the stack are out
 of fold. In a stacked run every consumer reads the stack's score as the teacher score.
 """
@@ -46,7 +47,7 @@ def fit_stack(scored: pd.DataFrame, *, seed: int, regularisation: float, lexical
     train, val = scored[scored.split == "train"], scored[scored.split == "val"]
     lexical = LexicalTeacher(max_iter=lexical_max_iter, seed=seed)
     lexical.fit(train["query"], train.product_text, train.label.to_numpy(),
-                vocabulary_texts=list(scored["query"].unique()) + list(scored.product_text.unique()))
+                vocabulary_texts=list(train["query"].unique()) + list(train.product_text.unique()))
     lexical_logits = lexical.logits(scored["query"], scored.product_text)
     names = list(TEACHERS)
     all_logits = np.stack([scored.teacher_logit.to_numpy(), lexical_logits], 1)

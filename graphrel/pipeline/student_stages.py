@@ -14,6 +14,7 @@ import torch
 
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
+from graphrel.pipeline.evaluation import validation_threshold
 from graphrel.pipeline.trainer import stage_trainer
 
 
@@ -63,7 +64,7 @@ def fit_student(c: PipelineConfig, run_dir: Path, name: str, order: int, scored:
                           neighbourhood_statistics=(s.neighbourhood_statistics and order > 0
                                                     if neighbourhood_statistics is None
                                                     else neighbourhood_statistics),
-                          text_fallback=s.text_fallback)
+                          text_fallback=s.text_fallback, relevance_threshold=validation_threshold(c, run_dir))
     data = StudentDataModule(run_dir=str(run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed,
                              new_query_share=s.new_query_share)
     data.set_data(scored, featurizer)
@@ -126,5 +127,5 @@ def fit_bert2dnn_student(c: PipelineConfig, run_dir: Path, scored: pd.DataFrame,
                    backbone_config=b.backbone_config, seed=c.seed, progress=progress,
                    scoring_dtype=b.scoring_dtype,
                    model_options={"match_features": b.match_features, "embedding_dim": b.embedding_dim,
-                                  "hidden": tuple(b.hidden)})
+                                  "hidden": tuple(b.hidden), "relevance_threshold": validation_threshold(c, run_dir)})
     return directory

@@ -11,6 +11,7 @@ import torch
 
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
+from graphrel.pipeline.evaluation import validation_threshold
 from graphrel.pipeline.trainer import stage_trainer
 from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits_resumable
 
@@ -31,7 +32,7 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
     L.seed_everything(c.seed, workers=True, verbose=False)
     teacher = CrossEncoderTeacher(backbone=t.backbone, backbone_config=t.backbone_config,
                                   learning_rate=t.learning_rate, max_length=t.max_length,
-                                  temperature=t.temperature)
+                                  temperature=t.temperature, relevance_threshold=validation_threshold(c, run_dir))
     data = TeacherDataModule(backbone=t.backbone, batch_size=t.batch_size, max_length=t.max_length, seed=c.seed)
     data.set_frames(sample_rows(pairs[pairs.split == "train"], t.max_train_pairs, c.seed),
                     sample_rows(pairs[pairs.split == "val"], t.max_val_pairs, c.seed))

@@ -73,6 +73,7 @@ def pipeline_calls(tmp_path_factory) -> dict:
         patch.setattr(bert2dnn_training, "Bert2DnnStudent", _recorder(calls, "bert2dnn", stop=True))
         config = PipelineConfig()
         run_dir = tmp_path_factory.mktemp("run")
+        (run_dir / "label_scale.json").write_text('{"label_min": 1, "label_max": 3, "source": "test"}')
         with pytest.raises(_Stop):
             fit_student(config, run_dir, "student_korder", config.student.order, None, None, progress=False)
         with pytest.raises(_Stop):
