@@ -102,8 +102,10 @@ def _score(argv: list[str]) -> int:
         "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order. "
         "The input is streamed chunk by chunk (memory stays flat however long it is); each scored chunk is "
         "saved in OUT.parquet.parts/ as it finishes, merged into OUT.parquet at the end (atomically) and the "
-        "parts folder removed. One run writes an output at a time (lock file OUT.parquet.lock). After a "
-        "crash, Ctrl-C or SIGTERM, run the same command with --resume to continue."))
+        "parts folder removed; OUT.parquet.summary.json records the rows per scoring path (graph, text "
+        "fallback) and the rows whose query or product id is not in the graph. One run writes an output at a "
+        "time (lock file OUT.parquet.lock). After a crash, Ctrl-C or SIGTERM, run the same command with "
+        "--resume to continue."))
     parser.add_argument("--model", required=True, help="student directory, e.g. RUN/student_korder")
     parser.add_argument("--input", required=True, help="pairs file")
     parser.add_argument("--output", required=True, help="output .parquet path")
@@ -163,7 +165,26 @@ def _score(argv: list[str]) -> int:
         return 128 + int(number)
     reused = f" ({summary.reused_chunks} of {summary.chunks} chunks resumed)" if summary.reused_chunks else ""
     print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
+    if summary.paths:  # also in OUT.parquet.summary.json
+        print(_paths_line(summary.paths))
     return 0
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
+
+
+def _paths_line(paths: dict[str, int]) -> str:
+    """``paths: graph 1,234 rows, text fallback 56 rows; 12 rows with a query id not in the
+    graph, 0 with a product id not in the graph`` (text-only students: ``paths: text 1,290 rows``)."""
+    missing = ("queries_not_in_graph", "products_not_in_graph")
+    line = "paths: " + ", ".join(f"{name.replace('_', ' ')} {_rows(count)}" for name, count in paths.items()
+                                 if name not in missing)
+    if any(name in paths for name in missing):
+        queries, products = paths.get("queries_not_in_graph", 0), paths.get("products_not_in_graph", 0)
+        line += (f"; {_rows(queries)} with a query id not in the graph, "
+                 f"{products:,} with a product id not in the graph")
+    return line
 
 
 class Interrupted(KeyboardInterrupt):

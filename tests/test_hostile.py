@@ -223,7 +223,7 @@ def test_two_runs_on_one_output_exactly_one_writes_it(tmp_path, second_input):
     assert code == 0, err
     assert stdout == f"scored 600 pairs -> {out}"
     assert_scored(out, first_input)
-    assert sorted(p.name for p in data.iterdir()) == ["first.csv", "scores.parquet", "second.csv"]
+    assert sorted(p.name for p in data.iterdir()) == ["first.csv", "scores.parquet", "scores.parquet.summary.json", "second.csv"]
 
 
 def test_a_run_holding_the_output_is_named_in_process(capsys, tmp_path, fake_model):
@@ -516,7 +516,8 @@ def test_signal_says_where_the_shards_are_and_how_to_resume(tmp_path, signal_num
                                 logs / "reference"), logs / "reference")
     assert code == 0, err
     pd.testing.assert_frame_equal(pd.read_parquet(out), pd.read_parquet(reference), check_exact=True)
-    assert sorted(p.name for p in data.iterdir()) == ["pairs.csv", "reference.parquet", "scores.parquet"]
+    assert sorted(p.name for p in data.iterdir()) == ["pairs.csv", "reference.parquet", "reference.parquet.summary.json",
+                                                     "scores.parquet", "scores.parquet.summary.json"]
 
 
 # ----------------------------------------------------------------------------- 6. must keep passing

@@ -123,6 +123,10 @@ class Bert2DnnScorer:
                 out[rows] = self.model.scores(logits).numpy()
         return out
 
+    def paths(self, query_ids, product_ids) -> dict[str, int]:
+        """Every pair takes the one text path: ``{"text": N}`` (the scorer reads no graph)."""
+        return {"text": len(query_ids)}
+
     def reset_text_caches(self) -> None:
         """Forget the words of every text featurised so far (timing from a cold cache)."""
         self.featurizer.forget_words()

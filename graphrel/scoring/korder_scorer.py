@@ -75,6 +75,36 @@ class StudentScorer:
 
         self.featurizer.tokens = WordpieceCache(self.featurizer.tokens.tokenizer, self.featurizer.tokens.pad_id)
 
+    def paths(self, query_ids, product_ids) -> dict[str, int]:
+        """How many of these pairs each scoring path takes, and the ids the graph lacks.
+
+        A graph student with a text fallback (:class:`graphrel.models.korder.KOrderStudent`)
+        scores a pair whose query has no other product in the graph with its frozen text-only
+        copy; every other pair (and every pair of a student without a fallback) goes through
+        the graph student itself. The count is the one :meth:`score` follows, from the graph
+        alone (no text is read).
+
+        Args:
+            query_ids, product_ids: N str ids.
+
+        Returns:
+            ``{"graph": int, "text_fallback": int, "queries_not_in_graph": int,
+            "products_not_in_graph": int}``: the first two add up to N; the last two count
+            pairs whose query (product) id is not a node of the graph. A text-only student
+            (k=0, no neighbourhood statistics) reads no graph: ``{"text": N}``.
+        """
+        if not (self.model.metapaths or self.model.hparams.get("neighbourhood_statistics", False)):
+            return {"text": len(query_ids)}  # the text-only student reads no graph
+        query_index, product_index = self.featurizer.neighbours.node_indices(query_ids, product_ids)
+        fallback = np.zeros(len(query_index), dtype=bool)
+        if getattr(self.model, "text_fallback", None) is not None:
+            # log(1 + the query's degree, own edge left out) == 0: no other product (query_unknown)
+            statistics = self.featurizer.neighbours.neighbourhood_statistics(query_index, product_index)
+            fallback = statistics[:, 1] == 0
+        return {"graph": int((~fallback).sum()), "text_fallback": int(fallback.sum()),
+                "queries_not_in_graph": int((query_index < 0).sum()),
+                "products_not_in_graph": int((product_index < 0).sum())}
+
     @torch.inference_mode()
     @paused_garbage_collector()
     def score(self, query_ids, queries, product_ids, product_texts, *, batch_size: int = 512,

@@ -8,6 +8,9 @@ Files, for ``--output OUT.parquet``::
         part-00000.pairs.npy        chunk 0: sorted 64-bit hashes of (query_id, product_id)
         ...
     OUT.parquet                     the result: the shards merged in input order
+    OUT.parquet.summary.json        what the run did (rows, repeated pairs, chunks, rows per
+                                    scoring path; :func:`write_summary`), written just before
+                                    OUT.parquet is renamed into place: a finished run has both
     OUT.parquet.lock                while scoring: the lock of the one run writing OUT.parquet
                                     (its process id, host and start time; graphrel.lock)
 
@@ -21,7 +24,12 @@ counts: a shard is finished only once the manifest lists it. ``manifest.json``::
      "kind": "generic", "options": {"query_column": "query", ...}, "chunk_size": 100000,
      "batch_size": 512, "output": "/abs/OUT.parquet",
      "shards": [{"chunk": 0, "file": "part-00000.parquet", "hashes": "part-00000.pairs.npy",
-                 "rows": 100000, "first_row": 1, "last_row": 100000, "labelled": 0}, ...]}
+                 "rows": 100000, "first_row": 1, "last_row": 100000, "labelled": 0,
+                 "paths": {"graph": 99000, "text_fallback": 1000, "queries_not_in_graph": 800,
+                           "products_not_in_graph": 20}}, ...]}
+
+A shard entry's ``paths`` are the chunk's rows per scoring path (the scorer's ``paths()``;
+see :func:`add_paths`), so a resumed run counts reused chunks without scoring them again.
 
 The manifest also says what must match for ``--resume`` to reuse the shards
 (:func:`start_parts`); repeated pairs are counted from the hash files at the end
@@ -174,7 +182,11 @@ def _shard_name(index: int) -> str:
 
 
 def shard_is_complete(parts: Path, entry: dict, chunk: RelevancePairs) -> bool:
-    """A listed shard is reused only if its files exist and it covers this chunk's rows."""
+    """A listed shard is reused only if its files exist, it covers this chunk's rows and its
+    entry holds the chunk's path counts (an entry without them is scored again)."""
+    paths = entry.get("paths")
+    if not isinstance(paths, dict) or not all(type(n) is int and n >= 0 for n in paths.values()):
+        return False
     try:
         rows = pq.ParquetFile(parts / entry["file"]).metadata.num_rows
         hashes_ok = (parts / entry["hashes"]).stat().st_size >= 8 * rows  # (+ the .npy header)
@@ -184,9 +196,10 @@ def shard_is_complete(parts: Path, entry: dict, chunk: RelevancePairs) -> bool:
     return hashes_ok and rows == entry.get("rows") == len(chunk) and entry.get("first_row") == first
 
 
-def save_shard(parts: Path, index: int, frame: pd.DataFrame, scores: np.ndarray) -> dict:
+def save_shard(parts: Path, index: int, frame: pd.DataFrame, scores: np.ndarray,
+               paths: dict[str, int] | None = None) -> dict:
     """Write one chunk's shard (``frame``'s ids and label, ``scores``) and pair hashes
-    atomically; return its manifest entry."""
+    atomically; return its manifest entry (with ``paths``, the chunk's rows per scoring path)."""
     out = pd.DataFrame({"row_id": frame["row_id"], "query_id": frame["query_id"],
                         "product_id": frame["product_id"], "score": np.asarray(scores, dtype=np.float32),
                         "label": frame["label"].astype(np.float64)})
@@ -195,7 +208,8 @@ def save_shard(parts: Path, index: int, frame: pd.DataFrame, scores: np.ndarray)
     entry = {"chunk": index, "file": f"{name}.parquet", "hashes": f"{name}.pairs.npy", "rows": len(frame),
              "first_row": int(frame["row_id"].iloc[0]) if len(frame) else None,
              "last_row": int(frame["row_id"].iloc[-1]) if len(frame) else None,
-             "labelled": int(frame["label"].notna().sum())}
+             "labelled": int(frame["label"].notna().sum()),
+             "paths": {str(key): int(count) for key, count in (paths or {}).items()}}
     try:
         write_npy(hashes.astype(np.uint64), parts / entry["hashes"])
         with atomic_path(parts / entry["file"]) as tmp:
@@ -225,8 +239,38 @@ def count_repeated_pairs(hash_files: list[Path], total: int) -> int:
     return repeated
 
 
-def merge_shards(parts: Path, shards: list[dict], output_path: Path, has_labels: bool) -> None:
-    """Concatenate the shards in chunk order into ``output_path``, one shard in memory at a time."""
+def add_paths(shards: list[dict]) -> dict[str, int]:
+    """The shards' rows per scoring path, added up (keys in the order first seen).
+
+    Graph students count ``graph`` and ``text_fallback`` rows (together: every row) and the
+    rows whose query or product id is not in the graph (``queries_not_in_graph``,
+    ``products_not_in_graph``); text-only students count ``text`` rows.
+    """
+    total: dict[str, int] = {}
+    for entry in shards:
+        for key, count in entry.get("paths", {}).items():
+            total[key] = total.get(key, 0) + int(count)
+    return total
+
+
+def summary_path(output_path: str | Path) -> Path:
+    """The run summary written with ``output_path``: ``OUT.parquet.summary.json``."""
+    output_path = Path(output_path)
+    return output_path.with_name(output_path.name + ".summary.json")
+
+
+def write_summary(output_path: Path, summary: dict) -> None:
+    """Write ``summary`` to :func:`summary_path` atomically (replacing a stale one)."""
+    write_json(summary, summary_path(output_path))
+
+
+def merge_shards(parts: Path, shards: list[dict], output_path: Path, has_labels: bool,
+                 before_rename=None) -> None:
+    """Concatenate the shards in chunk order into ``output_path``, one shard in memory at a time.
+
+    ``before_rename`` (no arguments), if given, runs once the merged file is complete, just
+    before it is renamed onto ``output_path``: if it fails, ``output_path`` is not written.
+    """
     schema = SHARD_SCHEMA if has_labels else pa.schema([f for f in SHARD_SCHEMA if f.name != "label"])
     try:
         with atomic_path(output_path) as tmp:
@@ -235,5 +279,7 @@ def merge_shards(parts: Path, shards: list[dict], output_path: Path, has_labels:
                     if entry["rows"]:
                         writer.write_table(pq.read_table(parts / entry["file"], columns=schema.names).cast(schema))
                     # (an empty shard adds nothing; a file with no shard rows still gets the schema)
+            if before_rename is not None:
+                before_rename()
     except OSError as error:
         raise cannot_write(output_path, error) from None

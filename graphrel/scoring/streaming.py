@@ -22,6 +22,13 @@ Repeated (query_id, product_id) pairs are all scored, one output row per input r
 are counted across the whole input at the end (from the hash files, a bucket at a time, so
 memory stays flat) and logged as one warning with the count.
 
+Each chunk's rows per scoring path (the scorer's ``paths(query_ids, product_ids)``: graph
+students ``graph`` / ``text_fallback`` rows and the rows whose query or product id is not in
+the graph, text-only students ``text`` rows) are kept in its shard's manifest entry (a
+resumed run reuses them) and added up. With the output, ``OUT.parquet.summary.json`` records
+rows, repeated pairs, chunks, reused chunks, those path counts, the model directory and the
+input; it is written just before the output is renamed into place, so a finished run has both.
+
 One run writes an output at a time: :func:`score_file` holds ``OUT.parquet.lock``
 (:func:`graphrel.lock.output_lock`) from before it touches the parts folder until the
 output is written, so a second run on the same output (same input or another) is refused
@@ -78,6 +85,11 @@ class ScoreSummary:
         repeated_pairs: rows whose (query_id, product_id) pair occurred earlier in the input.
         chunks: chunks of the input (= shards).
         reused_chunks: chunks taken from an interrupted run's shards (``resume=True``).
+        paths: rows per scoring path, over the whole input (the scorer's ``paths()`` added
+            up): graph students ``{"graph", "text_fallback", "queries_not_in_graph",
+            "products_not_in_graph"}`` (the first two add up to ``rows``; the last two count
+            rows whose query / product id is not a node of the student's graph), text-only
+            students ``{"text": rows}``; ``{}`` for a scorer without ``paths()``.
         has_labels: whether the output has a ``label`` column.
         seconds: wall time of the call.
     """
@@ -87,6 +99,7 @@ class ScoreSummary:
     repeated_pairs: int
     chunks: int
     reused_chunks: int
+    paths: dict[str, int]
     has_labels: bool
     seconds: float
 
@@ -100,7 +113,9 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     written as one shard in ``OUT.parquet.parts/`` (see the module docstring for the files
     and the manifest); when every chunk is done the shards are merged, shard by shard,
     into ``output_path`` (atomically) and the parts folder is removed. Peak memory does not
-    grow with the input's length.
+    grow with the input's length. ``OUT.parquet.summary.json`` (rows, repeated pairs, chunks,
+    reused chunks, rows per scoring path, model, input) is written just before the output is
+    renamed into place, replacing a stale one.
 
     Output columns: ``row_id`` (int64, 1-based input data row; JSON Lines: the line),
     ``query_id`` and ``product_id`` (str), ``score`` (float32 in [0, 1]), and ``label``
@@ -123,7 +138,8 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
             encoding, file format, ESCI locale), without ``keep_duplicates``.
 
     Returns:
-        A :class:`ScoreSummary` (rows, repeated pairs, chunks, reused chunks, time).
+        A :class:`ScoreSummary` (rows, repeated pairs, chunks, reused chunks, rows per
+        scoring path, time).
 
     Raises:
         GraphrelInputError: ``batch_size`` or ``chunk_size`` not a whole number >= 1, a bad
@@ -172,10 +188,15 @@ def _score_locked(model_dir: Path, input_path: Path, output_path: Path, *, kind:
         log.warning("%s: %d repeated (query_id, product_id) pair(s); every input row was scored "
                     "(one output row each)", input_path, repeated)
     has_labels = any(e["labelled"] for e in manifest["shards"])
-    score_parts.merge_shards(parts, manifest["shards"], output_path, has_labels)
+    paths = score_parts.add_paths(manifest["shards"])
+    recorded = {"rows": rows, "repeated_pairs": repeated, "chunks": len(manifest["shards"]), "reused_chunks": reused,
+                "paths": paths, "model": str(model_dir.resolve()), "input": str(input_path.resolve())}
+    score_parts.merge_shards(parts, manifest["shards"], output_path, has_labels,  # the summary first, then the output
+                             before_rename=lambda: score_parts.write_summary(output_path, recorded))
     shutil.rmtree(parts, ignore_errors=True)
     return ScoreSummary(output=output_path, rows=rows, repeated_pairs=repeated, chunks=len(manifest["shards"]),
-                        reused_chunks=reused, has_labels=has_labels, seconds=time.perf_counter() - started)
+                        reused_chunks=reused, paths=paths, has_labels=has_labels,
+                        seconds=time.perf_counter() - started)
 
 
 # --------------------------------------------------------------------------- checks and the model
@@ -301,11 +322,16 @@ def _score_chunks(chunks, parts: Path, manifest: dict, scorer, batch_size: int,
 
 
 def _write_shard(parts: Path, index: int, chunk: RelevancePairs, scorer, batch_size: int) -> dict:
-    """Score one chunk; write its shard and pair hashes atomically; return its manifest entry."""
+    """Score one chunk and count its rows per scoring path; write its shard and pair hashes
+    atomically; return its manifest entry."""
     frame = chunk.frame
+    paths: dict[str, int] = {}
     if len(frame):
         scores = scorer.score(frame["query_id"], frame["query"], frame["product_id"], frame["product_text"],
                               batch_size=batch_size)
+        count_paths = getattr(scorer, "paths", None)  # every graphrel scorer has it
+        if count_paths is not None:
+            paths = count_paths(frame["query_id"], frame["product_id"])
     else:
         scores = np.empty(0, dtype=np.float32)
-    return score_parts.save_shard(parts, index, frame, scores)
+    return score_parts.save_shard(parts, index, frame, scores, paths)

@@ -74,7 +74,8 @@ def test_every_row_scored_in_order_with_flat_shards(fake_model, tmp_path, caplog
     assert (summary.rows, summary.chunks, summary.repeated_pairs) == (1000, 16, 19)
     assert any("19 repeated" in r.getMessage() for r in caplog.records)
     assert not parts_dir(out).exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "pairs.csv", "scores.parquet"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "pairs.csv", "scores.parquet",
+                                                          "scores.parquet.summary.json"]
 
 
 def test_no_label_column_without_labels(fake_model, tmp_path):
