@@ -138,14 +138,19 @@ class EvaluationConfig:
     teacher-scored context (protocol ``new_pairs``); the rest are evaluated.
     ``relevance_threshold``: label (on the data's scale) at or above which a pair counts as
     relevant for AUC; None: three quarters up the scale (2.5 on Home Depot's 1-3).
-    ``timing_repeats``: timed runs per model (the median is reported), each after a warm-up
-    on ``warmup_pairs`` validation pairs.
+    ``timing_repeats``: interleaved timed runs per model (the median, the slowest and the
+    fastest are reported), each after a warm-up on ``warmup_pairs`` training and validation pairs.
+    ``bootstrap_resamples``: query resamples of the paired bootstrap behind every 95% interval.
+    ``ndcg_min_pairs``: fewest evaluated pairs a query needs to count in the pair tables' NDCG
+    (each query's whole ranking; a random order's figure is reported beside it).
     """
 
     context_fraction: float = 0.5
     relevance_threshold: float | None = None
-    timing_repeats: int = 3
+    timing_repeats: int = 5
     warmup_pairs: int = 256
+    bootstrap_resamples: int = 1000
+    ndcg_min_pairs: int = 5
 
 
 @dataclass
@@ -186,6 +191,7 @@ def check_config(config: PipelineConfig) -> None:
                     "student.text_hidden": c.student.text_hidden, "data.max_queries": c.data.max_queries,
                     "evaluation.timing_repeats": c.evaluation.timing_repeats,
                     "evaluation.warmup_pairs": c.evaluation.warmup_pairs,
+                    "evaluation.bootstrap_resamples": c.evaluation.bootstrap_resamples,
                     "stacking.lexical_max_iter": c.stacking.lexical_max_iter}
     if c.bert2dnn.enabled:
         at_least_one.update({"bert2dnn.epochs": c.bert2dnn.epochs, "bert2dnn.batch_size": c.bert2dnn.batch_size,
@@ -207,6 +213,9 @@ def check_config(config: PipelineConfig) -> None:
     for key, (value, low, high) in shares.items():
         if not low <= value < high:
             fail(key, f"in [{low}, {high})", value)
+    if isinstance(c.evaluation.ndcg_min_pairs, bool) or not isinstance(c.evaluation.ndcg_min_pairs, int) \
+            or c.evaluation.ndcg_min_pairs < 2:
+        fail("evaluation.ndcg_min_pairs", "a whole number >= 2", c.evaluation.ndcg_min_pairs)
     if not c.data.val_fraction + c.data.test_fraction < 1:
         fail("data.val_fraction + data.test_fraction", "< 1", c.data.val_fraction + c.data.test_fraction)
     for key, value in (("student.label_weight", c.student.label_weight), ("bert2dnn.label_weight", c.bert2dnn.label_weight)):

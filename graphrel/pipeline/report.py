@@ -10,7 +10,6 @@ import pandas as pd
 from graphrel.run import atomic_path
 
 PLOT = "student_vs_teacher.png"
-COLUMNS = ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second")
 
 
 def markdown_table(rows: list[dict], *, align: str = "left") -> str:
@@ -24,34 +23,77 @@ def markdown_table(rows: list[dict], *, align: str = "left") -> str:
     return frame.to_markdown(index=False, disable_numparse=True, tablefmt="github")
 
 
+def _with_interval(values: dict, figure: str) -> str:
+    low, high = values.get("intervals", {}).get(figure, (float("nan"), float("nan")))
+    return f"{values[figure]:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def _speed(values: dict) -> str:
+    if "pairs_per_second" not in values:
+        return "–"
+    if "pairs_per_second_min" not in values:
+        return f"{values['pairs_per_second']:,.0f}"
+    return (f"{values['pairs_per_second']:,.0f} ({values['pairs_per_second_min']:,.0f}–"
+            f"{values['pairs_per_second_max']:,.0f})")
+
+
+def _paths(values: dict) -> str:
+    paths = values.get("paths")
+    if not paths:
+        return ""
+    if "same_computation_as" in values:
+        return (f"= {values['same_computation_as']}: text fallback for {paths['text_fallback']:,} of "
+                f"{paths['text_fallback'] + paths['graph']:,} pairs")
+    return f"graph {paths['graph']:,}, text fallback {paths['text_fallback']:,}"
+
+
 def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -> str:
-    """Markdown table: one row per model, metrics, % of teacher (AUC, Spearman), speed-up.
+    """Markdown table: one row per model: each figure with its 95% interval, % of the teacher
+    (AUC, Spearman), pairs/s (median, slowest–fastest repetition), speed-up, scoring paths.
 
     Args:
-        models: model name -> metrics (``rmse``, ``auc``, ``spearman``, ``ndcg@10``,
-            ``pairs_per_second``; students also ``ratio_to_teacher``, ``speedup_vs_teacher``).
+        models: model name -> metrics (``rmse``, ``auc``, ``spearman``, ``ndcg``, ``intervals``,
+            ``pairs_per_second`` (+ ``_min`` / ``_max``); students also ``ratio_to_teacher``,
+            ``speedup_vs_teacher``, ``paths``, ``same_computation_as``).
         label_scale: (min, max) of the labels, named in the RMSE column.
     """
     low, high = label_scale
     rows = []
     for name, m in models.items():
         ratio = m.get("ratio_to_teacher")
-        rows.append({"model": name, f"RMSE ({low:g}-{high:g})": f"{m['rmse']:.3f}", "AUC": f"{m['auc']:.3f}",
-                     "Spearman": f"{m['spearman']:.3f}", "NDCG@10": f"{m['ndcg@10']:.3f}",
-                     "pairs/s": f"{m['pairs_per_second']:,.0f}",
+        same = m.get("same_computation_as")
+        rows.append({"model": name, f"RMSE ({low:g}-{high:g})": _with_interval(m, "rmse"),
+                     "AUC": _with_interval(m, "auc"), "Spearman": _with_interval(m, "spearman"),
+                     "NDCG": _with_interval(m, "ndcg") if "ndcg" in m else "",
                      "AUC % teacher": f"{100 * ratio['auc']:.1f}%" if ratio else "100%",
                      "Spearman % teacher": f"{100 * ratio['spearman']:.1f}%" if ratio else "100%",
-                     "speed-up x teacher": f"{m['speedup_vs_teacher']:,.1f}x" if ratio else "1x"})
+                     "pairs/s (min–max)": f"= {same}" if same else _speed(m),
+                     "speed-up x teacher": (f"= {same}" if same else f"{m['speedup_vs_teacher']:,.1f}x"
+                                            if ratio and "speedup_vs_teacher" in m else "1x"),
+                     "scoring paths": _paths(m)})
     return markdown_table(rows)
 
 
 def protocol_tables(metrics: dict) -> str:
-    """One headed table per protocol (``new_query`` first), from a run's ``metrics.json``."""
+    """Per protocol (``new_query`` first): the metrics table, the differences against the
+    teacher and ``student_k0`` with their intervals, and the reading generated from them."""
+    from graphrel.pipeline.reading import difference_rows, reading
+
+    ndcg = metrics.get("ndcg", {})
     parts = []
     for protocol, description in PROTOCOL_TEXT.items():
-        if protocol in metrics["protocols"]:
-            parts += [f"### {protocol}: {description}", "",
-                      metrics_table(metrics["protocols"][protocol]["models"], tuple(metrics["label_scale"])), ""]
+        if protocol not in metrics["protocols"]:
+            continue
+        models = metrics["protocols"][protocol]["models"]
+        parts += [f"### {protocol}: {description}", "", metrics_table(models, tuple(metrics["label_scale"])), ""]
+        if ndcg:
+            parts += [f"NDCG: each query's whole ranking of its evaluated pairs, over the {ndcg['queries']:,} queries "
+                      f"with at least {ndcg['min_pairs']} of them; a random order scores {ndcg['random_order']:.3f} "
+                      "there.", ""]
+        differences = difference_rows(models)
+        if differences:
+            parts += [f"Differences under `{protocol}` (95% interval; ▲ better, ▼ worse: the interval excludes 0):",
+                      "", markdown_table(differences), "", "Reading:", "", *reading(models, protocol), ""]
     return "\n".join(parts)
 
 
@@ -106,6 +148,22 @@ def _retrieval_section(run_dir: Path, metrics: dict) -> list[str]:
     return sections
 
 
+def _deduplication_section(counts: dict | None) -> list[str]:
+    """The text de-duplication counts (queries and titles compared by NFKC, case-folded,
+    white-space-collapsed text)."""
+    if not counts:
+        return []
+    removed, twins = counts["edges_removed"], counts["evaluated_pairs_with_a_removed_twin"]
+    return ["## Text de-duplication", "",
+            f"Texts are compared by key (Unicode NFKC, case-folded, white space collapsed). "
+            f"{counts['query_ids_sharing_a_text']:,} query ids share their text with another id (each such "
+            f"text is in one split); {counts['product_ids_sharing_a_title']:,} product ids share their title with "
+            "another id. Edges whose (query, title) text pair is an evaluated pair's, under another id, are "
+            "removed from the graphs: "
+            + "; ".join(f"`{p}` {removed[p]:,} edges ({twins[p]:,} evaluated pairs had such a twin)" for p in removed)
+            + ".", ""]
+
+
 def write_report(run_dir: str | Path, metrics: dict) -> None:
     """Write ``report.md`` and the plot into ``run_dir``."""
     run_dir = Path(run_dir)
@@ -114,6 +172,7 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
     split, (low, high) = metrics["split"], metrics["label_scale"]
     threshold = metrics["relevance_threshold"]
     timing = metrics.get("timing", {})
+    intervals = metrics.get("intervals", {})
     text = "\n".join([
         "# graphrel run report", "",
         f"Every model on the same **{split['test']['pairs']:,} evaluated pairs** of "
@@ -122,15 +181,20 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
         "scored with. Two protocols differ only in the graph the students read; text-only models "
         "(teacher, k=0 student, BERT2DNN) score the same in both.", "",
         f"RMSE on the label's scale ({low:g}-{high:g}); AUC with relevance = label >= {threshold:g}; "
-        "Spearman over all pairs; NDCG@10 per query, averaged. pairs/s: end to end from texts to scores "
-        f"(as `graphrel score`), the median of {timing.get('repeats', '?')} runs per model in this run, each "
-        f"after emptying the model's text caches and a warm-up on {timing.get('warmup_pairs', '?')} other pairs.",
+        "Spearman over all pairs. Every figure carries its 95% interval: "
+        f"{intervals.get('method', 'paired bootstrap over queries')}, {intervals.get('resamples', '?')} "
+        "resamples, the same draws for every model. pairs/s: end to end from texts to scores "
+        f"(as `graphrel score`), the median (slowest–fastest) of {timing.get('repeats', '?')} interleaved "
+        "repetitions per model in this run, each after emptying the model's text caches and a warm-up on "
+        f"{timing.get('warmup_pairs', '?')} other pairs. A graph student whose text fallback scored every pair "
+        "is shown as that computation, without a speed of its own.",
         "", protocol_tables(metrics),
         "## Split", "",
         markdown_table([{"split": k, "pairs": f"{v['pairs']:,}", "queries": f"{v['queries']:,}"}
                         for k, v in split.items()]), "",
         "`test_context`: judged pairs of test queries kept in the graph (teacher-scored, labels hidden) "
         "under `new_pairs`; `test`: the evaluated pairs.", "",
+        *_deduplication_section(metrics.get("deduplication")),
         *_retrieval_section(run_dir, metrics),
         "## Stage timings (s)", "",
         *[f"- {k}: {v}" for k, v in metrics.get("timings_seconds", {}).items()], "",
