@@ -109,7 +109,7 @@ class RetrievalConfig:
     max_test_queries: int | None = None
     index_comparison: bool = True
     blend_and_match: bool = True
-    xmc_transfer_threshold: float | None = 0.7
+    xmc_transfer_threshold: float | None = 0.7  # chosen on validation queries: tools/choose_xmc_on_validation.py
     xmc_max_word_ngram: int = 2
     xmc_min_char_ngram: int = 2
     xmc_max_char_ngram: int = 4
