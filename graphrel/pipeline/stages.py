@@ -58,7 +58,10 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
     stages = [
         Stage("split", (R.PAIRS, R.TEST_LABELS, R.LABEL_SCALE),
               values={"seed": c.seed, "data": asdict(c.data), "transfer": asdict(c.transfer),
-                      "context_fraction": c.evaluation.context_fraction}),
+                      "context_fraction": c.evaluation.context_fraction,
+                      # what the split is: a run split otherwise (by query id, test labels in
+                      # pairs.parquet) re-runs every stage, never reused with another split
+                      "split": {"queries_by": "text key", "test_labels": "withheld"}}),
         Stage("teacher_fit", (R.TEACHER_DIR,), {"split": "split"},
               {"seed": c.seed, "teacher": {k: v for k, v in asdict(c.teacher).items()
                                            if k not in ("score_batch_size", "temperature")}, **threshold}),

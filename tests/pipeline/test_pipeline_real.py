@@ -45,9 +45,21 @@ def test_metrics_for_every_model_in_both_protocols(run_dir):
         models = metrics["protocols"][protocol]["models"]
         assert set(models) == {"teacher", "student_k0", "student_korder", "student_online"}
         for name, values in models.items():
-            for key in ("rmse", "auc", "spearman", "ndcg@10", "pairs_per_second"):
+            for key in ("rmse", "auc", "spearman", "ndcg"):
                 assert math.isfinite(values[key]), (protocol, name, key)
+                low, high = values["intervals"][key]
+                assert low <= values[key] <= high, (protocol, name, key)
             assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
+            # a speed of its own, or the computation it is (text fallback for every pair)
+            assert ("pairs_per_second" in values) != ("same_computation_as" in values), (protocol, name)
+            if name != "teacher":
+                assert "teacher" in values["differences"] or "same_computation_as" in values
+    # every pair of a new query goes to the text fallback: the graph rows are student_k0
+    new_query = metrics["protocols"]["new_query"]["models"]
+    assert new_query["student_korder"]["paths"]["text_fallback"] == metrics["split"]["test"]["pairs"]
+    assert new_query["student_korder"]["same_computation_as"] == "student_k0"
+    assert metrics["ndcg"]["random_order"] < 1 and metrics["ndcg"]["queries"] > 0
+    assert set(metrics["deduplication"]["edges_removed"]) == {"new_query", "new_pairs"}
     split = metrics["split"]
     assert split["test"]["pairs"] > 0 and split["test_context"]["pairs"] > 0 and split["transfer"]["pairs"] > 0
     assert (run_dir / "student_vs_teacher.png").stat().st_size > 10_000
@@ -103,7 +115,7 @@ def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, caps
     after = json.loads((run_dir / "metrics.json").read_text())
     for protocol, values in before["protocols"].items():
         for name, figures in values["models"].items():
-            for key in ("rmse", "auc", "spearman", "ndcg@10"):
+            for key in ("rmse", "auc", "spearman", "ndcg"):
                 assert figures[key] == pytest.approx(after["protocols"][protocol]["models"][name][key], abs=1e-6)
     for stage in ("split", "teacher_fit", "teacher_scoring", "graph", "student_k0", "student_korder"):
         assert f"stage {stage} is up to date" in log, stage  # reused, not refitted
