@@ -80,10 +80,12 @@ class KOrderStudent(L.LightningModule):
             copy of a trained text-only student (:meth:`load_text_student`; ``graphrel fit``
             loads ``<run_dir>/student_k0``) and scores with it every pair whose query has no
             other product in the graph (:meth:`query_unknown`: a query new to the log).
-            Measured on Home Depot (protocol ``new_query``), the graph's product side adds
-            nothing for a new query (+0.0003 AUC) while a jointly trained text path loses
-            0.0015 AUC to the text-only student; the fallback keeps the text student's quality
-            there. It shares the frozen wordpiece matrix (no second copy).
+            Chosen on Home Depot's validation queries (``tools/choose_on_validation.py``,
+            queries new to the log): the k-order student's own graph path there is no
+            different from the text-only student (AUC +0.0005 [-0.0044, +0.0060]), BERM-O's
+            is worse (Spearman -0.011 [-0.022, -0.001]); so the fallback serves both, and
+            for such pairs a graph student *is* its text-only student. It shares the frozen
+            wordpiece matrix (no second copy).
         relevance_threshold: normalised label in (0, 1] at or above which a validation pair
             counts as relevant for ``val_auc``, the checkpoint monitor (the pipeline passes
             its ``evaluation.relevance_threshold``; 0.75 = 2.5 on a 1-3 scale).

@@ -22,8 +22,11 @@ def verdict(difference: dict, figure: str) -> str:
 
 
 def format_difference(difference: dict, digits: int = 3) -> str:
-    """``+0.010 [+0.002, +0.018]``."""
+    """``+0.010 [+0.002, +0.018]``; more digits (up to 5) where a bound that is not 0 would
+    print as 0 (a bound of +0.0003 excludes 0, "+0.000" would not say so)."""
     low, high = difference["interval"]
+    while digits < 5 and any(bound != 0 and round(bound, digits) == 0 for bound in (low, high)):
+        digits += 1
     return f"{difference['difference']:+.{digits}f} [{low:+.{digits}f}, {high:+.{digits}f}]"
 
 

@@ -28,3 +28,10 @@ def test_reading_names_only_differences_that_exclude_zero():
     rows = difference_rows(models)
     assert rows == [{"model": "student_k0", "minus": "teacher", "AUC": "+0.003 [-0.004, +0.010]",
                      "Spearman": "-0.020 [-0.030, -0.010] ▼"}]
+
+
+def test_a_bound_that_excludes_zero_never_prints_as_zero():
+    from graphrel.pipeline.reading import format_difference
+
+    assert format_difference({"difference": 0.005, "interval": [0.0003, 0.0101]}) == "+0.0050 [+0.0003, +0.0101]"
+    assert format_difference({"difference": 0.005, "interval": [0.0, 0.01]}) == "+0.005 [+0.000, +0.010]"
