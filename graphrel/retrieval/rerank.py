@@ -21,7 +21,8 @@ PairScorer = Callable[[list, list, list, list], np.ndarray]
 
 
 def load_pair_scorer(directory: str | Path, *, graph: str | Path | None = None) -> PairScorer:
-    """A function ``(query_ids, queries, product_ids, product_texts) -> (N,) float scores``.
+    """A function ``(query_ids, queries, product_ids, product_texts) -> (N,) float scores``;
+    a student's also has ``paths(query_ids, product_ids)`` (pairs per scoring path).
 
     Args:
         directory: a student directory or the teacher's.
@@ -36,7 +37,12 @@ def load_pair_scorer(directory: str | Path, *, graph: str | Path | None = None) 
         from graphrel.scoring.load import load_scorer
 
         scorer = load_scorer(directory, graph=graph)
-        return lambda qids, queries, pids, texts: np.asarray(scorer.score(qids, queries, pids, texts), dtype=np.float64)
+
+        def score(qids, queries, pids, texts):
+            return np.asarray(scorer.score(qids, queries, pids, texts), dtype=np.float64)
+
+        score.paths = scorer.paths  # pairs per scoring path (graph / text fallback)
+        return score
     if (directory / "config.json").is_file():
         from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits
 

@@ -45,8 +45,9 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
 
     Returns:
         ``{"retriever", "depth", "first_stage": {"ndcg@10", "recall@10", "recall@depth"},
-        "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second"}}}``; metrics
-        in [0, 1], pairs/s of the single scoring pass (None when read from the cache).
+        "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second", "paths"}}}``;
+        metrics in [0, 1], pairs/s of the single scoring pass (None when read from the cache),
+        ``paths`` the pairs each scoring path took (the scorer's ``paths()``; ``{}`` for the teacher).
 
     Raises:
         ValueError: depth < 1.
@@ -69,18 +70,26 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
         key_path = path.with_suffix(".key")
         wanted = json.dumps({"key": key, "depth": depth, "queries": len(judged)})
         speed = None
-        if path.is_file() and key_path.is_file() and key_path.read_text() == wanted:
+        paths_path = path.with_suffix(".paths.json")
+        if (path.is_file() and key_path.is_file() and key_path.read_text() == wanted
+                and paths_path.is_file()):
             reranked = pd.read_parquet(path)
+            paths = json.loads(paths_path.read_text())
         else:
             scorer = load_pair_scorer(directory, graph=graph)
             start = time.perf_counter()
             reranked = rerank(run, queries, texts, scorer)
             speed = len(run) / (time.perf_counter() - start)
+            # pairs per scoring path: a graph student's text fallback takes the pairs of queries
+            # the graph does not hold (every test query under new_query)
+            paths = scorer.paths(run["query_id"].astype(str), run["product_id"].astype(str)) \
+                if hasattr(scorer, "paths") else {}
             write_parquet(reranked, path)
+            paths_path.write_text(json.dumps(paths))
             key_path.write_text(wanted)
         metrics = retrieval_metrics(reranked, judged.qrels)
         out["rerankers"][name] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"],
-                                  "pairs": len(reranked), "pairs_per_second": speed}
+                                  "pairs": len(reranked), "pairs_per_second": speed, "paths": paths}
         log.info("retrieval: %s top %d re-ranked by %s: NDCG@10 %.3f (first stage %.3f)", retriever.name,
                  out["depth"], name, metrics["ndcg@10"], first["ndcg@10"])
     return out
@@ -101,6 +110,12 @@ def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
     for name, m in result["rerankers"].items():
         share = f"{100 * m['ndcg@10'] / reference:.1f}%" if reference else ""
         speed = f"{m['pairs_per_second']:,.0f}" if m.get("pairs_per_second") else "(cached)"
+        paths = m.get("paths") or {}
+        if paths.get("text_fallback") and not paths.get("graph"):  # the whole computation is the text student's
+            name, speed = (f"{name} (= its text-only student: text fallback for {paths['text_fallback']:,} of "
+                           f"{paths['text_fallback']:,} pairs)"), "–"
+        elif paths.get("text_fallback"):
+            name = f"{name} (text fallback for {paths['text_fallback']:,} of {m['pairs']:,} pairs)"
         rows.append(f"| {result['retriever']} top {depth} -> {name} | {m['ndcg@10']:.3f} | {m['recall@10']:.3f} | "
                     f"{share} | {speed} |")
     return "\n".join([

@@ -81,3 +81,21 @@ def test_trec_run_file(tmp_path):
     lines = (tmp_path / "x.trec").read_text().splitlines()
     assert lines == ["garden_hose Q0 p2 1 0.900000 bm25", "garden_hose Q0 p1 2 0.100000 bm25"]
     assert [p.name for p in tmp_path.iterdir()] == ["x.trec"]
+
+
+def test_two_stage_table_shows_a_fully_delegated_student_as_its_text_student():
+    from graphrel.retrieval.two_stage import two_stage_markdown
+
+    result = {"retriever": "dual_encoder", "depth": 100,
+              "first_stage": {"ndcg@10": 0.3, "recall@10": 0.4, "recall@depth": 0.7},
+              "rerankers": {"teacher": {"ndcg@10": 0.29, "recall@10": 0.4, "pairs": 200, "pairs_per_second": 300.0,
+                                        "paths": {}},
+                            "student_korder": {"ndcg@10": 0.32, "recall@10": 0.41, "pairs": 200,
+                                               "pairs_per_second": 9000.0,
+                                               "paths": {"graph": 0, "text_fallback": 200}},
+                            "student_x": {"ndcg@10": 0.31, "recall@10": 0.41, "pairs": 200, "pairs_per_second": 9e3,
+                                          "paths": {"graph": 150, "text_fallback": 50}}}}
+    table = two_stage_markdown(result)
+    assert "student_korder (= its text-only student: text fallback for 200 of 200 pairs) | 0.320 | 0.410 |" in table
+    assert "9,000" not in table  # no speed of its own
+    assert "student_x (text fallback for 50 of 200 pairs)" in table
