@@ -64,7 +64,7 @@ def test_spark_command_scores_equal_single_process(spark, capsys, tiny_run, pair
     np.testing.assert_allclose(joined["score_spark"], joined["score_local"], rtol=0, atol=1e-6)
     assert scored["score"].between(0, 1).all() and scored["score"].std() > 0
     # all or nothing: only the output and its lock-free folder remain
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.parquet", "spark"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.parquet", "local.parquet.summary.json", "spark"]
 
 
 def test_score_pairs_on_a_dataframe_query_text_as_id(spark, capsys, tiny_run, pairs_file, tmp_path):
