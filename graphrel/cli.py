@@ -284,10 +284,64 @@ def _log_to_stderr():
         logger.propagate = propagate
 
 
+@contextlib.contextmanager
+def _quiet_libraries(verbose: bool, command: str | None):
+    """Within ``main()``, unless ``--verbose``: keep third-party noise out of graphrel's log.
+
+    Filtered at the source, each for a reason, and restored on exit:
+
+    - Lightning's INFO lines (``GPU available: False``, ``TPU available``, the litlogger
+      advertisement, ``Trainer.fit stopped``): the ``lightning.pytorch`` logger at WARNING, so
+      Lightning's own warnings still show;
+    - the FutureWarning "``isinstance(treespec, LeafSpec)`` is deprecated": Lightning's
+      ``_pytree`` still builds torch's deprecated ``LeafSpec`` on every batch; nothing a
+      user can act on;
+    - transformers' ``LOAD REPORT`` (a warning listing ``classifier.weight`` MISSING whenever
+      the teacher is built on the sentence encoder: the new head is what fine-tuning trains):
+      transformers' verbosity at ERROR.
+    """
+    if verbose:
+        yield
+        return
+    if command in LIGHTNING_COMMANDS + ("pipeline",):
+        # Lightning sets its logger to INFO when imported: import it first, then lower it
+        import lightning.pytorch  # noqa: F401
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    level = lightning_logger.level
+    lightning_logger.setLevel(logging.WARNING)
+    # transformers reads TRANSFORMERS_VERBOSITY when first imported (not importing it here
+    # keeps commands that never load a model fast); once imported, its setter applies
+    imported = sys.modules.get("transformers.utils.logging")
+    before = imported.get_verbosity() if imported else None
+    environment = os.environ.get("TRANSFORMERS_VERBOSITY")
+    os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    if imported:
+        imported.set_verbosity_error()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                                category=FutureWarning)
+        try:
+            yield
+        finally:
+            lightning_logger.setLevel(level)
+            if environment is None:
+                os.environ.pop("TRANSFORMERS_VERBOSITY", None)
+            else:
+                os.environ["TRANSFORMERS_VERBOSITY"] = environment
+            transformers_logging = sys.modules.get("transformers.utils.logging")
+            if transformers_logging is not None:
+                transformers_logging.set_verbosity(before if before is not None else transformers_logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``graphrel`` console script. Returns the exit code."""
+    """Entry point of the ``graphrel`` console script. Returns the exit code.
+
+    ``--verbose`` anywhere in the arguments keeps the third-party log lines and warnings that
+    graphrel otherwise hides (:func:`_quiet_libraries`)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    with _log_to_stderr():
+    verbose = "--verbose" in argv
+    argv = [a for a in argv if a != "--verbose"]
+    with _log_to_stderr(), _quiet_libraries(verbose, argv[0] if argv else None):
         return _main(argv)
 
 

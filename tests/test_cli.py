@@ -123,3 +123,27 @@ def test_main_logs_to_the_current_stderr_and_leaves_logging_as_it_was(capsys, mo
     with caplog.at_level(logging.WARNING, logger="graphrel"):
         logger.warning("outside main")
     assert [r.getMessage() for r in caplog.records] == ["outside main"]
+
+
+def test_verbose_keeps_the_third_party_lines_that_a_default_run_hides():
+    import logging
+    import os
+    import warnings
+
+    import lightning.pytorch  # noqa: F401  (it sets its logger's level when imported)
+    from transformers.utils import logging as transformers_logging
+
+    from graphrel.cli import _quiet_libraries
+
+    lightning_logger = logging.getLogger("lightning.pytorch")
+    before = (lightning_logger.level, transformers_logging.get_verbosity(), os.environ.get("TRANSFORMERS_VERBOSITY"))
+    with _quiet_libraries(False, "pipeline"):
+        assert lightning_logger.getEffectiveLevel() == logging.WARNING
+        assert transformers_logging.get_verbosity() == transformers_logging.ERROR
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
+        assert caught == [] or all("LeafSpec" not in str(w.message) for w in caught)
+    assert (lightning_logger.level, transformers_logging.get_verbosity(),
+            os.environ.get("TRANSFORMERS_VERBOSITY")) == before  # restored
+    with _quiet_libraries(True, "pipeline"):
+        assert transformers_logging.get_verbosity() == before[1]

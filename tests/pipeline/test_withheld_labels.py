@@ -55,6 +55,7 @@ def run_pipeline(data, run_dir):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run([sys.executable, "-m", "graphrel.cli", *argv], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
+    return done.stderr
 
 
 def digests(run_dir) -> dict[str, str]:
@@ -70,7 +71,8 @@ def two_runs(tmp_path_factory):
     pairs = synthetic_pairs()
     pairs.to_csv(root / "pairs.csv", index=False)
     run = root / "run"
-    run_pipeline(root / "pairs.csv", run)
+    log = run_pipeline(root / "pairs.csv", run)
+    (root / "first_run.log").write_text(log)
     test_queries = set(pd.read_parquet(run / "test_labels.parquet").query_id)
     assert test_queries
     changed = pairs.copy()
@@ -107,3 +109,10 @@ def test_pairs_file_withholds_the_test_labels(two_runs):
     withheld = pairs.split.isin(["test", "test_context"])
     assert withheld.any() and pairs.loc[withheld, ["relevance", "label"]].isna().all().all()
     assert pairs.loc[pairs.split.isin(["train", "val"]), "label"].notna().all()
+
+
+def test_a_default_run_logs_graphrels_lines_without_third_party_noise(two_runs):
+    log = (two_runs[0].parent / "first_run.log").read_text()
+    assert "graphrel: stage split ..." in log and "graphrel: stage evaluate done" in log
+    for noise in ("LeafSpec", "litlogger", "LOAD REPORT", "GPU available"):
+        assert noise not in log, noise
