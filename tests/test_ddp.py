@@ -206,7 +206,8 @@ def _run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
 def ddp_fit(tiny_run, tmp_path_factory):
     directory = tmp_path_factory.mktemp("ddp_fit")
     config = _tiny_ddp_config(tiny_run, directory)
-    done = _run([sys.executable, "-m", "graphrel.cli", "fit", "--config", str(config)], directory)
+    # --verbose: the test reads Lightning's INFO lines (ranks, backend), hidden by default
+    done = _run([sys.executable, "-m", "graphrel.cli", "fit", "--verbose", "--config", str(config)], directory)
     return config, directory, done
 
 
