@@ -1,6 +1,6 @@
-"""Batch scoring under hostile input and concurrent runs (issue 11): no silent wrong output.
+"""Batch scoring under hostile input and concurrent runs: no silent wrong output.
 
-One section per finding of the issue, then the cases that passed before and must keep
+One section per finding of a hostile-input review, then the cases that passed before and must keep
 passing. Each case checks the contract: a user error is one line ``graphrel: error: ...``
 naming the file, the row (where there is one) and the fix, exit code 2, nothing of the run
 left behind; a run that succeeds writes one correct output row per input row, in order.

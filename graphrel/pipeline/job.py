@@ -99,7 +99,7 @@ class Pipeline:
         return dirs
 
     def _retrieval(self) -> dict:
-        """The retrieval stage (issue: retrieval, part 1) into ``RUN/retrieval``: not keyed here,
+        """The retrieval stage (catalogue retrieval and two-stage re-ranking) into ``RUN/retrieval``: not keyed here,
         since every retriever inside keeps its own build key (an interrupted stage resumes, a
         changed option rebuilds only what it changes). Returns the ``metrics.json`` entries
         ``retrieval``, ``retrieval_two_stage``, ``retrieval_index_comparison`` and

@@ -1,4 +1,4 @@
-"""Retrieval over the whole catalogue (issue 13, part 1): catalogue and evaluation (recall@k,
+"""Retrieval over the whole catalogue: catalogue and evaluation (recall@k,
 NDCG@10 on unseen test queries), BM25 (bm25s), dense retrievers over a faiss exact
 inner-product index, the dual encoder fine-tuned on training pairs, EmbedDistill students
 (Kim et al., arXiv 2301.12005), ``graphrel retrieve`` and the stage function

@@ -1,5 +1,5 @@
 """Blend and Match in the retrieval stage: the XMC model, the BM dual encoder, the KD baseline and
-rank fusion, built (or reused by build key) under ``OUTPUT/retrievers`` (issue 14).
+rank fusion, built (or reused by build key) under ``OUTPUT/retrievers``.
 
 :func:`build_blend_and_match` is called by the retrieval stage after the dual encoder is built;
 it writes the retriever directories ``xmc``, ``blend_and_match``, ``dual_encoder_xmc_kd`` (and,

@@ -60,7 +60,7 @@ class RetrievalConfig:
         index_comparison: also measure faiss HNSW (M 32, ef_construction 100, ef_search 16 to 256)
             against exact search on the ``embeddistill`` student's test queries: overlap@10/100
             with exact search, queries/s, build time, memory.
-        blend_and_match: build Blend and Match (Bonab et al., WWW '23 Companion; issue 14): the XMC
+        blend_and_match: build Blend and Match (Bonab et al., WWW '23 Companion): the XMC
             model ``xmc``, the dual encoder trained with the Blend and Match loss
             (``blend_and_match``, ``blend_and_match_k*`` / ``_w*`` for the ablation), the KD
             baseline ``dual_encoder_xmc_kd`` and the rank fusions ``fusion_rrf`` /

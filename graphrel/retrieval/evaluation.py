@@ -19,7 +19,7 @@ import pandas as pd
 
 from graphrel.run import atomic_path
 
-#: Cut-offs of the retrieval table (issue 13).
+#: Cut-offs of the retrieval table: recall@10/100/1000 and NDCG@10.
 RECALL_CUTOFFS = (10, 100, 1000)
 NDCG_CUTOFF = 10
 PRECISION_CUTOFF = 10

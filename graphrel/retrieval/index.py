@@ -128,7 +128,7 @@ class IndexOptions:
 
     The HNSW defaults (M 32, ef_construction 100, ef_search 128) were measured on the Home
     Depot catalogue (54,667 products x 384 dims, 1,000 test queries, 2 faiss threads on a
-    shared, busy machine; issue 13): the HNSW top 10 holds 97.7% of the exact top 10
+    shared, busy machine): the HNSW top 10 holds 97.7% of the exact top 10
     and its top 100 93-94% of the exact top 100, searched about 4x faster than exact search at
     depth 100; ef_search 256 keeps 98.8-99.1% / 97.3-97.5% at about 2x. At depth 1000 HNSW is
     slower than exact search (0.6x) and keeps 96% of the exact top 1000: use ``exact`` for deep

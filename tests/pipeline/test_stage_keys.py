@@ -1,8 +1,8 @@
 """Stage keys are part of every finished run: for the same config, every stage's fingerprint
 must stay what it was, or existing run directories would re-run finished stages.
 
-The expected fingerprints were computed with the code of commit 40a8f0e (before the layout
-refactor of issue 12), except the graph students' (student_korder, student_online): they
+The expected fingerprints were computed with the code of commit 40a8f0e (before the package was
+split into rooms), except the graph students' (student_korder, student_online): they
 changed deliberately with ``student.text_fallback`` (commit 7624a3a; the students now read
 student_k0), so finished runs re-run those two stages once. A deliberate change of what a
 stage is keyed on updates them, and says in its commit that finished runs re-run that stage.

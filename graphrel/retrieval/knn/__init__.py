@@ -1,4 +1,4 @@
-"""k-NN search with the cross-encoder itself (issue 15): the top-k products **by CE score**
+"""k-NN search with the cross-encoder itself: the top-k products **by CE score**
 without scoring every product, cost counted in CE calls.
 
 AXN (Yadav et al., "Adaptive Retrieval and Scalable Indexing for k-NN Search with Cross-Encoders",
