@@ -58,12 +58,12 @@ class PairedBootstrap:
         if len(self.labels) != len(query_ids):
             raise ValueError("query_ids and labels differ in length")
         self.threshold, self.label_range, self.confidence = threshold, label_range, confidence
-        codes, _ = _codes(query_ids)
+        # query codes in sorted-id order (per-query figures are given in that order)
+        codes = np.unique(np.asarray(query_ids, dtype=object).astype(str), return_inverse=True)[1]
         order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes)
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         draws = np.random.default_rng(seed).integers(len(counts), size=(int(resamples), len(counts)))
-        self.num_queries = len(counts)
         #: the query draws (resamples, Q): to average per-query figures alike
         self.draws = draws
         #: per resample, the indices of its pairs (with repeats), into the evaluated pairs
@@ -119,13 +119,6 @@ class PairedBootstrap:
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a resample with no defined query: NaN
             return self.bounds(np.nanmean(values[self.draws], axis=1))
-
-
-def _codes(query_ids) -> tuple[np.ndarray, np.ndarray]:
-    """(N,) int codes of the query ids in sorted-id order, and the sorted distinct ids."""
-    ids = np.asarray(query_ids, dtype=object)
-    unique, codes = np.unique(ids.astype(str), return_inverse=True)
-    return codes, unique
 
 
 def _expand(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:

@@ -19,7 +19,7 @@ machine's speed swings up to 3x within minutes):
   texts through ``graphrel.scoring.load.load_scorer``, graph students reading the ``--protocol``'s
   graph (``new_query``: no test query is in it; ``new_pairs``: the run's ``graph.pt``).
 
-Every model is timed alike (:func:`graphrel.pipeline.evaluation.median_seconds`): the median of
+Every model is timed alike (:func:`graphrel.pipeline.timing.median_seconds`): the median of
 ``--repeats`` runs over the evaluated test pairs, each after emptying the model's text caches
 and a warm-up on 256 validation pairs.
 
@@ -61,7 +61,8 @@ def worker(kind: str, run: Path, path: str | None, repeats: int, protocol: str) 
     """Score the test pairs with one model; return its scores, speed, size and peak memory."""
     import torch
 
-    from graphrel.pipeline.evaluation import PROTOCOL_GRAPHS, median_seconds
+    from graphrel.pipeline.protocols import PROTOCOL_GRAPHS
+    from graphrel.pipeline.timing import median_seconds
     from graphrel.scoring.load import load_scorer
     from graphrel.scoring.teacher_labelling import load_teacher, quantize_teacher, teacher_logits
 

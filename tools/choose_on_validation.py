@@ -35,29 +35,15 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import yaml
+
+from graphrel.pipeline.config_file import run_config
+from graphrel.pipeline.evaluation import label_scale
 
 METRICS = ("auc", "spearman", "rmse")
 GRAPHS = {"new_query": "graph_new_query.pt", "logged": "graph.pt"}
 LINKED = ("pairs.parquet", "label_scale.json", "teacher", "teacher_scores.parquet", "stacked_scores.parquet",
           "graph.pt", "graph_new_query.pt", "student_k0")
-
-
-def run_config(run_dir: Path):
-    """The run's :class:`PipelineConfig`, from its ``config.yaml``."""
-    from graphrel.pipeline.config import PipelineConfig
-
-    saved = yaml.safe_load((run_dir / "config.yaml").read_text())["pipeline"]
-    return _replace(PipelineConfig(), saved)
-
-
-def _replace(default, values: dict):
-    changes = {}
-    for key, value in values.items():
-        current = getattr(default, key)
-        changes[key] = _replace(current, value) if dataclasses.is_dataclass(current) else value
-    return dataclasses.replace(default, **changes)
 
 
 def with_values(config, assignments: str):
@@ -92,9 +78,10 @@ def train_alternative(run_dir: Path, work: Path, name: str, config, student: str
                        progress=False)
 
 
-def validation_scores(directory: Path, graph: Path, val) -> dict[str, np.ndarray]:
-    """Scores of the validation pairs: ``{"": scores}``, plus ``{" (no fallback)": ...}`` for a
-    graph student with a text fallback, and the share of pairs the fallback took."""
+def validation_scores(directory: Path, graph: Path, val) -> dict:
+    """Scores of the validation pairs: ``{"": (N,) scores}``, plus ``" (no fallback)"``: the
+    graph path for every pair, where the text fallback took some; and ``"paths"``: the
+    scorer's pairs per scoring path."""
     from graphrel.scoring.load import load_scorer
 
     scorer = load_scorer(directory, graph=graph)
@@ -111,40 +98,33 @@ def validation_scores(directory: Path, graph: Path, val) -> dict[str, np.ndarray
 def compare(run_dir: Path, models: dict[str, Path], *, resamples: int, seed: int, reference: str | None = None) -> dict:
     """Every model on the validation pairs under both graphs, with intervals, and each
     one's differences from ``student_k0`` and from ``reference`` (a model name)."""
-    from graphrel.intervals import PairedBootstrap
-    from graphrel.metrics import auc, rmse, spearman
-    from graphrel.pipeline.evaluation import label_scale, relevance_threshold
+    from graphrel.pipeline.evaluation import QualityFigures, validation_threshold
     from graphrel.run import load_run_pairs
 
     pairs = load_run_pairs(run_dir)
     val = pairs[pairs.split == "val"].reset_index(drop=True)
-    low, high = label_scale(run_dir)
     config = run_config(run_dir)
-    threshold = (relevance_threshold((low, high), config.evaluation.relevance_threshold) - low) / (high - low)
-    labels = val.label.to_numpy(float)
-    bootstrap = PairedBootstrap(val.query_id.to_numpy(), labels, threshold=threshold, label_range=high - low,
-                                resamples=resamples, seed=seed)
+    low, high = label_scale(run_dir)
+    quality = QualityFigures(val, threshold=validation_threshold(config, run_dir), label_range=high - low,
+                             resamples=resamples, seed=seed, min_pairs=config.evaluation.ndcg_min_pairs)
     out = {"validation_pairs": len(val), "validation_queries": int(val.query_id.nunique()), "graphs": {}}
     for graph_name, graph_file in GRAPHS.items():
-        rows, resampled, paths = {}, {}, {}
+        rows = {}
         for name, directory in models.items():
             scored = validation_scores(directory, run_dir / graph_file, val)
-            paths[name] = scored.pop("paths")
+            paths = scored.pop("paths")
             for suffix, scores in scored.items():
-                key = name + suffix
-                figures = {"auc": auc(scores, labels, threshold=threshold), "spearman": spearman(scores, labels),
-                           "rmse": rmse(scores, labels, label_range=high - low)}
-                resampled[key] = {m: bootstrap.figures(scores, m) for m in METRICS}
-                rows[key] = {m: {"value": figures[m], "interval": list(bootstrap.bounds(resampled[key][m]))}
-                             for m in METRICS}
-                rows[key]["paths"] = paths[name] if not suffix else {"graph": len(val)}
-        for key, row in rows.items():
+                key = f"{graph_name}:{name}{suffix}"
+                figures = quality.of(key, scores)
+                rows[name + suffix] = {m: {"value": figures["values"][m], "interval": figures["intervals"][m]}
+                                       for m in METRICS}
+                rows[name + suffix]["paths"] = paths if not suffix else {"graph": len(val)}
+        for name, row in rows.items():
             for base in ("student_k0", reference):
-                if base and key != base and base in resampled:
-                    row[f"minus {base}"] = {
-                        m: {"value": row[m]["value"] - rows[base][m]["value"],
-                            "interval": list(bootstrap.bounds(resampled[key][m] - resampled[base][m]))}
-                        for m in METRICS}
+                if base and name != base and base in rows:
+                    difference = quality.difference(f"{graph_name}:{name}", f"{graph_name}:{base}")
+                    row[f"minus {base}"] = {m: {"value": difference[m]["difference"],
+                                                "interval": difference[m]["interval"]} for m in METRICS}
         out["graphs"][graph_name] = rows
     return out
 

@@ -41,7 +41,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 DEFAULT_THRESHOLDS = "none,0.5,0.6,0.7,0.8,0.9"
 DEPTH = 100
@@ -64,17 +63,10 @@ def name_of(threshold: float | None) -> str:
 
 
 def run_retrieval_config(run_dir: Path, threads: int):
-    """The run's ``retrieval`` options (``config.yaml``; defaults for what it lacks), ``threads`` set."""
-    from graphrel.retrieval.config import RetrievalConfig
+    """The run's ``retrieval`` options (its ``config.yaml``), ``threads`` set."""
+    from graphrel.pipeline.config_file import run_config
 
-    path = run_dir / "config.yaml"
-    saved = (yaml.safe_load(path.read_text()) or {}).get("pipeline", {}).get("retrieval", {}) if path.is_file() else {}
-    names = {f.name for f in dataclasses.fields(RetrievalConfig)}
-    values = {k: v for k, v in (saved or {}).items() if k in names}
-    for name in ("blend_ablation_top_k", "blend_ablation_xmc_weights"):
-        if name in values and values[name] is not None:
-            values[name] = tuple(values[name])
-    return dataclasses.replace(RetrievalConfig(**values), threads=threads)
+    return dataclasses.replace(run_config(run_dir).retrieval, threads=threads)
 
 
 def per_query_recall(indices: np.ndarray, product_ids: np.ndarray, query_ids, qrels: dict, k: int) -> np.ndarray:
@@ -86,10 +78,6 @@ def per_query_recall(indices: np.ndarray, product_ids: np.ndarray, query_ids, qr
 
 def interval_text(value: float, bounds) -> str:
     return f"{value:.3f} [{bounds[0]:.3f}, {bounds[1]:.3f}]"
-
-
-def signed_text(value: float, bounds) -> str:
-    return f"{value:+.3f} [{bounds[0]:+.3f}, {bounds[1]:+.3f}]"
 
 
 def evaluate(args, work: Path) -> dict:
@@ -172,6 +160,8 @@ def evaluate(args, work: Path) -> dict:
 
 
 def markdown(result: dict) -> str:
+    from graphrel.pipeline.reading import format_difference
+
     baseline = name_of(result["baseline"])
     lines = [f"XMC transfer threshold on {result['validation_queries']} validation queries with a relevant judged "
              f"product (run {result['run_dir']}; {result['catalogue_products']} catalogue products; 95% intervals: "
@@ -180,8 +170,8 @@ def markdown(result: dict) -> str:
              f"| Δ recall@100 vs {baseline} [95%] | fit s |",
              "|---|---|---|---|---|---|"]
     for r in result["rows"]:
-        delta = "—" if r["name"] == baseline else signed_text(r["recall@100_minus_baseline"],
-                                                               r["recall@100_minus_baseline_interval"])
+        delta = "—" if r["name"] == baseline else format_difference(
+            {"difference": r["recall@100_minus_baseline"], "interval": r["recall@100_minus_baseline_interval"]})
         lines.append(f"| {r['name']} | {r['training_pairs']:,} ({r['labelled_pairs']:,} + {r['transfer_pairs']:,}) "
                      f"| {interval_text(r['recall@10'], r['recall@10_interval'])} "
                      f"| {interval_text(r['recall@100'], r['recall@100_interval'])} | {delta} "

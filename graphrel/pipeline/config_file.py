@@ -118,3 +118,41 @@ def nest_pipeline_keys(argv: list[str]) -> tuple[list[str], list[str]]:
             os.remove(path)
         raise
     return out, temporary
+
+
+def run_config(run_dir):
+    """The :class:`~graphrel.pipeline.config.PipelineConfig` a run was made with, from the
+    ``config.yaml`` that ``graphrel pipeline`` saves in its run directory (keys it lacks keep
+    their defaults; YAML lists become tuples where the default is a tuple).
+
+    Raises:
+        GraphrelInputError: no readable ``config.yaml`` with a ``pipeline`` mapping.
+    """
+    from pathlib import Path
+
+    import yaml
+
+    from graphrel.pipeline.config import PipelineConfig
+
+    path = Path(run_dir) / "config.yaml"
+    try:
+        saved = (yaml.safe_load(path.read_text()) or {}).get("pipeline")
+    except (OSError, yaml.YAMLError, AttributeError):
+        saved = None
+    if not isinstance(saved, dict):
+        raise GraphrelInputError("no pipeline config", path=path, fix="pass a run directory of graphrel pipeline")
+    return _with_values(PipelineConfig(), saved)
+
+
+def _with_values(default, values: dict):
+    import dataclasses
+
+    changes = {}
+    for key, value in values.items():
+        current = getattr(default, key)
+        if dataclasses.is_dataclass(current):
+            value = _with_values(current, value or {})
+        elif isinstance(current, tuple) and isinstance(value, list):
+            value = tuple(value)
+        changes[key] = value
+    return dataclasses.replace(default, **changes)

@@ -34,10 +34,9 @@ from graphrel import run as R
 from graphrel.errors import GraphrelInputError
 from graphrel.intervals import POOLED_METRICS, PairedBootstrap
 from graphrel.metrics import auc, per_query_ndcg, random_order_ndcg, rmse, spearman
-from graphrel.pipeline.protocols import (PROTOCOL_GRAPHS, PROTOCOLS, deduplication_counts,  # noqa: F401
-                                         hold_out_test_pairs, protocol_edges)
+from graphrel.pipeline.protocols import PROTOCOL_GRAPHS, PROTOCOLS, deduplication_counts
 from graphrel.scoring.load import load_scorer
-from graphrel.pipeline.timing import Timed, interleaved_seconds, median_seconds, speed  # noqa: F401
+from graphrel.pipeline.timing import Timed, interleaved_seconds, speed
 from graphrel.scoring.teacher_labelling import teacher_logits
 
 #: Models every other model is compared with (when the run has them).
@@ -90,8 +89,17 @@ def add_ratios(models: dict) -> dict:
     return models
 
 
-class _Quality:
-    """Quality figures, intervals and differences of scores on the evaluated pairs."""
+class QualityFigures:
+    """Quality figures of scores on a set of judged pairs (the evaluated test pairs, or the
+    validation pairs when a setting is chosen), with their 95% intervals and differences.
+
+    Args:
+        test: the judged pairs: ``query_id`` and ``label`` (N,) in [0, 1].
+        threshold: normalised label at or above which a pair is relevant (AUC).
+        label_range: width of the label scale (RMSE is reported on it).
+        resamples, seed: of the :class:`~graphrel.intervals.PairedBootstrap` over queries.
+        min_pairs: fewest pairs a query needs to count in the per-query NDCG.
+    """
 
     def __init__(self, test: pd.DataFrame, *, threshold: float, label_range: float, resamples: int, seed: int,
                  min_pairs: int) -> None:
@@ -102,7 +110,8 @@ class _Quality:
         self._cache: dict[str, dict] = {}
 
     def of(self, key: str, scores: np.ndarray) -> dict:
-        """Figures, their intervals and their resamples of ``scores`` (cached by ``key``)."""
+        """``{"values", "intervals", "resampled", "per_query"}`` of (N,) ``scores``: RMSE, AUC,
+        Spearman and NDCG, their intervals and resamples (cached by ``key``)."""
         if key not in self._cache:
             scores = np.asarray(scores, dtype=float)
             per_query = per_query_ndcg(scores, self.labels, self.test.query_id, min_pairs=self.min_pairs)[1]
@@ -150,7 +159,7 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
     warmup = scored[scored.split.isin(["val", "train"])].head(e.warmup_pairs)
     low, high = label_scale(run_dir)
     relevant_from = relevance_threshold((low, high), e.relevance_threshold)
-    quality = _Quality(test, threshold=(relevant_from - low) / (high - low), label_range=high - low,
+    quality = QualityFigures(test, threshold=(relevant_from - low) / (high - low), label_range=high - low,
                        resamples=e.bootstrap_resamples, seed=config.seed, min_pairs=e.ndcg_min_pairs)
     scores, computations = _text_models(test, teacher, config.teacher, run_dir)
     routes = {}  # (student, protocol) -> paths
@@ -210,7 +219,7 @@ def _delegated(paths: dict, scores: np.ndarray, text_scores) -> bool:
             and bool(np.array_equal(np.asarray(scores), np.asarray(text_scores))))
 
 
-def _protocol(quality: _Quality, scores: dict, speeds: dict, routes: dict, protocol: str) -> dict:
+def _protocol(quality: QualityFigures, scores: dict, speeds: dict, routes: dict, protocol: str) -> dict:
     """One protocol's ``models`` entry: figures, intervals, differences, paths, speed."""
     models = {}
     for key in scores:

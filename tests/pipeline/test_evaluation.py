@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from graphrel.pipeline.evaluation import add_ratios, median_seconds
+from graphrel.pipeline.evaluation import add_ratios
+from graphrel.pipeline.timing import median_seconds
 from graphrel.pipeline.protocols import deduplication_counts, hold_out_test_pairs, protocol_edges
 
 
