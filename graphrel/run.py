@@ -157,21 +157,20 @@ def with_test_labels(pairs: pd.DataFrame, run_dir: str | Path) -> pd.DataFrame:
     return out
 
 
-def load_run_pairs(run_dir: str | Path, *, test_labels: bool | str = False) -> pd.DataFrame:
+def load_run_pairs(run_dir: str | Path, *, test_labels: bool = False) -> pd.DataFrame:
     """Every pair of a run, with split and the run's teacher score: ``pairs.parquet`` joined
     with ``stacked_scores.parquet`` in a stacked run (``teacher_logit`` / ``teacher_score`` are
     the stack's, as on the graph's edges; the single teachers' logits are extra columns),
     else with ``teacher_scores.parquet``.
 
-    The test queries' labels are withheld (NaN) unless ``test_labels`` (evaluation,
-    inspection with test labels shown, ``graphrel test``): :func:`with_test_labels`;
-    ``"if_present"`` joins them when the run has ``test_labels.parquet`` (a run directory
-    assembled by hand may keep its labels in ``pairs.parquet``)."""
+    The test queries' labels are withheld (NaN) unless ``test_labels`` (the retrieval
+    stage's judged test products, ``graphrel test``, ``graphrel inspect --show-test-labels``):
+    then :func:`with_test_labels` joins ``test_labels.parquet`` when the run has one (a run
+    directory assembled by hand keeps its labels in ``pairs.parquet``). The evaluation calls
+    :func:`with_test_labels` itself, which requires the file."""
     run_dir = Path(run_dir)
     pairs = pd.read_parquet(_need(run_dir / PAIRS, "run pairs"))
-    if test_labels == "if_present":
-        test_labels = (run_dir / TEST_LABELS).is_file()
-    if test_labels:
+    if test_labels and (run_dir / TEST_LABELS).is_file():
         pairs = with_test_labels(pairs, run_dir)
     stacked = run_dir / STACKED_SCORES
     scores = pd.read_parquet(stacked if stacked.is_file() else _need(run_dir / TEACHER_SCORES, "teacher scores"))

@@ -45,7 +45,7 @@ class InspectedRun:
     def pairs(self) -> pd.DataFrame | None:
         """Every pair with split, label and teacher score; None if the run has no pairs file."""
         try:
-            return load_run_pairs(self.run_dir, test_labels="if_present")  # shown with --show-test-labels
+            return load_run_pairs(self.run_dir, test_labels=True)  # shown with --show-test-labels
         except GraphrelInputError:
             return None
 

@@ -99,7 +99,7 @@ class Bert2DnnDataModule(SplitDataModule):
             return
         from graphrel.run import load_run_pairs
 
-        self.set_pairs(load_run_pairs(Path(self.hparams.run_dir), test_labels="if_present"))  # `graphrel test`
+        self.set_pairs(load_run_pairs(Path(self.hparams.run_dir), test_labels=True))  # `graphrel test`
 
     def set_pairs(self, pairs: pd.DataFrame) -> None:
         """Use these teacher-scored pairs (columns query, product_text, label, split,

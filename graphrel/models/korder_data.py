@@ -114,7 +114,7 @@ class StudentDataModule(SplitDataModule):
         from graphrel.data.tokens import WordpieceCache
 
         run = Path(self.hparams.run_dir)
-        pairs = load_run_pairs(run, test_labels="if_present")  # `graphrel test` reports on test labels
+        pairs = load_run_pairs(run, test_labels=True)  # `graphrel test` reports on test labels
         self.set_data(pairs, PairFeaturizer(load_run_graph(run), WordpieceCache(load_tokenizer(self.hparams.backbone)),
                                             cap=self.hparams.cap))
 

@@ -89,7 +89,7 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
         raise GraphrelInputError(f"retrieval.rerank_retriever {config.rerank_retriever!r} is not a retriever "
                                  "of this stage", fix=f"set retrieval.rerank_retriever to one of {', '.join(planned)}")
     torch.set_num_threads(config.threads)
-    pairs = load_run_pairs(run_dir, test_labels="if_present")  # judged products of the test queries
+    pairs = load_run_pairs(run_dir, test_labels=True)  # judged products of the test queries
     if "cross_encoder_logit" in pairs:  # a stacked run: the retrieval stage's teacher is the cross-encoder
         pairs["teacher_logit"] = pairs["cross_encoder_logit"]
     scale_path = run_dir / "label_scale.json"
