@@ -63,3 +63,30 @@ def assert_one_line_error(code, err, *needles):
     assert len(err.splitlines()) == 1 and err.startswith("graphrel: error:") and "Traceback" not in err, err
     for needle in needles:
         assert needle in err, (needle, err)
+
+
+class Crash(Exception):
+    """A simulated crash while scoring."""
+
+
+def crash_at(monkeypatch, chunk_index):
+    """Make scoring crash when it reaches chunk ``chunk_index``."""
+    write = streaming._write_shard
+
+    def failing(parts, index, chunk, scorer, batch_size):
+        if index == chunk_index:
+            raise Crash(index)
+        return write(parts, index, chunk, scorer, batch_size)
+
+    monkeypatch.setattr(streaming, "_write_shard", failing)
+
+
+def score_until_crash(monkeypatch, model, source, out, chunk_index: int, **options) -> Path:
+    """``score_file`` crashed at chunk ``chunk_index``; the parts manifest's path (to edit or read)."""
+    from graphrel.scoring.score_parts import MANIFEST, parts_dir
+
+    with monkeypatch.context() as patch:
+        crash_at(patch, chunk_index)
+        with pytest.raises(Crash):
+            streaming.score_file(model, source, out, chunk_size=100, **options)
+    return parts_dir(out) / MANIFEST

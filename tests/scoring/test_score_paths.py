@@ -16,10 +16,10 @@ import torch
 
 import graphrel.scoring.score_parts as score_parts
 import graphrel.scoring.streaming as streaming
-from graphrel.scoring.score_parts import MANIFEST, parts_dir, summary_path
+from graphrel.scoring.score_parts import summary_path
 from graphrel.scoring.streaming import score_file
 from fake_cli import FakeScorer
-from helpers import fake_model, pairs_csv, run_cli  # noqa: F401
+from helpers import fake_model, pairs_csv, run_cli, score_until_crash  # noqa: F401
 
 GRAPH_KEYS = ["graph", "text_fallback", "queries_not_in_graph", "products_not_in_graph"]
 WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge"]
@@ -176,28 +176,13 @@ def test_cli_prints_the_text_path_with_thousands(text_model, tmp_path, capsys):
     assert json.loads(summary_path(out).read_text())["paths"] == {"text": 1290}
 
 
-def crash_at(monkeypatch, chunk_index):
-    write = streaming._write_shard
-
-    def failing(parts, index, chunk, scorer, batch_size):
-        if index == chunk_index:
-            raise RuntimeError(f"crash at chunk {index}")
-        return write(parts, index, chunk, scorer, batch_size)
-
-    monkeypatch.setattr(streaming, "_write_shard", failing)
-
-
 def test_resume_reuses_the_shards_path_counts(text_model, tmp_path, monkeypatch):
     source = pairs_csv(tmp_path / "pairs.csv", n=650)
     reference = score_file(text_model, source, tmp_path / "reference.parquet", chunk_size=100)
     assert reference.paths == {"text": 650} and TextScorer.calls == 7
 
     out = tmp_path / "scores.parquet"
-    with monkeypatch.context() as patch:
-        crash_at(patch, 4)
-        with pytest.raises(RuntimeError, match="crash at chunk 4"):
-            score_file(text_model, source, out, chunk_size=100)
-    shards = json.loads((parts_dir(out) / MANIFEST).read_text())["shards"]
+    shards = json.loads(score_until_crash(monkeypatch, text_model, source, out, 4).read_text())["shards"]
     assert [e["paths"] for e in shards] == [{"text": 100}] * 4  # each shard's own counts
     assert not summary_path(out).exists()
 
@@ -212,11 +197,7 @@ def test_resume_reuses_the_shards_path_counts(text_model, tmp_path, monkeypatch)
 def test_a_shard_listed_without_path_counts_is_scored_again(text_model, tmp_path, monkeypatch):
     source = pairs_csv(tmp_path / "pairs.csv", n=300)
     out = tmp_path / "scores.parquet"
-    with monkeypatch.context() as patch:
-        crash_at(patch, 2)
-        with pytest.raises(RuntimeError):
-            score_file(text_model, source, out, chunk_size=100)
-    manifest_path = parts_dir(out) / MANIFEST
+    manifest_path = score_until_crash(monkeypatch, text_model, source, out, 2)
     manifest = json.loads(manifest_path.read_text())
     del manifest["shards"][0]["paths"]  # as an older graphrel wrote it
     manifest_path.write_text(json.dumps(manifest))

@@ -27,26 +27,8 @@ from graphrel.errors import GraphrelInputError
 from graphrel.scoring.score_parts import MANIFEST, parts_dir
 from graphrel.scoring.streaming import CHUNK_DELAY_ENV, score_file
 from fake_cli import FakeScorer
-from helpers import assert_one_line_error, fake_model, pairs_csv, run_cli, tiny_run_dir  # noqa: F401
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-class Crash(Exception):
-    """A simulated crash while scoring."""
-
-
-def crash_at(monkeypatch, chunk_index):
-    """Make scoring crash when it reaches chunk ``chunk_index``."""
-    write = streaming._write_shard
-
-    def failing(parts, index, chunk, scorer, batch_size):
-        if index == chunk_index:
-            raise Crash(index)
-        return write(parts, index, chunk, scorer, batch_size)
-
-    monkeypatch.setattr(streaming, "_write_shard", failing)
+from helpers import (Crash, assert_one_line_error, crash_at, fake_model, pairs_csv, run_cli,  # noqa: F401
+                     score_until_crash, tiny_run_dir)
 
 
 # ----------------------------------------------------------------------------- streaming (stand-in scorer)
@@ -153,11 +135,7 @@ def test_crash_then_resume_equals_uninterrupted(fake_model, tmp_path, monkeypatc
 def test_crash_while_resuming_keeps_later_finished_shards(fake_model, tmp_path, monkeypatch):
     source = pairs_csv(tmp_path / "pairs.csv", n=500)
     out = tmp_path / "scores.parquet"
-    with monkeypatch.context() as patch:
-        crash_at(patch, 3)
-        with pytest.raises(Crash):
-            score_file(fake_model, source, out, chunk_size=100)
-    manifest_path = parts_dir(out) / MANIFEST
+    manifest_path = score_until_crash(monkeypatch, fake_model, source, out, 3)
     manifest = json.loads(manifest_path.read_text())
     # shard 1 lost (as if never finished): the resumed run re-scores it, then crashes at chunk 3
     manifest["shards"] = [e for e in manifest["shards"] if e["chunk"] != 1]
