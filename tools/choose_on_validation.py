@@ -18,8 +18,8 @@ RMSE and on each difference from ``student_k0``:
 - the run's students, graph students with and without their text fallback (the fallback is
   an inference-time route: the same trained weights, so both come from one model);
 - each ``--alternative NAME=SECTION.KEY=VALUE[,SECTION.KEY=VALUE]``: the run's k-order
-  student (``student_korder``; with ``--student student_bert2dnn`` the BERT2DNN student)
-  trained again in ``WORK/NAME`` with those config values, on the run's own pairs, teacher
+  student (``student_korder``, and BERM-O distilled from it when ``student.online``; with
+  ``--student student_bert2dnn`` the BERT2DNN student) trained again in ``WORK/NAME`` with those config values, on the run's own pairs, teacher
   scores and graph (the run's files are linked, never changed; its test labels stay withheld).
 
 Prints a markdown table per graph and writes ``WORK/validation_choice.json``. Nothing here
@@ -58,10 +58,12 @@ def with_values(config, assignments: str):
     return config
 
 
-def train_alternative(run_dir: Path, work: Path, name: str, config, student: str) -> Path:
-    """Train ``student`` with ``config`` in ``work/name`` (the run's inputs linked); its directory."""
+def train_alternative(run_dir: Path, work: Path, name: str, config, student: str) -> dict[str, Path]:
+    """Train ``student`` with ``config`` in ``work/name`` (the run's inputs linked), and BERM-O
+    distilled from it when it is the k-order student and ``student.online``; their directories."""
     from graphrel.pipeline.config import check_config
-    from graphrel.pipeline.student_stages import StudentFeaturizer, fit_bert2dnn_student, fit_student
+    from graphrel.pipeline.student_stages import (StudentFeaturizer, fit_bert2dnn_student, fit_online_student,
+                                                  fit_student)
     from graphrel.run import load_run_graph, load_run_pairs
 
     check_config(config)
@@ -72,10 +74,15 @@ def train_alternative(run_dir: Path, work: Path, name: str, config, student: str
             os.symlink((run_dir / item).resolve(), alternative / item)
     scored = load_run_pairs(alternative)  # test labels withheld
     if student == "student_bert2dnn":
-        return fit_bert2dnn_student(config, alternative, scored, progress=False)
-    featurizer = StudentFeaturizer(alternative, load_run_graph(alternative), config.student.cap)
-    return fit_student(config, alternative, student, config.student.order, scored, featurizer.for_student(student),
-                       progress=False)
+        return {student: fit_bert2dnn_student(config, alternative, scored, progress=False)}
+    featurizer = StudentFeaturizer(alternative, load_run_graph(alternative), config.student.cap,
+                                   config.student.similar_queries, config.student.min_similarity)
+    out = {student: fit_student(config, alternative, student, config.student.order, scored,
+                                featurizer.for_student(student), progress=False)}
+    if config.student.online and config.student.order > 0:
+        out["student_online"] = fit_online_student(config, alternative, scored, featurizer.for_student("student_online"),
+                                                   out[student], progress=False)
+    return out
 
 
 def validation_scores(directory: Path, graph: Path, val) -> dict:
@@ -87,7 +94,7 @@ def validation_scores(directory: Path, graph: Path, val) -> dict:
     scorer = load_scorer(directory, graph=graph)
     args = (val.query_id, val["query"], val.product_id, val.product_text)
     out = {"": scorer.score(*args)}
-    paths = scorer.paths(val.query_id, val.product_id)
+    paths = scorer.paths(val.query_id, val.product_id, queries=val["query"])
     if paths.get("text_fallback", 0) > 0:
         scorer.model.text_fallback = None  # the graph path for every pair: the same weights, no route
         out[" (no fallback)"] = scorer.score(*args)
@@ -166,8 +173,9 @@ def main() -> None:
                                                      "student_bert2dnn") if (args.run_dir / name).is_dir()}
     for alternative in args.alternative:
         name, _, assignments = alternative.partition("=")
-        models[f"{args.student} [{name}: {assignments}]"] = train_alternative(
-            args.run_dir, args.work_dir, name, with_values(base, assignments), args.student)
+        trained = train_alternative(args.run_dir, args.work_dir, name, with_values(base, assignments), args.student)
+        for student, directory in trained.items():
+            models[f"{student} [{name}: {assignments}]"] = directory
     reference = args.reference or ("student_korder" if args.student == "student_korder" and "student_korder" in models
                                    else next(iter(k for k in models if k.startswith(args.student)), None))
     result = compare(args.run_dir, models, resamples=args.resamples, seed=base.seed, reference=reference)

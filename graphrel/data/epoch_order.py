@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 
 
 def trainer_epoch(module) -> int | None:
@@ -32,21 +33,29 @@ class EpochOrder:
         epoch_of: returns the current epoch (the trainer's), so that every DDP rank, which
             only reads its share of the items, cuts the same permutation. When it is None
             or returns None, the epoch counts the times item 0 was read (one process only).
+        groups: (N,) int64 or None: rows of one group (a query's candidates) stay together,
+            the groups in random order and the rows within each group too, so a batch holds
+            whole queries (but one cut by a batch boundary), as ranking losses need.
 
     Shapes:
         - order_for(i) -> (N,) int64, the rows of the epoch in which item ``i`` is read.
     """
 
     def __init__(self, num_rows: int, shuffle: bool, seed: int,
-                 epoch_of: Callable[[], int | None] | None = None) -> None:
+                 epoch_of: Callable[[], int | None] | None = None, groups: np.ndarray | None = None) -> None:
         self.num_rows, self.shuffle, self.seed, self.epoch_of = num_rows, shuffle, seed, epoch_of
+        self.groups = None if groups is None else pd.factorize(np.asarray(groups))[0]
         self.epoch = 0  # next epoch when counted by reads of item 0
         self._order_epoch: int | None = None
         self.order = np.arange(num_rows)
 
     def permutation(self, epoch: int) -> np.ndarray:
         """(N,) int64: the rows of ``epoch`` in order."""
-        return np.random.default_rng(self.seed + epoch).permutation(self.num_rows)
+        rng = np.random.default_rng(self.seed + epoch)
+        if self.groups is None:
+            return rng.permutation(self.num_rows)
+        group_order = rng.permutation(int(self.groups.max()) + 1 if len(self.groups) else 0)
+        return np.lexsort((rng.random(self.num_rows), group_order[self.groups]))
 
     def order_for(self, i: int) -> np.ndarray:
         """The row order to read item ``i`` with (reshuffled when a new epoch starts)."""

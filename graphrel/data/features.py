@@ -7,7 +7,8 @@ import pandas as pd
 import torch
 from torch_geometric.data import HeteroData
 
-from graphrel.data.graph import METAPATHS, MetapathNeighbours
+from graphrel.data.graph import METAPATHS, SIMILAR_QUERY_METAPATHS, MetapathNeighbours
+from graphrel.data.query_neighbours import NearestLoggedQueries
 from graphrel.data.tokens import WordpieceCache
 
 
@@ -36,6 +37,11 @@ class PairFeaturizer:
         product_length: Lp, wordpieces kept per product text.
         metapaths: metapaths whose neighbours are looked up (a k=0 student needs none).
         neighbourhood_statistics: add the uncapped one-hop statistics (``neighbourhood``).
+        similar_queries: m > 0 adds each pair's m nearest logged queries
+            (:class:`graphrel.data.query_neighbours.NearestLoggedQueries`, never the query's own
+            text): the metapaths ``Q~Q`` and ``Q~Q-P`` and their statistics, which a query new to
+            the log has too. 0: none.
+        min_similarity: text similarity in [0, 1) below which a logged query is not a neighbour.
 
     Attributes:
         query_node_tokens: (Nq, Lq) int64, wordpieces of every graph query.
@@ -45,14 +51,23 @@ class PairFeaturizer:
     and per metapath m ``"{m}/ids"`` (B, cap) int64 node indices (-1 = none) and
     ``"{m}/scores"`` (B, cap) float32 teacher scores (NaN = none), and (option)
     ``neighbourhood`` (B, 4) float32 uncapped one-hop statistics
-    (:meth:`graphrel.data.graph.MetapathNeighbours.neighbourhood_statistics`).
+    (:meth:`graphrel.data.graph.MetapathNeighbours.neighbourhood_statistics`). With
+    ``similar_queries``: ``"Q~Q/..."`` and ``"Q~Q-P/..."`` like the other metapaths and
+    ``similar_queries`` (B, 4) float32
+    (:meth:`graphrel.data.graph.MetapathNeighbours.similar_query_paths`).
+
+    Raises:
+        ValueError: ``similar_queries`` < 0 or ``min_similarity`` outside [0, 1).
     """
 
     def __init__(self, graph: HeteroData, tokens: WordpieceCache, *, cap: int = 8,
                  query_length: int = 16, product_length: int = 48,
-                 metapaths: tuple[str, ...] = METAPATHS, neighbourhood_statistics: bool = True) -> None:
+                 metapaths: tuple[str, ...] = METAPATHS, neighbourhood_statistics: bool = True,
+                 similar_queries: int = 0, min_similarity: float = 0.5) -> None:
+        if isinstance(similar_queries, bool) or int(similar_queries) != similar_queries or similar_queries < 0:
+            raise ValueError(f"similar_queries must be a whole number >= 0, got {similar_queries!r}")
         self.graph = graph
-        self.metapaths = tuple(metapaths)
+        self.metapaths = tuple(name for name in metapaths if name not in SIMILAR_QUERY_METAPATHS)
         self.neighbourhood_statistics = neighbourhood_statistics
         self.tokens = tokens
         self.query_length = query_length
@@ -60,9 +75,18 @@ class PairFeaturizer:
         self.neighbours = MetapathNeighbours(graph, cap=cap)
         self.query_node_tokens = torch.from_numpy(tokens.encode(graph["query"].text, query_length))
         self.product_node_tokens = torch.from_numpy(tokens.encode(graph["product"].text, product_length))
+        self.similar_queries = None
+        if similar_queries > 0:
+            # Built once from the graph's queries, for training and scoring alike; a graph query's
+            # own neighbours are those it would have if it were new (its own text excluded).
+            self.similar_queries = NearestLoggedQueries(graph["query"].text, m=similar_queries,
+                                                        min_similarity=min_similarity)
+            ids, similarity = self.similar_queries.search(graph["query"].text)
+            self._node_similar = (np.concatenate([ids, np.full((1, ids.shape[1]), -1)]),
+                                  np.concatenate([similarity, np.full((1, ids.shape[1]), np.nan, np.float32)]))
 
     def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray,
-                         hide_query: np.ndarray | None = None) -> dict:
+                         hide_query: np.ndarray | None = None, similar=None) -> dict:
         for name, found in self.neighbours.lookup(query_index, product_index, self.metapaths,
                                                   hide_query=hide_query).items():
             batch[f"{name}/ids"] = torch.from_numpy(found.ids)
@@ -70,6 +94,12 @@ class PairFeaturizer:
         if self.neighbourhood_statistics:
             batch["neighbourhood"] = torch.from_numpy(self.neighbours.neighbourhood_statistics(
                 query_index, product_index, hide_query=hide_query))
+        if similar is not None:
+            paths, statistics = self.neighbours.similar_query_paths(*similar, product_index)
+            for name, found in paths.items():
+                batch[f"{name}/ids"] = torch.from_numpy(found.ids)
+                batch[f"{name}/scores"] = torch.from_numpy(found.scores)
+            batch["similar_queries"] = torch.from_numpy(statistics)
         return batch
 
     def from_nodes(self, query_index: np.ndarray, product_index: np.ndarray,
@@ -85,7 +115,11 @@ class PairFeaturizer:
         product_index = np.asarray(product_index, dtype=np.int64)
         batch = {"query_tokens": self.query_node_tokens[query_index],
                  "product_tokens": self.product_node_tokens[product_index]}
-        return trim_padding(self._with_neighbours(batch, query_index, product_index, hide_query), self.tokens.pad_id)
+        similar = None
+        if self.similar_queries is not None:
+            similar = (self._node_similar[0][query_index], self._node_similar[1][query_index])
+        return trim_padding(self._with_neighbours(batch, query_index, product_index, hide_query, similar),
+                            self.tokens.pad_id)
 
     def from_texts(self, query_ids, queries, product_ids, product_texts) -> dict:
         """Batch for any pairs, from their texts; unseen queries/products get no neighbours there.
@@ -98,4 +132,23 @@ class PairFeaturizer:
         codes, unique_queries = pd.factorize(np.asarray(queries, dtype=object))  # queries repeat: encode once
         batch = {"query_tokens": torch.from_numpy(self.tokens.encode(list(unique_queries), self.query_length)[codes]),
                  "product_tokens": torch.from_numpy(self.tokens.encode(list(product_texts), self.product_length))}
-        return self._with_neighbours(batch, query_index, product_index)
+        similar = None
+        if self.similar_queries is not None:
+            found = self.similar_queries.search(unique_queries)  # queries repeat: search once
+            similar = (found[0][codes], found[1][codes])
+        return self._with_neighbours(batch, query_index, product_index, similar=similar)
+
+    def similar_query_statistics(self, queries, product_ids) -> np.ndarray:
+        """(B, 4) float32 statistics of pairs through their queries' nearest logged queries
+        (:meth:`graphrel.data.graph.MetapathNeighbours.similar_query_paths`), from texts and ids
+        alone (no tokenising): what decides whether a pair has a built neighbourhood.
+
+        Raises:
+            ValueError: this featuriser has no ``similar_queries``.
+        """
+        if self.similar_queries is None:
+            raise ValueError("this featuriser was built without similar_queries")
+        codes, unique_queries = pd.factorize(np.asarray(queries, dtype=object))
+        ids, similarity = self.similar_queries.search(unique_queries)
+        product_index = self.neighbours.product_index.get_indexer(pd.Index(product_ids)).astype(np.int64)
+        return self.neighbours.similar_query_paths(ids[codes], similarity[codes], product_index)[1]

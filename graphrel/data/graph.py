@@ -18,6 +18,10 @@ paths the product of the two edges' scores), at most ``cap`` per metapath.
 Unseen queries or products (index -1) simply have no neighbours there (inductive use).
 ``hide_query`` makes a graph query look unseen for one pair (its query side empty, its own
 edge still left out of the product side): training pairs see what a new query sees.
+
+:meth:`MetapathNeighbours.similar_query_paths` adds the metapaths ``SIMILAR_QUERY_METAPATHS``
+through a query's nearest logged queries (never the query itself nor a query with its text),
+which a query new to the log has as well.
 """
 
 from __future__ import annotations
@@ -32,8 +36,16 @@ from torch_geometric.data import HeteroData
 EDGE = ("query", "shown", "product")
 REVERSE_EDGE = ("product", "rev_shown", "query")
 METAPATHS = ("Q-P", "P-Q", "Q-P-Q", "P-Q-P")
+#: Metapaths through a query's nearest logged queries (:mod:`graphrel.data.query_neighbours`),
+#: a neighbourhood that a query new to the log has too: ``Q~Q`` the logged queries themselves
+#: (score: their text similarity to the query), ``Q~Q-P`` their products (score: similarity x
+#: the teacher score of the logged query's edge).
+SIMILAR_QUERY_METAPATHS = ("Q~Q", "Q~Q-P")
 #: Node type of each metapath's neighbours (and of the pair's node it is compared with).
-NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product"}
+NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product",
+                  "Q~Q": "query", "Q~Q-P": "product"}
+#: Width of :meth:`MetapathNeighbours.similar_query_statistics`.
+NUM_SIMILAR_QUERY_STATISTICS = 4
 #: Metapaths used by a k-order student: k=0 text only, k=1 one hop, k=2 two hops.
 METAPATHS_BY_ORDER = {0: (), 1: ("Q-P", "P-Q"), 2: METAPATHS}
 #: Split of an edge. ``test_context``: labelled pairs of a test query kept in the graph as
@@ -281,3 +293,50 @@ class MetapathNeighbours:
             else:
                 raise ValueError(f"unknown metapath {name!r}; choose from {METAPATHS}")
         return out
+
+    def similar_query_paths(self, similar_ids: np.ndarray, similarity: np.ndarray,
+                            product_index: np.ndarray) -> tuple[dict[str, Neighbours], np.ndarray]:
+        """Metapaths and statistics of pairs through their queries' nearest logged queries.
+
+        Args:
+            similar_ids: (B, m) int64 graph query indices of each pair's nearest logged queries
+                (:class:`graphrel.data.query_neighbours.NearestLoggedQueries`), -1 = none.
+            similarity: (B, m) float32 their text similarity in [0, 1], NaN = none.
+            product_index: (B,) int64 graph index of each pair's product, -1 = unseen.
+
+        Returns:
+            ``{"Q~Q": Neighbours, "Q~Q-P": Neighbours}`` with (B, cap) arrays: the most similar
+            logged queries (score = similarity), and their products ranked by similarity x
+            teacher score (the pair's own product included: a similar query's teacher score
+            for it is the best evidence there is); and statistics (B, 4) float32:
+            [highest similarity, similarity-weighted mean of the similar queries' mean
+            teacher scores, best similarity x teacher score of a similar query's edge to
+            this product, share of the similar queries with such an edge]; 0 where none.
+        """
+        similar_ids = np.asarray(similar_ids, dtype=np.int64)
+        similarity = np.asarray(similarity, dtype=np.float32)
+        product_index = np.asarray(product_index, dtype=np.int64)
+        valid = similar_ids >= 0
+        weight = np.where(valid, np.nan_to_num(similarity), 0.0).astype(np.float32)
+        queries = Neighbours(*_best(similar_ids, weight, valid, self.cap))
+        ids = self.query_products[0][similar_ids]  # (B, m, cap + 1); -1 hits the padding row
+        scores = self.query_products[1][similar_ids] * weight[:, :, None]
+        batch = len(similar_ids)
+        products = Neighbours(*_best(ids.reshape(batch, -1), scores.reshape(batch, -1), (ids >= 0).reshape(batch, -1),
+                                     self.cap))
+        # Uncapped: the similar queries' mean teacher scores, and their edges to this very product.
+        degree = self._degree["query"][similar_ids]
+        mean = np.where(degree > 0, self._score_sum["query"][similar_ids] / np.maximum(degree, 1), 0.0)
+        total = weight.sum(1)
+        edge = np.zeros(similar_ids.shape, dtype=np.float64)
+        shown = np.zeros(similar_ids.shape, dtype=bool)
+        if len(self._edge_keys):
+            keys = similar_ids * self._num_products + product_index[:, None]
+            position = np.searchsorted(self._edge_keys, keys).clip(max=len(self._edge_keys) - 1)
+            shown = valid & (product_index[:, None] >= 0) & (self._edge_keys[position] == keys)
+            edge = np.where(shown, self._edge_scores[position], 0.0)
+        statistics = np.stack([weight.max(1, initial=0.0),
+                               np.where(total > 0, (weight * mean).sum(1) / np.maximum(total, 1e-12), 0.0),
+                               (weight * edge).max(1, initial=0.0),
+                               shown.sum(1) / similar_ids.shape[1]], axis=1).astype(np.float32)
+        return {"Q~Q": queries, "Q~Q-P": products}, statistics

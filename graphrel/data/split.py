@@ -17,7 +17,7 @@ from graphrel.data.schema import RelevancePairs
 from graphrel.data.text_keys import text_keys
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["split_by_query"]
+__all__ = ["split_by_query", "training_pairs"]
 
 
 def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fraction: float = 0.1,
@@ -68,3 +68,20 @@ def split_by_query(pairs: RelevancePairs, *, val_fraction: float = 0.1, test_fra
               "train": order[n_test + n_val:]}
     return {name: pairs.subset(pd.Series(keys).isin(set(groups[name])).to_numpy())
             for name in ("train", "val", "test")}
+
+
+#: Splits whose queries are held out of training (evaluated, or context of evaluated queries).
+HELD_OUT_SPLITS = ("val", "test", "test_context")
+
+
+def training_pairs(pairs: pd.DataFrame) -> np.ndarray:
+    """(N,) bool: the pairs a student trains on: ``train`` pairs, and ``transfer`` pairs of
+    every query with no held-out pair (a training query, or a query the transfer set added
+    that no split holds, e.g. one cut from a product title).
+
+    Args:
+        pairs: a run's pairs with ``query_id`` and ``split``.
+    """
+    split = pairs["split"]
+    held_out = pairs.loc[split.isin(HELD_OUT_SPLITS), "query_id"].unique()
+    return ((split == "train") | ((split == "transfer") & ~pairs["query_id"].isin(held_out))).to_numpy()

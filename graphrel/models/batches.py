@@ -25,16 +25,17 @@ class EpochBatches(Dataset):
     Args:
         num_rows: N, rows of the frame.
         batch_size: rows per item (the last item may be smaller).
-        shuffle, seed, epoch_of: as :class:`~graphrel.data.epoch_order.EpochOrder`.
+        shuffle, seed, epoch_of, groups: as :class:`~graphrel.data.epoch_order.EpochOrder`.
 
     Shapes:
         - rows(i) -> (<= batch_size,) int64 row positions of item ``i``
         - len() -> ceil(N / batch_size)
     """
 
-    def __init__(self, num_rows: int, batch_size: int, shuffle: bool, seed: int, epoch_of=None) -> None:
+    def __init__(self, num_rows: int, batch_size: int, shuffle: bool, seed: int, epoch_of=None,
+                 groups: np.ndarray | None = None) -> None:
         self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
-        self.epochs = EpochOrder(num_rows, shuffle, seed, epoch_of)
+        self.epochs = EpochOrder(num_rows, shuffle, seed, epoch_of, groups)
 
     def __len__(self) -> int:
         return (self.epochs.num_rows + self.batch_size - 1) // self.batch_size

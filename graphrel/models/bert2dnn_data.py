@@ -113,8 +113,9 @@ class Bert2DnnDataModule(SplitDataModule):
         if self.hparams.transfer == "all":
             is_train |= split == "transfer"
         elif self.hparams.transfer == "train_queries":
-            train_queries = set(pairs.loc[split == "train", "query_id"])
-            is_train |= (split == "transfer") & pairs["query_id"].isin(train_queries)
+            from graphrel.data.split import training_pairs
+
+            is_train |= training_pairs(pairs)
         train = pairs[is_train & pairs["teacher_logit"].notna()].copy()
         train.loc[train["split"] != "train", "label"] = np.nan
         if len(train) == 0:

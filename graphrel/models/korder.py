@@ -37,8 +37,9 @@ from torch import nn
 from torch_geometric.nn import MLP
 
 from graphrel.backbone import load_word_embeddings
-from graphrel.data.graph import NEIGHBOUR_TYPE, metapaths_for_order
-from graphrel.losses import distillation_loss, temperature_targets
+from graphrel.data.graph import (NEIGHBOUR_TYPE, NUM_SIMILAR_QUERY_STATISTICS, SIMILAR_QUERY_METAPATHS,
+                                 metapaths_for_order)
+from graphrel.losses import distillation_loss, listwise_kl, margin_mse, temperature_targets
 from graphrel.metrics import RELEVANT_NORMALISED
 from graphrel.models.class_path import add_class_path
 from graphrel.models.validation import RelevanceValidation
@@ -49,6 +50,8 @@ from graphrel.nn.semantic_attention import SemanticAttention
 from graphrel.nn.wordpiece_encoder import WordpieceEncoder
 
 NODE_TYPES = ("query", "product")
+#: Ranking distillation losses a student may add to its pointwise loss (``ranking_loss``).
+RANKING_LOSSES = {"none": None, "listwise": listwise_kl, "margin_mse": margin_mse}
 #: Width of the batch's ``neighbourhood`` statistics (see ``MetapathNeighbours.neighbourhood_statistics``).
 NUM_NEIGHBOURHOOD_STATISTICS = 4
 
@@ -86,6 +89,22 @@ class KOrderStudent(L.LightningModule):
             is worse (Spearman -0.011 [-0.022, -0.001]); so the fallback serves both, and
             for such pairs a graph student *is* its text-only student. It shares the frozen
             wordpiece matrix (no second copy).
+        similar_queries: m > 0: the student also reads each pair's m nearest logged queries
+            (:class:`graphrel.data.query_neighbours.NearestLoggedQueries`, built from the graph
+            at training and scoring time alike; a logged query never finds its own text): with
+            k >= 1 the metapaths ``Q~Q`` and ``Q~Q-P``, and with neighbourhood statistics their
+            four statistics (:meth:`graphrel.data.graph.MetapathNeighbours.similar_query_paths`).
+            A query new to the log then has a neighbourhood (Cold Brew, Zheng et al., arXiv
+            2111.04840, gives edgeless nodes one of their nearest nodes by features), and the
+            text fallback takes only pairs of which nothing is known: no other product of the
+            query, no similar logged query, no other query of the product. 0: none.
+        min_similarity: text similarity in [0, 1) a logged query needs to be a neighbour.
+        ranking_loss: ``"none"``, ``"listwise"`` (KL between the teacher's and the student's
+            softmax over a query's candidates, Rank-DistiLLM, arXiv 2405.07920) or
+            ``"margin_mse"`` (MarginMSE, Hofstätter et al., arXiv 2010.02666), added to the
+            pointwise loss with weight ``ranking_weight``; needs batches of whole queries
+            (``StudentDataModule(group_by_query=True)``, which the pipeline sets).
+        ranking_weight: weight >= 0 of the ranking loss.
         relevance_threshold: normalised label in (0, 1] at or above which a validation pair
             counts as relevant for ``val_auc``, the checkpoint monitor (the pipeline passes
             its ``evaluation.relevance_threshold``; 0.75 = 2.5 on a 1-3 scale).
@@ -103,10 +122,23 @@ class KOrderStudent(L.LightningModule):
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
                  label_weight: float = 1.0, neighbourhood_statistics: bool = True,
-                 text_fallback: bool = True, relevance_threshold: float = RELEVANT_NORMALISED) -> None:
+                 text_fallback: bool = True, relevance_threshold: float = RELEVANT_NORMALISED,
+                 similar_queries: int = 0, min_similarity: float = 0.5, ranking_loss: str = "none",
+                 ranking_weight: float = 1.0) -> None:
         super().__init__()
+        if ranking_loss not in RANKING_LOSSES:
+            raise ValueError(f"ranking_loss must be one of {tuple(RANKING_LOSSES)}, got {ranking_loss!r}")
+        if not ranking_weight >= 0:
+            raise ValueError(f"ranking_weight must be >= 0, got {ranking_weight}")
+        if isinstance(similar_queries, bool) or int(similar_queries) != similar_queries or similar_queries < 0:
+            raise ValueError(f"similar_queries must be a whole number >= 0, got {similar_queries!r}")
+        if not 0 <= min_similarity < 1:
+            raise ValueError(f"min_similarity must be in [0, 1), got {min_similarity}")
         self.save_hyperparameters()
         self.metapaths = metapaths_for_order(order)
+        if similar_queries and order > 0:
+            self.metapaths += SIMILAR_QUERY_METAPATHS
+        self.reads_similar_query_statistics = bool(similar_queries and neighbourhood_statistics)
         self.encoder = WordpieceEncoder(load_word_embeddings(backbone, backbone_config), dim=text_dim)
         dim = self.encoder.dim
         self.kernels = KernelPooling(num_kernels)
@@ -119,6 +151,8 @@ class KOrderStudent(L.LightningModule):
             head_in += hidden + NUM_STATS * len(self.metapaths)
         if neighbourhood_statistics:
             head_in += NUM_NEIGHBOURHOOD_STATISTICS
+        if self.reads_similar_query_statistics:
+            head_in += NUM_SIMILAR_QUERY_STATISTICS
         self.head = MLP([head_in, 64, 1], dropout=0.1, norm=None)
         self.text_fallback = None
         if text_fallback and head_in > text_hidden // 2:
@@ -151,6 +185,15 @@ class KOrderStudent(L.LightningModule):
         datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is not None and hasattr(datamodule, "featurizer"):
             featurizer = datamodule.featurizer
+            wanted = self.hparams.get("similar_queries", 0)
+            found = featurizer.similar_queries
+            if wanted and (self.metapaths or self.reads_similar_query_statistics) and (
+                    found is None or (found.m, found.min_similarity) != (wanted, self.hparams.min_similarity)):
+                from graphrel.errors import GraphrelInputError
+
+                raise GraphrelInputError("the student reads nearest logged queries that its data module does not "
+                                         "add the same way", fix="give data.init_args the model's "
+                                         "similar_queries and min_similarity")
             self.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
         if stage == "fit" and self.text_fallback is not None and not self._text_fallback_loaded:
             # `graphrel fit` (LightningCLI): the fallback is the run's text-only student.
@@ -258,11 +301,24 @@ class KOrderStudent(L.LightningModule):
         return text_mlp(torch.cat([kernel_features, e_q, e_p, e_q * e_p, (e_q - e_p).abs()], -1)), e_q, e_p
 
     def query_unknown(self, batch: dict) -> torch.Tensor:
-        """(B,) bool: pairs whose query has no other product in the graph (a query new to the
-        log, or whose only edge is the pair itself): what the text fallback scores."""
+        """(B,) bool: the pairs the text fallback scores.
+
+        Without ``similar_queries``: pairs whose query has no other product in the graph (a
+        query new to the log, or whose only edge is the pair itself). With them: pairs of
+        which nothing is known, i.e. that, and no similar logged query, and no other query
+        of the product in the graph.
+        """
         if "Q-P/scores" in batch:
-            return torch.isnan(batch["Q-P/scores"]).all(-1)
-        return batch["neighbourhood"][:, 1] == 0  # log(1 + the query's degree)
+            unknown = torch.isnan(batch["Q-P/scores"]).all(-1)
+        else:
+            unknown = batch["neighbourhood"][:, 1] == 0  # log(1 + the query's degree)
+        if self.hparams.get("similar_queries", 0):
+            unknown = unknown & (batch["similar_queries"][:, 0] == 0)  # no similar logged query
+            if "neighbourhood" in batch:
+                unknown = unknown & (batch["neighbourhood"][:, 3] == 0)  # log(1 + the product's degree)
+            else:
+                unknown = unknown & torch.isnan(batch["P-Q/scores"]).all(-1)
+        return unknown
 
     def _fallback_logits(self, batch: dict) -> torch.Tensor:
         fallback = self.text_fallback
@@ -291,6 +347,8 @@ class KOrderStudent(L.LightningModule):
             parts += [combined, stats.flatten(1)]
         if self.hparams.neighbourhood_statistics:
             parts.append(batch["neighbourhood"])
+        if self.reads_similar_query_statistics:
+            parts.append(batch["similar_queries"])
         logits = self.head(torch.cat(parts, -1)).squeeze(-1)
         if unknown is not None and bool(unknown.any()):
             logits = torch.where(unknown, self._fallback_logits(batch), logits)
@@ -302,6 +360,11 @@ class KOrderStudent(L.LightningModule):
         logits = self(batch)
         targets = temperature_targets(batch["teacher_logit"], self.hparams.temperature)
         loss = distillation_loss(logits, targets, batch.get("label"), label_weight=self.hparams.label_weight)
+        ranking = self.hparams.get("ranking_loss", "none")
+        if ranking != "none" and self.hparams.ranking_weight > 0:
+            options = {"temperature": self.hparams.temperature} if ranking == "listwise" else {}
+            loss = loss + self.hparams.ranking_weight * RANKING_LOSSES[ranking](
+                logits, batch["teacher_logit"], batch["query_group"], **options)
         self.log("train_loss", loss, prog_bar=True, batch_size=len(logits))
         return loss
 

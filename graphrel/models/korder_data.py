@@ -22,9 +22,11 @@ class GraphBatches(EpochBatches):
     """Pre-featurised batches of graph students (one item = one batch, rows as :class:`EpochBatches`).
 
     An item holds the featuriser's tensors of its rows plus ``teacher_logit`` (B,) float32,
-    ``label`` (B,) float32 (NaN = none) and ``row_id`` (B,) int64, the frame's index labels
+    ``label`` (B,) float32 (NaN = none), ``row_id`` (B,) int64, the frame's index labels
     of the rows (for a run: their row in ``pairs.parquet``; models ignore it, prediction
-    writers use it).
+    writers use it), and ``query_group`` (B,) int64, the same number for the rows of one query
+    (ranking losses compare a query's candidates). With ``group_by_query`` a shuffled epoch
+    keeps each query's rows together.
 
     With ``shuffle``, a share ``new_query_share`` of each batch's rows, drawn with ``(seed,
     epoch, i)``, is read as if its query were new to the log (no query-side neighbours or
@@ -33,8 +35,10 @@ class GraphBatches(EpochBatches):
     """
 
     def __init__(self, featurizer, frame: pd.DataFrame, batch_size: int, shuffle: bool, seed: int,
-                 epoch_of=None, new_query_share: float = 0.0) -> None:
-        super().__init__(len(frame), batch_size, shuffle, seed, epoch_of)
+                 epoch_of=None, new_query_share: float = 0.0, group_by_query: bool = False) -> None:
+        self.query_group = pd.factorize(frame["query_id"])[0].astype(np.int64)
+        super().__init__(len(frame), batch_size, shuffle, seed, epoch_of,
+                         groups=self.query_group if group_by_query else None)
         self.featurizer, self.frame = featurizer, frame
         self.new_query_share = new_query_share
         self.query_index, self.product_index = featurizer.neighbours.node_indices(frame["query_id"],
@@ -45,11 +49,15 @@ class GraphBatches(EpochBatches):
         hide_query = None
         if self.shuffle and self.new_query_share > 0:
             epoch = max(self.epochs.epoch - 1, 0)  # the epoch whose permutation ``rows`` come from
-            hide_query = np.random.default_rng((self.seed, epoch, i)).random(len(rows)) < self.new_query_share
+            draws = np.random.default_rng((self.seed, epoch, i)).random(len(rows))
+            if self.epochs.groups is not None:  # whole queries: a query is new for all its rows
+                draws = draws[np.unique(self.query_group[rows], return_inverse=True)[1]]
+            hide_query = draws < self.new_query_share
         batch = self.featurizer.from_nodes(self.query_index[rows], self.product_index[rows], hide_query=hide_query)
         batch["teacher_logit"] = torch.as_tensor(self.frame["teacher_logit"].to_numpy(np.float32)[rows])
         batch["label"] = torch.as_tensor(self.frame["label"].to_numpy(np.float32)[rows])
         batch["row_id"] = torch.as_tensor(self.row_ids[rows])
+        batch["query_group"] = torch.as_tensor(self.query_group[rows])
         return batch
 
 
@@ -81,10 +89,13 @@ class StudentDataModule(SplitDataModule):
         seed: shuffling seed.
         predict_split: pairs scored by ``graphrel predict``: ``train``, ``val``, ``test``,
             ``test_context``, ``transfer`` (rows of ``pairs.parquet`` with that ``split``) or ``all``.
+        group_by_query: training batches hold whole queries (for a student's ranking loss).
         new_query_share: share in [0, 1) of training pairs read as if their query were new
             to the log (query-side neighbourhood hidden), so that a graph student scores
             queries the log has never seen (protocol ``new_query``) at least as well as a
             text-only one.
+        similar_queries, min_similarity: each pair's nearest logged queries the featuriser
+            adds (:class:`graphrel.data.features.PairFeaturizer`); must equal the model's.
 
     Raises:
         GraphrelInputError: unknown ``predict_split``; a run without training pairs, or
@@ -95,7 +106,8 @@ class StudentDataModule(SplitDataModule):
 
     def __init__(self, run_dir: str = "runs/home_depot", batch_size: int = 256, cap: int = 4,
                  backbone: str = MINILM, seed: int = 0, predict_split: str = "test",
-                 new_query_share: float = 0.3) -> None:
+                 new_query_share: float = 0.3, similar_queries: int = 0, min_similarity: float = 0.5,
+                 group_by_query: bool = False) -> None:
         super().__init__()
         if predict_split not in self.PREDICT_SPLITS:
             raise GraphrelInputError(f"unknown predict_split {predict_split!r}",
@@ -116,7 +128,9 @@ class StudentDataModule(SplitDataModule):
         run = Path(self.hparams.run_dir)
         pairs = load_run_pairs(run, test_labels=True)  # `graphrel test` reports on test labels
         self.set_data(pairs, PairFeaturizer(load_run_graph(run), WordpieceCache(load_tokenizer(self.hparams.backbone)),
-                                            cap=self.hparams.cap))
+                                            cap=self.hparams.cap,
+                                            similar_queries=self.hparams.get("similar_queries", 0),
+                                            min_similarity=self.hparams.get("min_similarity", 0.5)))
 
     def set_data(self, pairs: pd.DataFrame, featurizer) -> None:
         """Use these teacher-scored pairs and this featuriser (the pipeline passes its own).
@@ -126,8 +140,9 @@ class StudentDataModule(SplitDataModule):
         """
         if not pairs.index.is_unique or not pd.api.types.is_integer_dtype(pairs.index):
             pairs = pairs.reset_index(drop=True)
-        train_queries = set(pairs.loc[pairs["split"] == "train", "query_id"])
-        is_train = (pairs["split"] == "train") | ((pairs["split"] == "transfer") & pairs["query_id"].isin(train_queries))
+        from graphrel.data.split import training_pairs
+
+        is_train = training_pairs(pairs)
         train = pairs[is_train].copy()
         train.loc[train["split"] != "train", "label"] = np.nan
         split = self.hparams.get("predict_split", "test")
@@ -175,5 +190,6 @@ class StudentDataModule(SplitDataModule):
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         dataset = GraphBatches(self.featurizer, self.frames[split], self.hparams.batch_size, shuffle, self.hparams.seed,
                            epoch_of=partial(trainer_epoch, self),
-                           new_query_share=self.hparams.get("new_query_share", 0.0) if shuffle else 0.0)
+                           new_query_share=self.hparams.get("new_query_share", 0.0) if shuffle else 0.0,
+                           group_by_query=shuffle and self.hparams.get("group_by_query", False))
         return DataLoader(dataset, batch_size=None, shuffle=False)

@@ -73,7 +73,13 @@ class StudentConfig:
     students know that case (protocol ``new_query``). ``text_fallback``: graph students score a
     pair whose query has no other product in the graph with a frozen copy of ``student_k0``
     (:class:`graphrel.models.korder.KOrderStudent`), so they are never below the text student
-    for a query new to the log.
+    for a query new to the log. ``similar_queries``: graph students (and BERM-O) also read each
+    pair's m nearest logged queries (text similarity >= ``min_similarity``;
+    :class:`graphrel.data.query_neighbours.NearestLoggedQueries`), a neighbourhood a query new
+    to the log has too; the text fallback then takes only pairs of which nothing is known. 0: none.
+    ``ranking_loss`` (``none``, ``listwise``, ``margin_mse``; :class:`graphrel.models.korder.
+    KOrderStudent`): a ranking distillation loss over each query's candidates added to every
+    k-order student's pointwise loss with weight ``ranking_weight``.
     """
 
     order: int = 2
@@ -89,6 +95,10 @@ class StudentConfig:
     online: bool = True
     new_query_share: float = 0.3
     text_fallback: bool = True
+    similar_queries: int = 0
+    min_similarity: float = 0.5
+    ranking_loss: str = "none"
+    ranking_weight: float = 1.0
 
 
 @dataclass
@@ -210,16 +220,23 @@ def check_config(config: PipelineConfig) -> None:
             fail(key, "> 0", value)
     shares = {"data.val_fraction": (c.data.val_fraction, 0, 1), "data.test_fraction": (c.data.test_fraction, 0, 1),
               "evaluation.context_fraction": (c.evaluation.context_fraction, 0, 1),
-              "student.new_query_share": (c.student.new_query_share, 0, 1)}
+              "student.new_query_share": (c.student.new_query_share, 0, 1),
+              "student.min_similarity": (c.student.min_similarity, 0, 1)}
     for key, (value, low, high) in shares.items():
         if not low <= value < high:
             fail(key, f"in [{low}, {high})", value)
     if isinstance(c.evaluation.ndcg_min_pairs, bool) or not isinstance(c.evaluation.ndcg_min_pairs, int) \
             or c.evaluation.ndcg_min_pairs < 2:
         fail("evaluation.ndcg_min_pairs", "a whole number >= 2", c.evaluation.ndcg_min_pairs)
+    if isinstance(c.student.similar_queries, bool) or not isinstance(c.student.similar_queries, int) \
+            or c.student.similar_queries < 0:
+        fail("student.similar_queries", "a whole number >= 0", c.student.similar_queries)
+    if c.student.ranking_loss not in ("none", "listwise", "margin_mse"):
+        fail("student.ranking_loss", "none, listwise or margin_mse", c.student.ranking_loss)
     if not c.data.val_fraction + c.data.test_fraction < 1:
         fail("data.val_fraction + data.test_fraction", "< 1", c.data.val_fraction + c.data.test_fraction)
-    for key, value in (("student.label_weight", c.student.label_weight), ("bert2dnn.label_weight", c.bert2dnn.label_weight)):
+    for key, value in (("student.label_weight", c.student.label_weight), ("bert2dnn.label_weight", c.bert2dnn.label_weight),
+                       ("student.ranking_weight", c.student.ranking_weight)):
         if not value >= 0:
             fail(key, ">= 0", value)
     if c.bert2dnn.enabled:

@@ -165,7 +165,7 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
     routes = {}  # (student, protocol) -> paths
     for name, directory in students.items():
         scorer = load_scorer(directory, graph=run_dir / PROTOCOL_GRAPHS["new_pairs"])
-        paths = scorer.paths(test.query_id, test.product_id)
+        paths = scorer.paths(test.query_id, test.product_id, queries=test["query"])
         if "text" in paths:  # text only: one computation for both protocols
             scores[name] = scorer.score(test.query_id, test["query"], test.product_id, test.product_text)
             computations[name] = _timed(scorer)
@@ -174,7 +174,7 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
         for protocol in PROTOCOLS:
             if protocol not in scorers:
                 other = load_scorer(directory, graph=run_dir / PROTOCOL_GRAPHS[protocol])
-                scorers[protocol] = (other, other.paths(test.query_id, test.product_id))
+                scorers[protocol] = (other, other.paths(test.query_id, test.product_id, queries=test["query"]))
             scorer, paths = scorers[protocol]
             key = f"{name}:{protocol}"
             scores[key] = scorer.score(test.query_id, test["query"], test.product_id, test.product_text)

@@ -80,7 +80,8 @@ class Pipeline:
     def _students(self, scored: pd.DataFrame, graph) -> dict[str, Path]:
         """Train the config's students (k=0, k-order, BERM-O, BERT2DNN); their directories by name."""
         c, run_dir, progress = self.config, self.run_dir, self.progress
-        featurizers = StudentFeaturizer(run_dir, graph, c.student.cap)
+        featurizers = StudentFeaturizer(run_dir, graph, c.student.cap, c.student.similar_queries,
+                                        c.student.min_similarity)
         orders = {R.TEXT_STUDENT: 0, R.GRAPH_STUDENT: c.student.order}
         if c.student.order == 0:
             orders.pop(R.GRAPH_STUDENT)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from graphrel.data.split import training_pairs
 from graphrel.data.text_keys import pair_keys, text_keys
 
 #: Protocol name -> the run's graph file a student reads neighbours from under it.
@@ -72,8 +73,7 @@ def _by_ids(scored: pd.DataFrame, protocol: str) -> np.ndarray:
     if protocol == "new_pairs":
         return (scored["split"] != "test").to_numpy()
     if protocol == "new_query":
-        train_queries = scored.loc[scored["split"] == "train", "query_id"].unique()
-        return (scored["query_id"].isin(train_queries) & scored["split"].isin(["train", "transfer"])).to_numpy()
+        return training_pairs(scored)  # train pairs and transfer pairs of queries no held-out split holds
     raise ValueError(f"unknown protocol {protocol!r}; choose from {PROTOCOLS}")
 
 
@@ -89,8 +89,8 @@ def protocol_edges(scored: pd.DataFrame, protocol: str) -> pd.DataFrame:
 
     Args:
         scored: every pair of a run with ``query_id``, ``query``, ``product_text`` and ``split``.
-        protocol: ``new_query`` (pairs of training queries only: training pairs and their
-            transfer candidates) or ``new_pairs`` (every pair but the evaluated ``test`` ones).
+        protocol: ``new_query`` (pairs of training queries only: training pairs and the transfer
+            candidates of queries no held-out split holds) or ``new_pairs`` (every pair but the evaluated ``test`` ones).
 
     Raises:
         ValueError: unknown protocol.

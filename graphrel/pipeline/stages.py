@@ -51,7 +51,8 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
     scores = "teacher_stacking" if c.stacking.enabled else "teacher_scoring"
     backbone = {"backbone": c.teacher.backbone, "backbone_config": c.teacher.backbone_config}
     student = {k: v for k, v in asdict(c.student).items() if k != "online"}
-    text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics", "text_fallback")  # no graph
+    text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics", "text_fallback",  # no graph
+                 "similar_queries", "min_similarity")
     # graph students start their text fallback from the text student's weights
     fallback = {R.TEXT_STUDENT: R.TEXT_STUDENT} if c.student.text_fallback else {}
     threshold = {"relevance_threshold": c.evaluation.relevance_threshold}  # selects checkpoints (val_auc)

@@ -22,8 +22,9 @@ class StudentFeaturizer:
     """The students' :class:`~graphrel.data.features.PairFeaturizer` on the run's graph,
     built once, and only when a student still has to be trained (a resumed run skips it)."""
 
-    def __init__(self, run_dir: Path, graph, cap: int) -> None:
+    def __init__(self, run_dir: Path, graph, cap: int, similar_queries: int = 0, min_similarity: float = 0.5) -> None:
         self.run_dir, self.graph, self.cap = run_dir, graph, cap
+        self.similar_queries, self.min_similarity = similar_queries, min_similarity
         self.featurizer = None
 
     def for_student(self, name: str):
@@ -34,7 +35,8 @@ class StudentFeaturizer:
 
         if self.featurizer is None and not (self.run_dir / name / R.STUDENT_MANIFEST).is_file():
             tokens = WordpieceCache(load_tokenizer(str(self.run_dir / R.TEACHER_DIR)))
-            self.featurizer = PairFeaturizer(self.graph, tokens, cap=self.cap)
+            self.featurizer = PairFeaturizer(self.graph, tokens, cap=self.cap, similar_queries=self.similar_queries,
+                                             min_similarity=self.min_similarity)
         return self.featurizer
 
 
@@ -54,6 +56,9 @@ def fit_student(c: PipelineConfig, run_dir: Path, name: str, order: int, scored:
     if (directory / R.STUDENT_MANIFEST).is_file():
         return directory
     s = c.student
+    if neighbourhood_statistics is None:
+        neighbourhood_statistics = s.neighbourhood_statistics and order > 0
+    reads_graph = order > 0 or neighbourhood_statistics  # the text-only student reads none
     L.seed_everything(c.seed, workers=True, verbose=False)
     # The teacher's wordpiece matrix stays frozen in fine-tuning, so the backbone's is the teacher's.
     model = KOrderStudent(order=order, hidden=s.hidden, text_hidden=s.text_hidden, backbone=c.teacher.backbone,
@@ -61,12 +66,13 @@ def fit_student(c: PipelineConfig, run_dir: Path, name: str, order: int, scored:
                                            {"vocab_size": featurizer.tokens.tokenizer.vocab_size,
                                             "hidden_size": c.teacher.backbone_config.get("hidden_size", 32)}),
                           learning_rate=s.learning_rate, temperature=s.temperature, label_weight=s.label_weight,
-                          neighbourhood_statistics=(s.neighbourhood_statistics and order > 0
-                                                    if neighbourhood_statistics is None
-                                                    else neighbourhood_statistics),
-                          text_fallback=s.text_fallback, relevance_threshold=validation_threshold(c, run_dir))
+                          neighbourhood_statistics=neighbourhood_statistics,
+                          text_fallback=s.text_fallback, relevance_threshold=validation_threshold(c, run_dir),
+                          similar_queries=s.similar_queries if reads_graph else 0,
+                          min_similarity=s.min_similarity, ranking_loss=s.ranking_loss,
+                          ranking_weight=s.ranking_weight)
     data = StudentDataModule(run_dir=str(run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed,
-                             new_query_share=s.new_query_share)
+                             new_query_share=s.new_query_share, group_by_query=s.ranking_loss != "none")
     data.set_data(scored, featurizer)
     if model.text_fallback is not None:
         model.load_text_student(KOrderStudent.load_from_checkpoint(

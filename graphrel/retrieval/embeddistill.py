@@ -17,7 +17,7 @@ learnable linear projection psi into the teacher's embedding space and L2 normal
   sentence-transformers ``EmbedDistillLoss(distance_metric="l2")``; psi is the student's own
   projection (a ``Dense`` module), so it is kept with the model and used at search time.
 
-Extra unlabelled queries (synthetic queries of :mod:`graphrel.retrieval.query_generation`,
+Extra unlabelled queries (synthetic queries of :mod:`graphrel.data.query_generation`,
 the run's other train/val queries) can join the matching term and, optionally, the score
 distillation term (:func:`train_asymmetric_student`). The parameter budget goes furthest
 spent on width: :func:`prune_vocabulary` keeps only the tokens the catalogue and training
@@ -220,7 +220,7 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
     """Train an asymmetric EmbedDistill student in place against frozen product embeddings.
 
     Extra matching queries (the paper's synthetic queries, e.g. from
-    :func:`graphrel.retrieval.query_generation.generate_queries`, or unlabelled queries of the
+    :func:`graphrel.data.query_generation.generate_queries`, or unlabelled queries of the
     run) have no products: each step draws ``matching_batch_size`` of them beside the labelled
     batch and adds them to the query embedding matching term (the mean L2 runs over labelled
     and extra queries together) and, with ``matching_score``, to the score distillation term

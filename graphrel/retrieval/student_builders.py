@@ -6,7 +6,7 @@ wordpieces of the catalogue's titles and the run's training and validation queri
 query): on Home Depot that keeps about 11.5k of 30.5k rows, so 192 dimensions fit in 1/10 of the
 teacher's parameters (2.22M of 22.7M) where the whole vocabulary allowed only 64. The embedding
 matching terms also see **extra matching queries** without products: synthetic queries from the
-catalogue's titles (:func:`~graphrel.retrieval.query_generation.generate_queries`) and the run's
+catalogue's titles (:func:`~graphrel.data.query_generation.generate_queries`) and the run's
 training and validation queries, each with the teacher's query embedding (computed once, cached
 under ``cache/``); a generated query equal to a test query (case-folded) is left out.
 
@@ -45,7 +45,7 @@ def matching_queries(pairs, catalogue, c, *, test_queries) -> list[str]:
 
     Generated queries equal (case-folded, stripped) to a test query are left out.
     """
-    from graphrel.retrieval.query_generation import generate_queries
+    from graphrel.data.query_generation import generate_queries
 
     texts = []
     if c.generated_queries_per_product:

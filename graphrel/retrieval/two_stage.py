@@ -82,7 +82,8 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
             speed = len(run) / (time.perf_counter() - start)
             # pairs per scoring path: a graph student's text fallback takes the pairs of queries
             # the graph does not hold (every test query under new_query)
-            paths = scorer.paths(run["query_id"].astype(str), run["product_id"].astype(str)) \
+            paths = scorer.paths(run["query_id"].astype(str), run["product_id"].astype(str),
+                                 queries=[queries[q] for q in run["query_id"]]) \
                 if hasattr(scorer, "paths") else {}
             write_parquet(reranked, path)
             paths_path.write_text(json.dumps(paths))

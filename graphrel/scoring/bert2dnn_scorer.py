@@ -123,7 +123,7 @@ class Bert2DnnScorer:
                 out[rows] = self.model.scores(logits).numpy()
         return out
 
-    def paths(self, query_ids, product_ids) -> dict[str, int]:
+    def paths(self, query_ids, product_ids, queries=None) -> dict[str, int]:
         """Every pair takes the one text path: ``{"text": N}`` (the scorer reads no graph)."""
         return {"text": len(query_ids)}
 

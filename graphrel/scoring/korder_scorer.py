@@ -63,7 +63,9 @@ class StudentScorer:
                                else (directory / manifest.get("graph", f"../{GRAPH}")).resolve())
         featurizer = PairFeaturizer(graph, WordpieceCache(load_tokenizer(model.hparams.backbone)),
                                     cap=manifest.get("cap", 8), metapaths=model.metapaths,
-                                    neighbourhood_statistics=model.hparams.get("neighbourhood_statistics", False))
+                                    neighbourhood_statistics=model.hparams.get("neighbourhood_statistics", False),
+                                    similar_queries=model.hparams.get("similar_queries", 0),
+                                    min_similarity=model.hparams.get("min_similarity", 0.5))
         model.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
         scorer = cls(model=model, featurizer=featurizer, name=directory.name)
         scorer.reset_text_caches()  # the graph's node texts are not the texts it will score
@@ -75,35 +77,52 @@ class StudentScorer:
 
         self.featurizer.tokens = WordpieceCache(self.featurizer.tokens.tokenizer, self.featurizer.tokens.pad_id)
 
-    def paths(self, query_ids, product_ids) -> dict[str, int]:
+    def paths(self, query_ids, product_ids, queries=None) -> dict[str, int]:
         """How many of these pairs each scoring path takes, and the ids the graph lacks.
 
         A graph student with a text fallback (:class:`graphrel.models.korder.KOrderStudent`)
-        scores a pair whose query has no other product in the graph with its frozen text-only
-        copy; every other pair (and every pair of a student without a fallback) goes through
-        the graph student itself. The count is the one :meth:`score` follows, from the graph
-        alone (no text is read).
+        scores with its frozen text-only copy a pair whose query has no other product in the
+        graph, or, for a student reading nearest logged queries, a pair of which nothing is
+        known (no other product of the query, no similar logged query, no other query of the
+        product); every other pair (and every pair of a student without a fallback) goes
+        through the graph student itself. The count is the one :meth:`score` follows, from
+        ids and query texts alone (nothing is tokenised).
 
         Args:
             query_ids, product_ids: N str ids.
+            queries: N str query texts; needed by a student reading nearest logged queries.
 
         Returns:
             ``{"graph": int, "text_fallback": int, "queries_not_in_graph": int,
             "products_not_in_graph": int}``: the first two add up to N; the last two count
-            pairs whose query (product) id is not a node of the graph. A text-only student
-            (k=0, no neighbourhood statistics) reads no graph: ``{"text": N}``.
+            pairs whose query (product) id is not a node of the graph. A student reading
+            nearest logged queries adds ``"built_neighbourhood"``: pairs whose query is not in
+            the graph (or has no other product there) but has a similar logged query. A
+            text-only student (k=0, no neighbourhood statistics) reads no graph: ``{"text": N}``.
+
+        Raises:
+            ValueError: ``queries`` missing for a student reading nearest logged queries.
         """
         if not (self.model.metapaths or self.model.hparams.get("neighbourhood_statistics", False)):
             return {"text": len(query_ids)}  # the text-only student reads no graph
-        query_index, product_index = self.featurizer.neighbours.node_indices(query_ids, product_ids)
-        fallback = np.zeros(len(query_index), dtype=bool)
-        if getattr(self.model, "text_fallback", None) is not None:
-            # log(1 + the query's degree, own edge left out) == 0: no other product (query_unknown)
-            statistics = self.featurizer.neighbours.neighbourhood_statistics(query_index, product_index)
-            fallback = statistics[:, 1] == 0
+        neighbours = self.featurizer.neighbours
+        query_index, product_index = neighbours.node_indices(query_ids, product_ids)
+        # log(1 + degree, own edge left out) == 0: the query (product) has no other neighbour
+        statistics = neighbours.neighbourhood_statistics(query_index, product_index)
+        query_unknown = statistics[:, 1] == 0
+        out = {}
+        fallback = query_unknown
+        if self.featurizer.similar_queries is not None:
+            if queries is None:
+                raise ValueError("a student reading nearest logged queries needs the query texts to count its paths")
+            similar = self.featurizer.similar_query_statistics(queries, product_ids)[:, 0] > 0
+            out["built_neighbourhood"] = int((query_unknown & similar).sum())
+            fallback = query_unknown & ~similar & (statistics[:, 3] == 0)
+        if getattr(self.model, "text_fallback", None) is None:
+            fallback = np.zeros(len(query_index), dtype=bool)
         return {"graph": int((~fallback).sum()), "text_fallback": int(fallback.sum()),
                 "queries_not_in_graph": int((query_index < 0).sum()),
-                "products_not_in_graph": int((product_index < 0).sum())}
+                "products_not_in_graph": int((product_index < 0).sum()), **out}
 
     @torch.inference_mode()
     @paused_garbage_collector()

@@ -331,7 +331,7 @@ def _write_shard(parts: Path, index: int, chunk: RelevancePairs, scorer, batch_s
                               batch_size=batch_size)
         count_paths = getattr(scorer, "paths", None)  # every graphrel scorer has it
         if count_paths is not None:
-            paths = count_paths(frame["query_id"], frame["product_id"])
+            paths = count_paths(frame["query_id"], frame["product_id"], queries=frame["query"])
     else:
         scores = np.empty(0, dtype=np.float32)
     return score_parts.save_shard(parts, index, frame, scores, paths)

@@ -105,7 +105,7 @@ def _matching_distance(student, queries, targets):
 
 
 def test_matching_queries_pull_the_student_onto_the_teacher_on_them(examples, tiny_encoder_dir, static):
-    from graphrel.retrieval.query_generation import generate_queries
+    from graphrel.data.query_generation import generate_queries
 
     frame, catalogue = examples
     teacher = load_encoder(tiny_encoder_dir)

@@ -154,7 +154,7 @@ class TextScorer(FakeScorer):
 
     calls = 0
 
-    def paths(self, query_ids, product_ids):
+    def paths(self, query_ids, product_ids, queries=None):
         TextScorer.calls += 1
         return {"text": len(query_ids)}
 

@@ -1,10 +1,12 @@
 import pytest
 
-from graphrel.retrieval.query_generation import EDGE_WORDS, generate_queries, title_words
+from graphrel.data.query_generation import EDGE_WORDS, generate_queries, title_words
 
-from .conftest import PRODUCTS
-
-TITLES = list(PRODUCTS.values()) + ["Steves &amp; Sons 48 in. x 80 in. Primed White Fiberglass Patio Door",
+PRODUCT_TITLES = ["DeWalt 20V cordless drill bit set", "50 ft. green garden hose", "2 in. angled paint brush",
+                  "steel door hinge 3-pack", "Philips 60-Watt LED light bulb", "garden hose reel cart",
+                  "cordless drill driver kit", "exterior paint roller cover", "brass door knob",
+                  "LED flood light outdoor", "hose nozzle spray", "interior wood door"]
+TITLES = PRODUCT_TITLES + ["Steves &amp; Sons 48 in. x 80 in. Primed White Fiberglass Patio Door",
                                     "DeWalt 20V cordless drill bit set"]  # a repeated title
 
 

@@ -1,4 +1,4 @@
-"""Synthetic queries cut from product titles, for EmbedDistill's embedding-matching terms.
+"""Synthetic queries cut from product titles: for EmbedDistill's embedding-matching terms and the transfer set.
 
 EmbedDistill (Kim et al., arXiv 2301.12005, Sec. 4.3) adds unlabelled synthetic queries to the
 query embedding matching term: the student learns the teacher's query geometry on far more

@@ -1,0 +1,96 @@
+"""A neighbourhood for a query the log has never seen: its nearest logged queries.
+
+A query new to the log has no edge in the query-product graph, so a graph student has
+nothing to read on its query side. Its nearest *logged* queries (by text) stand in for the
+edges it does not have: what the teacher scored for a similar query is evidence about
+this one. Cold Brew (Zheng et al., arXiv 2111.04840) gives edgeless nodes a latent
+neighbourhood of their nearest nodes by features and trains on nodes whose edges are
+hidden; BERM (Liu et al., arXiv 2210.01701) reads query-side metapaths. This is this
+package's reconstruction of that idea for search logs:
+
+- similarity: cosine of TF-IDF vectors of character n-grams within words (scikit-learn),
+  computed on text keys (:mod:`graphrel.data.text_keys`): short product queries are often
+  misspelt or pluralised ("angle bracket" / "angle brakets"), which word vectors miss, and
+  it needs no encoder pass, so a student stays as fast as it was;
+- a logged query with the query's own text key is never its neighbour: a query of the log
+  finds the neighbours it would find if it were new (training sees what scoring sees);
+- neighbours below ``min_similarity`` are dropped: a query with none has no built
+  neighbourhood (and a graph student falls back to its text path if nothing else is known).
+
+Example:
+    >>> logged = NearestLoggedQueries(["angle bracket", "deck screws", "Angle Bracket"], m=2)
+    >>> ids, similarity = logged.search(["angle brackets"])
+    >>> ids  # both spellings of "angle bracket"; "deck screws" is below min_similarity
+    array([[0, 2]])
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.neighbors import NearestNeighbors
+
+from graphrel.data.text_keys import text_keys
+
+__all__ = ["NearestLoggedQueries"]
+
+
+class NearestLoggedQueries:
+    """The ``m`` nearest logged queries of any query text (see module doc).
+
+    Args:
+        logged_queries: (Nq,) str, the texts of the graph's query nodes in node order.
+        m: neighbours kept per query, >= 1.
+        min_similarity: cosine in [0, 1) below which a logged query is not a neighbour.
+
+    Raises:
+        ValueError: ``m`` < 1, ``min_similarity`` outside [0, 1), or no logged query.
+    """
+
+    def __init__(self, logged_queries, *, m: int = 4, min_similarity: float = 0.5) -> None:
+        if isinstance(m, bool) or int(m) != m or m < 1:
+            raise ValueError(f"m (nearest logged queries) must be a whole number >= 1, got {m!r}")
+        if not 0 <= min_similarity < 1:
+            raise ValueError(f"min_similarity must be in [0, 1), got {min_similarity}")
+        keys = text_keys(list(logged_queries)).to_numpy(dtype=object)
+        if len(keys) == 0:
+            raise ValueError("no logged query to search")
+        self.m, self.min_similarity = int(m), float(min_similarity)
+        self.keys = keys
+        self.vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), sublinear_tf=True,
+                                          dtype=np.float32)
+        matrix = self.vectorizer.fit_transform(keys)
+        # Logged ids sharing one key are all dropped for a query of that key: ask for enough more.
+        largest_group = int(pd.Series(keys).value_counts().max())
+        self._k = min(len(keys), self.m + largest_group)
+        self._index = NearestNeighbors(n_neighbors=self._k, metric="cosine", algorithm="brute").fit(matrix)
+
+    def search(self, queries) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest logged queries of each query text, most similar first.
+
+        Args:
+            queries: (B,) str query texts (repeats are searched once).
+
+        Returns:
+            ids: (B, m) int64 logged query indices (node order), -1 = none;
+            similarity: (B, m) float32 cosine in [min_similarity, 1], NaN = none.
+        """
+        keys = text_keys(list(queries)).to_numpy(dtype=object)
+        ids = np.full((len(keys), self.m), -1, dtype=np.int64)
+        similarity = np.full((len(keys), self.m), np.nan, dtype=np.float32)
+        if len(keys) == 0:
+            return ids, similarity
+        codes, unique = pd.factorize(keys)
+        distance, found = self._index.kneighbors(self.vectorizer.transform(unique))
+        found_similarity = (1.0 - distance).astype(np.float32)
+        valid = (found_similarity >= self.min_similarity) & (self.keys[found] != unique[:, None])
+        # keep the first m valid columns of each row, in order (most similar first)
+        rank = np.cumsum(valid, axis=1) - 1
+        keep = valid & (rank < self.m)
+        rows, columns = np.nonzero(keep)
+        unique_ids = np.full((len(unique), self.m), -1, dtype=np.int64)
+        unique_similarity = np.full((len(unique), self.m), np.nan, dtype=np.float32)
+        unique_ids[rows, rank[rows, columns]] = found[rows, columns]
+        unique_similarity[rows, rank[rows, columns]] = found_similarity[rows, columns]
+        return unique_ids[codes], unique_similarity[codes]
