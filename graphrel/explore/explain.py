@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from graphrel.data.graph import NEIGHBOUR_TYPE, SIMILAR_QUERY_METAPATHS
 from graphrel.errors import GraphrelInputError
 from graphrel.explore.egograph import DEFAULT_LABEL_SPLITS
 from graphrel.explore.index import GraphIndex, unknown_product
@@ -22,7 +23,7 @@ from graphrel.explore.inspected_run import InspectedRun
 
 __all__ = ["PairExplanation", "metapaths"]
 
-NEIGHBOUR_COLUMNS = ["metapath", "rank", "neighbour_type", "neighbour_id", "neighbour_text", "via",
+NEIGHBOUR_COLUMNS = ["metapath", "rank", "neighbour_type", "neighbour_id", "neighbour_text", "via", "built",
                      "teacher_score", "attention", "metapath_weight", "score_without", "contribution"]
 
 
@@ -38,11 +39,17 @@ class PairExplanation:
         teacher_score, label, split: of the pair itself when it is a pair of the run
             (``label`` only where ``label_splits`` allows), else None.
         metapath_weights: metapath -> metapath-level attention weight (sums to 1).
+        text_fallback: the student scored the pair with its text-only fallback: the
+            neighbours below were looked up but did not make the score.
         neighbours: one row per neighbour the student read, columns ``metapath``, ``rank``
             (1 = highest attention within the metapath), ``neighbour_type``,
             ``neighbour_id``, ``neighbour_text``, ``via`` (two-hop metapaths: the id of the
-            middle node, a Q-P or P-Q neighbour of the pair; else None), ``teacher_score`` (of the metapath
-            instance; for two-hop paths the product of its two edges' scores),
+            middle node, a Q-P or P-Q neighbour of the pair, or for ``Q~Q-P`` the nearest logged
+            query; else None), ``built`` (True on the metapaths ``Q~Q`` and ``Q~Q-P``: a
+            neighbourhood built from the query's nearest logged queries, not edges of the
+            query), ``teacher_score`` (of the metapath instance; for two-hop paths the product
+            of its two edges' scores; for ``Q~Q`` the text similarity, and for ``Q~Q-P``
+            similarity x teacher score),
             ``attention`` (sums to 1 per metapath), ``metapath_weight``,
             ``score_without`` (the student's score with only this neighbour removed) and
             ``contribution`` = ``score - score_without`` (positive: this neighbour raised
@@ -61,12 +68,13 @@ class PairExplanation:
     split: str | None = None
     metapath_weights: dict[str, float] = field(default_factory=dict)
     neighbours: pd.DataFrame = field(default_factory=pd.DataFrame)
+    text_fallback: bool = False
 
     def to_dict(self) -> dict:
         """JSON-ready dict (NaN as None)."""
         out = {k: getattr(self, k) for k in ("query_id", "query", "product_id", "product_text", "score",
                                              "query_in_graph", "product_in_graph", "teacher_score", "label",
-                                             "split", "metapath_weights")}
+                                             "split", "metapath_weights", "text_fallback")}
         rows = self.neighbours.astype(object).where(self.neighbours.notna(), None)
         out["neighbours"] = rows.to_dict(orient="records")
         return out
@@ -120,7 +128,8 @@ def metapaths(run, query: str, product_id: str, *, product_text: str | None = No
     table = _neighbour_table(index, batch, names, used, scores, attention, weights)
     explanation = PairExplanation(query_id=query_id, query=query_text, product_id=product_id,
                                   product_text=product_text, score=float(scores[0]), query_in_graph=q is not None,
-                                  product_in_graph=p is not None, metapath_weights=weights, neighbours=table)
+                                  product_in_graph=p is not None, metapath_weights=weights, neighbours=table,
+                                  text_fallback=bool(attention.get("text_fallback", torch.zeros(1, dtype=torch.bool))[0]))
     if run.pairs is not None:
         _add_own_pair(explanation, run.pairs, label_splits)
     return explanation
@@ -148,7 +157,7 @@ def _neighbour_table(index: GraphIndex, batch: dict, names: list[str], used: lis
     """One row per neighbour read, columns :data:`NEIGHBOUR_COLUMNS`, by metapath then attention."""
     rows = []
     for row, (name, slot) in enumerate(used, start=1):
-        kind = "product" if name in ("Q-P", "P-Q-P") else "query"
+        kind = NEIGHBOUR_TYPE[name]
         node = int(batch[f"{name}/ids"][0, slot])
         instance = float(batch[f"{name}/scores"][0, slot])
         via = _via(index, batch, name, node, instance)
@@ -158,6 +167,7 @@ def _neighbour_table(index: GraphIndex, batch: dict, names: list[str], used: lis
             "neighbour_id": index.query_ids[node] if kind == "query" else index.product_ids[node],
             "neighbour_text": index.query_texts[node] if kind == "query" else index.product_texts[node],
             "via": None if via is None else (index.product_ids[via] if name == "Q-P-Q" else index.query_ids[via]),
+            "built": name in SIMILAR_QUERY_METAPATHS,
             "teacher_score": instance,
             "attention": float(attention[name][0, slot]),
             "metapath_weight": weights[name],
@@ -177,16 +187,17 @@ def _via(index: GraphIndex, batch: dict, name: str, node: int, instance: float) 
     """Middle node of a two-hop metapath instance (None for one-hop metapaths).
 
     Q-P-Q: the product p' among the pair's Q-P neighbours with edges q-p' and p'-q'' whose
-    score product is the instance score; P-Q-P likewise through the P-Q neighbours.
+    score product is the instance score; P-Q-P likewise through the P-Q neighbours; Q~Q-P
+    through the nearest logged queries (Q~Q, their similarity x the edge's teacher score).
     """
-    if name not in ("Q-P-Q", "P-Q-P"):
+    if name not in ("Q-P-Q", "P-Q-P", "Q~Q-P"):
         return None
-    first = "Q-P" if name == "Q-P-Q" else "P-Q"
+    first = {"Q-P-Q": "Q-P", "P-Q-P": "P-Q", "Q~Q-P": "Q~Q"}[name]
     best, best_error = None, math.inf
     for middle, score in zip(batch[f"{first}/ids"][0].tolist(), batch[f"{first}/scores"][0].tolist()):
         if middle < 0:
             continue
-        key = (node, middle) if name == "Q-P-Q" else (middle, node)
+        key = (node, middle) if name == "Q-P-Q" else (middle, node)  # (query, product)
         if key in index.edge_score:
             error = abs(score * index.edge_score[key] - instance)
             if error < best_error:

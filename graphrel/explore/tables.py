@@ -82,6 +82,9 @@ def format_explanation(explanation: PairExplanation) -> str:
     lines = [f"pair: query {short(e.query, 50)!r} x product {e.product_id} {short(e.product_text, 50)!r}",
              f"  student score {_fmt(e.score)}   teacher score {_fmt(e.teacher_score)}   "
              f"label {_fmt(e.label)}   split {e.split or '-'}   ({seen})"]
+    if e.text_fallback:
+        lines.append("  scored by the student's text fallback (nothing known of the pair in the graph): "
+                     "the neighbours below did not make the score")
     if e.metapath_weights:
         lines.append("  metapath weights: " + "  ".join(f"{m} {w:.3f}" for m, w in e.metapath_weights.items()))
     else:
@@ -89,7 +92,8 @@ def format_explanation(explanation: PairExplanation) -> str:
     if not len(e.neighbours):
         lines.append("  no neighbours on any metapath")
         return "\n".join(lines)
-    lines += ["  contribution = student score - score without that neighbour (+ raised the score)", "",
+    lines += ["  contribution = student score - score without that neighbour (+ raised the score); "
+              "Q~Q teacher column: text similarity", "",
               f"  {'metapath':<8}  {'#':>2}  {'teacher':>7}  {'attention':>9}  {'contrib.':>9}  neighbour",
               f"  {'-' * 8}  {'-' * 2}  {'-' * 7}  {'-' * 9}  {'-' * 9}  {'-' * 40}"]
     for row in e.neighbours.itertuples():
@@ -97,6 +101,8 @@ def format_explanation(explanation: PairExplanation) -> str:
                else f"product {row.neighbour_id}  {short(row.neighbour_text, 50)}")
         if isinstance(row.via, str):
             who += f"  (via {'product' if row.metapath == 'Q-P-Q' else 'query'} {short(row.via, 30)!r})"
+        if row.built:
+            who += "  [built: nearest logged query]" if row.metapath == "Q~Q" else "  [built: via a nearest logged query]"
         lines.append(f"  {row.metapath:<8}  {row.rank:>2}  {row.teacher_score:>7.3f}  {row.attention:>9.3f}  "
                      f"{row.contribution:>+9.4f}  {who}")
     for name in e.metapath_weights:

@@ -81,23 +81,28 @@ class KOrderStudent(L.LightningModule):
             graph (two table look-ups, no attention); the text-only k=0 student sets it False.
         text_fallback: a graph student (k >= 1 or neighbourhood statistics) carries a frozen
             copy of a trained text-only student (:meth:`load_text_student`; ``graphrel fit``
-            loads ``<run_dir>/student_k0``) and scores with it every pair whose query has no
-            other product in the graph (:meth:`query_unknown`: a query new to the log).
-            Chosen on Home Depot's validation queries (``tools/choose_on_validation.py``,
-            queries new to the log): the k-order student's own graph path there is no
-            different from the text-only student (AUC +0.0005 [-0.0044, +0.0060]), BERM-O's
-            is worse (Spearman -0.011 [-0.022, -0.001]); so the fallback serves both, and
-            for such pairs a graph student *is* its text-only student. It shares the frozen
-            wordpiece matrix (no second copy).
+            loads ``<run_dir>/student_k0``) and scores with it every pair :meth:`query_unknown`
+            marks. It shares the frozen wordpiece matrix (no second copy). Off by default:
+            chosen on Home Depot's validation queries (``tools/choose_on_validation.py``,
+            queries new to the log, students with ``similar_queries=4``), the k-order student's
+            own path beats the text-only student on every pair (AUC +0.0097 [+0.0025, +0.0167],
+            Spearman +0.019 [+0.007, +0.032]) while routing the 848 of 7,439 pairs of which
+            nothing is known to the fallback leaves no difference (AUC +0.0043 [-0.0028,
+            +0.0112]): two models' score scales mixed in one ranking cost more than the text
+            student's edge on those pairs. (Without nearest logged queries the graph path was no
+            better than the text student for a new query, AUC +0.0005 [-0.0044, +0.0060]: that
+            is when a fallback pays.)
         similar_queries: m > 0: the student also reads each pair's m nearest logged queries
             (:class:`graphrel.data.query_neighbours.NearestLoggedQueries`, built from the graph
             at training and scoring time alike; a logged query never finds its own text): with
             k >= 1 the metapaths ``Q~Q`` and ``Q~Q-P``, and with neighbourhood statistics their
             four statistics (:meth:`graphrel.data.graph.MetapathNeighbours.similar_query_paths`).
             A query new to the log then has a neighbourhood (Cold Brew, Zheng et al., arXiv
-            2111.04840, gives edgeless nodes one of their nearest nodes by features), and the
+            2111.04840, gives edgeless nodes one of their nearest nodes by features), and a
             text fallback takes only pairs of which nothing is known: no other product of the
-            query, no similar logged query, no other query of the product. 0: none.
+            query, no similar logged query, no other query of the product. 0 (a checkpoint
+            saved before the option existed): none; the pipeline's default is 4 (m = 8 was no
+            different on validation, AUC +0.0001).
         min_similarity: text similarity in [0, 1) a logged query needs to be a neighbour.
         ranking_loss: ``"none"``, ``"listwise"`` (KL between the teacher's and the student's
             softmax over a query's candidates, Rank-DistiLLM, arXiv 2405.07920) or
@@ -122,7 +127,7 @@ class KOrderStudent(L.LightningModule):
                  backbone: str = "minilm-l6", backbone_config: dict | None = None,
                  learning_rate: float = 2e-3, weight_decay: float = 1e-4, temperature: float = 1.0,
                  label_weight: float = 1.0, neighbourhood_statistics: bool = True,
-                 text_fallback: bool = True, relevance_threshold: float = RELEVANT_NORMALISED,
+                 text_fallback: bool = False, relevance_threshold: float = RELEVANT_NORMALISED,
                  similar_queries: int = 0, min_similarity: float = 0.5, ranking_loss: str = "none",
                  ranking_weight: float = 1.0) -> None:
         super().__init__()

@@ -94,8 +94,8 @@ class StudentConfig:
     neighbourhood_statistics: bool = True
     online: bool = True
     new_query_share: float = 0.3
-    text_fallback: bool = True
-    similar_queries: int = 0
+    text_fallback: bool = False
+    similar_queries: int = 4
     min_similarity: float = 0.5
     ranking_loss: str = "none"
     ranking_weight: float = 1.0

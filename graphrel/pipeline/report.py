@@ -44,7 +44,11 @@ def _paths(values: dict) -> str:
     if "same_computation_as" in values:
         return (f"= {values['same_computation_as']}: text fallback for {paths['text_fallback']:,} of "
                 f"{paths['text_fallback'] + paths['graph']:,} pairs")
-    return f"graph {paths['graph']:,}, text fallback {paths['text_fallback']:,}"
+    line = f"graph {paths['graph']:,}, text fallback {paths['text_fallback']:,}"
+    if "built_neighbourhood" in paths:
+        line += (f" (built neighbourhood {paths['built_neighbourhood']:,}, "
+                 f"nothing known {paths['nothing_known']:,})")
+    return line
 
 
 def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -> str:

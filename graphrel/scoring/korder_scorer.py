@@ -97,7 +97,10 @@ class StudentScorer:
             "products_not_in_graph": int}``: the first two add up to N; the last two count
             pairs whose query (product) id is not a node of the graph. A student reading
             nearest logged queries adds ``"built_neighbourhood"``: pairs whose query is not in
-            the graph (or has no other product there) but has a similar logged query. A
+            the graph (or has no other product there) but has a similar logged query, and
+            ``"nothing_known"``: pairs with no neighbour at all (no other product of the query,
+            no similar logged query, no other query of the product), what a text fallback
+            takes (with none, the graph student scores them from its empty neighbourhood). A
             text-only student (k=0, no neighbourhood statistics) reads no graph: ``{"text": N}``.
 
         Raises:
@@ -116,8 +119,8 @@ class StudentScorer:
             if queries is None:
                 raise ValueError("a student reading nearest logged queries needs the query texts to count its paths")
             similar = self.featurizer.similar_query_statistics(queries, product_ids)[:, 0] > 0
-            out["built_neighbourhood"] = int((query_unknown & similar).sum())
             fallback = query_unknown & ~similar & (statistics[:, 3] == 0)
+            out = {"built_neighbourhood": int((query_unknown & similar).sum()), "nothing_known": int(fallback.sum())}
         if getattr(self.model, "text_fallback", None) is None:
             fallback = np.zeros(len(query_index), dtype=bool)
         return {"graph": int((~fallback).sum()), "text_fallback": int(fallback.sum()),

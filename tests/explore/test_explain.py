@@ -20,7 +20,7 @@ def test_metapath_attention_and_contributions(opened, pairs, rich_pair):
     model = opened.student.model
     assert list(explanation.metapath_weights) == list(model.metapaths)
     assert sum(explanation.metapath_weights.values()) == pytest.approx(1.0, abs=1e-5)
-    assert {"Q-P", "P-Q", "Q-P-Q", "P-Q-P"} >= set(table["metapath"]) >= {"Q-P", "P-Q"}
+    assert {"Q-P", "P-Q", "Q-P-Q", "P-Q-P", "Q~Q", "Q~Q-P"} >= set(table["metapath"]) >= {"Q-P", "P-Q"}
     for _, group in table.groupby("metapath"):
         assert group["attention"].sum() == pytest.approx(1.0, abs=1e-5)
         assert list(group["rank"]) == list(range(1, len(group) + 1))
@@ -59,3 +59,23 @@ def test_metapaths_for_pairs_outside_the_graph(opened, rich_pair):
     assert {"Q-P"} <= set(unseen_product.neighbours["metapath"])
     with pytest.raises(GraphrelInputError, match="unknown product id 'no-such-product'.*pair-product-text"):
         metapaths(opened, query, "no-such-product")
+
+
+@real_data
+def test_a_new_query_shows_its_built_neighbourhood_marked_as_built(opened, rich_pair):
+    from graphrel.explore.tables import format_explanation
+
+    query, product_id, _ = rich_pair
+    assert "Q~Q" in opened.student.model.metapaths  # the default student reads nearest logged queries
+    new = metapaths(opened, query + "s", product_id)  # a spelling the log does not hold
+    assert not new.query_in_graph
+    table = new.neighbours
+    built = table[table["built"]]
+    assert set(built["metapath"]) == {"Q~Q", "Q~Q-P"} and not table.loc[~table["built"], "metapath"].isin(
+        ["Q~Q", "Q~Q-P"]).any()
+    similar = set(built.loc[built["metapath"] == "Q~Q", "neighbour_id"])
+    assert query in similar  # the logged spelling is its nearest logged query
+    assert set(built.loc[built["metapath"] == "Q~Q-P", "via"]) <= similar
+    assert not new.text_fallback
+    text = format_explanation(new)
+    assert "[built: nearest logged query]" in text and "[built: via a nearest logged query]" in text

@@ -34,8 +34,10 @@ def featurizer(pairs):
 def students(featurizer, **options):
     torch.manual_seed(0)
     text = tiny_student(0, neighbourhood_statistics=False)
-    graph = tiny_student(2, text_fallback=True, similar_queries=3, min_similarity=0.3, **options)
-    graph.load_text_student(text)
+    graph = tiny_student(2, text_fallback=options.pop("text_fallback", True), similar_queries=3,
+                         min_similarity=0.3, **options)
+    if graph.text_fallback is not None:
+        graph.load_text_student(text)
     graph.attach_graph(featurizer.query_node_tokens, featurizer.product_node_tokens)
     return text.eval(), graph.eval()
 
@@ -81,9 +83,13 @@ def test_the_scorer_counts_the_paths_the_model_takes(featurizer, pairs):
     # n1: similar logged query; n2: nothing known; n3: its product has logged queries; logged query
     assert taken.tolist() == [False, True, False, False]
     assert paths == {"graph": 3, "text_fallback": 1, "queries_not_in_graph": 3, "products_not_in_graph": 3,
-                     "built_neighbourhood": 1}
+                     "built_neighbourhood": 1, "nothing_known": 1}
     with pytest.raises(ValueError, match="query texts"):
         scorer.paths(rows.query_id, rows.product_id)
+    _, without = students(featurizer, text_fallback=False)  # no fallback: the graph path scores all
+    assert StudentScorer(model=without, featurizer=featurizer).paths(rows.query_id, rows.product_id,
+                                                                     queries=rows["query"]) == {
+        **paths, "graph": 4, "text_fallback": 0}
 
 
 def test_a_data_module_without_the_models_similar_queries_is_refused(pairs):
