@@ -51,6 +51,8 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
     scores = "teacher_stacking" if c.stacking.enabled else "teacher_scoring"
     backbone = {"backbone": c.teacher.backbone, "backbone_config": c.teacher.backbone_config}
     student = {k: v for k, v in asdict(c.student).items() if k != "online"}
+    if c.student.ranking_loss == "none":  # trains as before the option existed: finished runs keep their students
+        student = {k: v for k, v in student.items() if k not in ("ranking_loss", "ranking_weight")}
     text_only = ("order", "cap", "new_query_share", "neighbourhood_statistics", "text_fallback",  # no graph
                  "similar_queries", "min_similarity")
     # graph students start their text fallback from the text student's weights

@@ -10,6 +10,10 @@ Every stage changed deliberately when the split started grouping queries by text
 withholding the test labels (the split stage's key names both) and checkpoints started being
 selected with ``evaluation.relevance_threshold`` (in the teacher's and students' keys): a run
 split the earlier way re-runs every stage rather than reuse a teacher of another split.
+The graph students' (student_korder, student_online) changed deliberately again when they
+started reading nearest logged queries with no text fallback (``student.similar_queries``,
+``student.min_similarity``, ``student.text_fallback`` off): finished runs re-run those two
+stages once. ``student.ranking_loss`` enters the keys only when it is not ``none``.
 """
 
 import pytest
@@ -27,8 +31,8 @@ EXPECTED = {
         "teacher_scoring": "c47a9f84226ceac5bf8a0c0e6f3993b9d6c393aaa49ae57fd375c0b466b127ff",
         "graph": "eaedea4a97153a92469121cf42ba8b73dc1f9ee17b2c0666c336d272936076fc",
         "student_k0": "f0438c782b04a28515087470f327f069bbde381680018712230e5245d2f6ea81",
-        "student_korder": "d4d22dfa9f7507d1c385d339bc484cd8b9876a3883fe21ddbf2402d509add6ef",
-        "student_online": "6d25252a19b7b40a00495cc453d5dd47613c068442bfe04c86a0d1cad3b99895",
+        "student_korder": "12a61033e7cf9ee047c94fa864f85da5982d51e67aa548fdca2a4bd88e5de750",
+        "student_online": "9bb03446c5c01c3ea0fb6974d78772bb0ad06ec15d077ba9fa18eef674c1d126",
         "student_bert2dnn": "773816a896c1857f0d3d509eee2887760903be517bc8f13bce2959e7fea3385e",
     },
     ("tiny_test.yaml", "--stacking.enabled", "true"): {
@@ -38,8 +42,8 @@ EXPECTED = {
         "teacher_stacking": "f5a9c9eea5ccfa7950c7f5afba628af35aa75f8f6c536f7354713b8bf32b0b2c",
         "graph": "460014f63bc2c38967b5e0267ce2fcf26ed4114c7b2c7856124ed73746c1569c",
         "student_k0": "44faf4af526daf36ec12f4f89b399b26d23360b093d4ec398e593b5a2147cdc6",
-        "student_korder": "add9a0be1e6cfadaed7171e7495b8310957632d156ec1cd184463c2ae4cb15db",
-        "student_online": "844fe0c5cd5211ad2fbf7383d0a04a9e7c1d56ec0e874f91fa1d768a03455f40",
+        "student_korder": "eb3ab026db25d7860aa16fadbb548b1cbcfc7db37f2da1b7211888c83bdad347",
+        "student_online": "9d450c9db24e9aaf1eed37bce53b9a056d205c501b19eef9cb4380ab09a634eb",
         "student_bert2dnn": "f705eaafc1b8de192b97ce7f1f6bed5cd07e59fb0bea28f76987b8b094402108",
     },
     ("home_depot.yaml",): {
@@ -48,8 +52,8 @@ EXPECTED = {
         "teacher_scoring": "83fbfc4f8993084a0d66eb3581abba286b729942f27c84f9dde65a8688d991ac",
         "graph": "df078584c1bb3bb3cb51186d4577c3bf6a8a4bd70cdb5d422f476052585c4601",
         "student_k0": "5b7245aa83845542a393c1d4bca6aeae726a1602283b1a31253cec23226ad0f4",
-        "student_korder": "068e0980cd119edf2a87b3dc9b0d015a2b0cf9e299f37907c44526dedab88009",
-        "student_online": "4588f632cff1a4fd24de1e3d60c4ad5f0eefdf5daacdb79388666215d0ca836c",
+        "student_korder": "dce8b28132861e82dd0d52efb0551d24726915b4f0c97d38138ea163fc74fd30",
+        "student_online": "15a1284724a99ed735f23f236588434040fb824905284796a1574930b1fe5e21",
     },
     ("home_depot_stacked.yaml",): {
         "split": "126ef382cae889bb95a20f1aa6ee58b1a32b5f9f35adb78b85b7e5a7592d2727",
@@ -58,8 +62,8 @@ EXPECTED = {
         "teacher_stacking": "266be21defdddc6ed503b221eace76ea2e2403278416ba6193e066916e0d17f4",
         "graph": "1452f23f09c588f7ae321558ca3d7b45f51ba0169f7030682b5daa1278f6e62a",
         "student_k0": "d65723bf7406708e1147af53c1b59ca3ce1435035d4be3ebca725fa57f8fc6dd",
-        "student_korder": "012cbdd9e1b2548c08a83f7232ae5aebe6efd7bbccb645e0e05c0f1380304216",
-        "student_online": "ad14641f5cff6c9e2e79bea889fbf023309fc2e8c2c935bc0145ed16ad3ff6fb",
+        "student_korder": "aaac3488c1eb8f715234cd6a718afc814a098f1caa42091fa70444039c07a6f6",
+        "student_online": "ec0f92fff75ab2d9a467ecfc9412d4e4e72d36fa1b5f3e89c9fcae13729d5776",
         "student_bert2dnn": "45f9bf7cbebadcafc0e80cef431fcf3d877d5d2076708853435266aca848fad9",
     },
 }
