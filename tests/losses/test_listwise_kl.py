@@ -1,5 +1,7 @@
 import pytest
 import torch
+
+from uneven_groups import assert_matches_reference, shifted_by_group, uneven_groups
 import torch.nn.functional as F
 
 from graphrel.losses.listwise_kl import listwise_kl
@@ -18,47 +20,24 @@ def _reference(student, teacher, groups, temperature=1.0):
     return torch.stack(losses).mean() if losses else student.sum() * 0.0
 
 
-def _batch(seed):
-    """Uneven groups with non-contiguous ids: sizes 1, 2, 5, 1, 7, 3 and NaN teacher logits."""
-    gen = torch.Generator().manual_seed(seed)
-    ids, sizes = [42, -3, 1000, 7, 5, 0], [1, 2, 5, 1, 7, 3]
-    groups = torch.cat([torch.full((n,), i, dtype=torch.int64) for i, n in zip(ids, sizes)])
-    perm = torch.randperm(len(groups), generator=gen)
-    groups = groups[perm]
-    student = torch.randn(len(groups), generator=gen) * 3
-    teacher = torch.randn(len(groups), generator=gen) * 3
-    teacher[(groups == -3).nonzero()[0]] = float("nan")  # group -3 drops to a single pair
-    teacher[(groups == 5).nonzero()[:2, 0]] = float("nan")
-    return student, teacher, groups
-
-
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("temperature", [0.5, 1.0, 3.0])
 def test_matches_slow_reference_value_and_gradient(seed, temperature):
-    student, teacher, groups = _batch(seed)
-    a = student.clone().requires_grad_(True)
-    b = student.clone().requires_grad_(True)
-    fast = listwise_kl(a, teacher, groups, temperature)
-    slow = _reference(b, teacher, groups, temperature)
-    assert fast.dim() == 0
-    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
-    fast.backward()
-    slow.backward()
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+    student, teacher, groups = uneven_groups(seed)
+    assert_matches_reference(lambda *args: listwise_kl(*args, temperature),
+                             lambda *args: _reference(*args, temperature), student, teacher, groups)
 
 
 def test_zero_for_per_group_shift_and_positive_otherwise():
-    student, teacher, groups = _batch(0)
-    shift = {g: 2.5 * k - 6.0 for k, g in enumerate(torch.unique(groups).tolist())}  # float32-safe
-    shifted = teacher + torch.tensor([shift[g] for g in groups.tolist()])
-    shifted = torch.where(torch.isnan(shifted), student, shifted)  # pairs without teacher: anything
+    student, teacher, groups = uneven_groups(0)
+    shifted = shifted_by_group(student, teacher, groups)
     assert listwise_kl(shifted, teacher, groups).abs().item() < 1e-5
     assert listwise_kl(shifted, teacher, groups, temperature=2.0).abs().item() < 1e-5
     assert listwise_kl(student, teacher, groups).item() > 1e-3
 
 
 def test_gradients_flow():
-    student, teacher, groups = _batch(1)
+    student, teacher, groups = uneven_groups(1)
     student.requires_grad_(True)
     listwise_kl(student, teacher, groups, temperature=2.0).backward()
     assert torch.isfinite(student.grad).all()

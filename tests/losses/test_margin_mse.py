@@ -3,6 +3,8 @@ import math
 import pytest
 import torch
 
+from uneven_groups import assert_matches_reference, shifted_by_group, uneven_groups
+
 from graphrel.losses.margin_mse import margin_mse
 
 
@@ -18,44 +20,21 @@ def _reference(student, teacher, groups):
     return torch.stack(terms).mean() if terms else student.sum() * 0.0
 
 
-def _batch(seed):
-    """Uneven groups with non-contiguous ids: sizes 1, 2, 5, 1, 7, 3 and NaN teacher logits."""
-    gen = torch.Generator().manual_seed(seed)
-    ids, sizes = [42, -3, 1000, 7, 5, 0], [1, 2, 5, 1, 7, 3]
-    groups = torch.cat([torch.full((n,), i, dtype=torch.int64) for i, n in zip(ids, sizes)])
-    groups = groups[torch.randperm(len(groups), generator=gen)]
-    student = torch.randn(len(groups), generator=gen) * 3
-    teacher = torch.randn(len(groups), generator=gen) * 3
-    teacher[(groups == -3).nonzero()[0]] = float("nan")
-    teacher[(groups == 5).nonzero()[:2, 0]] = float("nan")
-    return student, teacher, groups
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_matches_slow_reference_value_and_gradient(seed):
-    student, teacher, groups = _batch(seed)
-    a = student.clone().requires_grad_(True)
-    b = student.clone().requires_grad_(True)
-    fast = margin_mse(a, teacher, groups)
-    slow = _reference(b, teacher, groups)
-    assert fast.dim() == 0
-    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
-    fast.backward()
-    slow.backward()
-    torch.testing.assert_close(a.grad, b.grad, rtol=1e-5, atol=1e-6)
+    student, teacher, groups = uneven_groups(seed)
+    assert_matches_reference(margin_mse, _reference, student, teacher, groups)
 
 
 def test_zero_for_per_group_shift_and_positive_otherwise():
-    student, teacher, groups = _batch(0)
-    shift = {g: 2.5 * k - 6.0 for k, g in enumerate(torch.unique(groups).tolist())}  # float32-safe
-    shifted = teacher + torch.tensor([shift[g] for g in groups.tolist()])
-    shifted = torch.where(torch.isnan(shifted), student, shifted)
+    student, teacher, groups = uneven_groups(0)
+    shifted = shifted_by_group(student, teacher, groups)
     assert margin_mse(shifted, teacher, groups).abs().item() < 1e-5
     assert margin_mse(student, teacher, groups).item() > 1e-3
 
 
 def test_gradients_flow_and_nan_teacher_is_harmless():
-    student, teacher, groups = _batch(1)
+    student, teacher, groups = uneven_groups(1)
     student.requires_grad_(True)
     margin_mse(student, teacher, groups).backward()
     assert torch.isfinite(student.grad).all()
