@@ -198,10 +198,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     results_path = work / "scaling.json"
     done = {p["name"]: p for p in json.loads(results_path.read_text())["points"]} if results_path.is_file() else {}
-    largest = extensions(pairs, args.multiples, config)
+    largest = extensions(pairs, args.multiples, config)  # labelled for the largest multiple asked for
     planned = [("1x", "base", 1)] + [(f"{axis} x{m}", axis, m) for axis in args.axes for m in args.multiples]
     labelled: dict[str, tuple[np.ndarray, float]] = {}
-    points = []
+    # points of earlier calls (another --axes or --multiples) stay in the results
+    points = [point for name, point in done.items() if name not in {name for name, _, _ in planned}]
     for name, axis, multiple in planned:
         if name in done:
             points.append(done[name])
