@@ -157,7 +157,7 @@ def plot(points: list[dict], path: Path) -> None:
 
 
 def markdown(points: list[dict]) -> str:
-    lines = ["| point | transfer pairs | teacher CPU-hours | graph | k0 AUC | korder AUC | korder − k0 AUC | "
+    lines = ["| point | transfer pairs | teacher CPU-hours (added pairs) | graph | k0 AUC | korder AUC | korder − k0 AUC | "
              "k0 Spearman | korder Spearman | korder − k0 Spearman |", "|" + "---|" * 10]
     for p in points:
         for graph, rows in p["validation"].items():
