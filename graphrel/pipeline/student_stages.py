@@ -72,7 +72,8 @@ def fit_student(c: PipelineConfig, run_dir: Path, name: str, order: int, scored:
                           min_similarity=s.min_similarity, ranking_loss=s.ranking_loss,
                           ranking_weight=s.ranking_weight)
     data = StudentDataModule(run_dir=str(run_dir), batch_size=s.batch_size, cap=s.cap, seed=c.seed,
-                             new_query_share=s.new_query_share, group_by_query=s.ranking_loss != "none")
+                             new_query_share=s.new_query_share, group_by_query=s.ranking_loss != "none",
+                             similar_queries=s.similar_queries, min_similarity=s.min_similarity)
     data.set_data(scored, featurizer)
     if model.text_fallback is not None:
         model.load_text_student(KOrderStudent.load_from_checkpoint(

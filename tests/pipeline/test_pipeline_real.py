@@ -50,14 +50,18 @@ def test_metrics_for_every_model_in_both_protocols(run_dir):
                 low, high = values["intervals"][key]
                 assert low <= values[key] <= high, (protocol, name, key)
             assert 0 < values["rmse"] < 2 and 0 <= values["auc"] <= 1
-            # a speed of its own, or the computation it is (text fallback for every pair)
+            # a speed of its own, or the computation it is (a text fallback for every pair)
             assert ("pairs_per_second" in values) != ("same_computation_as" in values), (protocol, name)
             if name != "teacher":  # compared with the teacher, unless it is another model's computation
                 assert ("same_computation_as" in values) != ("teacher" in values.get("differences", {}))
-    # every pair of a new query goes to the text fallback: the graph rows are student_k0
+    # a new query's pairs take the graph path (no text fallback by default): through its nearest
+    # logged queries where it has some, else from the product side or an empty neighbourhood
     new_query = metrics["protocols"]["new_query"]["models"]
-    assert new_query["student_korder"]["paths"]["text_fallback"] == metrics["split"]["test"]["pairs"]
-    assert new_query["student_korder"]["same_computation_as"] == "student_k0"
+    paths = new_query["student_korder"]["paths"]
+    test_pairs = metrics["split"]["test"]["pairs"]
+    assert paths["graph"] == paths["queries_not_in_graph"] == test_pairs and paths["text_fallback"] == 0
+    assert paths["built_neighbourhood"] + paths["nothing_known"] <= test_pairs  # (a tiny slice may have no similar query)
+    assert "same_computation_as" not in new_query["student_korder"]
     assert metrics["ndcg"]["random_order"] < 1 and metrics["ndcg"]["queries"] > 0
     assert set(metrics["deduplication"]["edges_removed"]) == {"new_query", "new_pairs"}
     split = metrics["split"]
