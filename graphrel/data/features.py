@@ -8,7 +8,7 @@ import torch
 from torch_geometric.data import HeteroData
 
 from graphrel.data.graph import METAPATHS, SIMILAR_QUERY_METAPATHS, MetapathNeighbours
-from graphrel.data.query_neighbours import NearestLoggedQueries
+from graphrel.data.query_neighbours import NearestLoggedQueries, check_settings
 from graphrel.data.tokens import WordpieceCache
 
 
@@ -64,8 +64,7 @@ class PairFeaturizer:
                  query_length: int = 16, product_length: int = 48,
                  metapaths: tuple[str, ...] = METAPATHS, neighbourhood_statistics: bool = True,
                  similar_queries: int = 0, min_similarity: float = 0.5) -> None:
-        if isinstance(similar_queries, bool) or int(similar_queries) != similar_queries or similar_queries < 0:
-            raise ValueError(f"similar_queries must be a whole number >= 0, got {similar_queries!r}")
+        check_settings(similar_queries, min_similarity)
         self.graph = graph
         self.metapaths = tuple(name for name in metapaths if name not in SIMILAR_QUERY_METAPATHS)
         self.neighbourhood_statistics = neighbourhood_statistics
@@ -132,11 +131,14 @@ class PairFeaturizer:
         codes, unique_queries = pd.factorize(np.asarray(queries, dtype=object))  # queries repeat: encode once
         batch = {"query_tokens": torch.from_numpy(self.tokens.encode(list(unique_queries), self.query_length)[codes]),
                  "product_tokens": torch.from_numpy(self.tokens.encode(list(product_texts), self.product_length))}
-        similar = None
-        if self.similar_queries is not None:
-            found = self.similar_queries.search(unique_queries)  # queries repeat: search once
-            similar = (found[0][codes], found[1][codes])
+        similar = self._similar_of(codes, unique_queries) if self.similar_queries is not None else None
         return self._with_neighbours(batch, query_index, product_index, similar=similar)
+
+    def _similar_of(self, codes: np.ndarray, unique_queries) -> tuple[np.ndarray, np.ndarray]:
+        """Nearest logged queries (ids, similarity), (B, m) each, of pairs whose query is
+        ``unique_queries[codes]``: each distinct text is searched once."""
+        ids, similarity = self.similar_queries.search(unique_queries)
+        return ids[codes], similarity[codes]
 
     def similar_query_statistics(self, queries, product_ids) -> np.ndarray:
         """(B, 4) float32 statistics of pairs through their queries' nearest logged queries
@@ -148,7 +150,6 @@ class PairFeaturizer:
         """
         if self.similar_queries is None:
             raise ValueError("this featuriser was built without similar_queries")
-        codes, unique_queries = pd.factorize(np.asarray(queries, dtype=object))
-        ids, similarity = self.similar_queries.search(unique_queries)
         product_index = self.neighbours.product_index.get_indexer(pd.Index(product_ids)).astype(np.int64)
-        return self.neighbours.similar_query_paths(ids[codes], similarity[codes], product_index)[1]
+        similar = self._similar_of(*pd.factorize(np.asarray(queries, dtype=object)))
+        return self.neighbours.similar_query_paths(*similar, product_index)[1]

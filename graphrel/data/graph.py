@@ -44,7 +44,7 @@ SIMILAR_QUERY_METAPATHS = ("Q~Q", "Q~Q-P")
 #: Node type of each metapath's neighbours (and of the pair's node it is compared with).
 NEIGHBOUR_TYPE = {"Q-P": "product", "P-Q": "query", "Q-P-Q": "query", "P-Q-P": "product",
                   "Q~Q": "query", "Q~Q-P": "product"}
-#: Width of :meth:`MetapathNeighbours.similar_query_statistics`.
+#: Width of the statistics :meth:`MetapathNeighbours.similar_query_paths` returns.
 NUM_SIMILAR_QUERY_STATISTICS = 4
 #: Metapaths used by a k-order student: k=0 text only, k=1 one hop, k=2 two hops.
 METAPATHS_BY_ORDER = {0: (), 1: ("Q-P", "P-Q"), 2: METAPATHS}

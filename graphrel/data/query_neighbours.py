@@ -11,11 +11,12 @@ package's reconstruction of that idea for search logs:
 - similarity: cosine of TF-IDF vectors of character n-grams within words (scikit-learn),
   computed on text keys (:mod:`graphrel.data.text_keys`): short product queries are often
   misspelt or pluralised ("angle bracket" / "angle brakets"), which word vectors miss, and
-  it needs no encoder pass, so a student stays as fast as it was;
+  it needs no encoder pass (the search itself is a brute-force scan of the logged queries'
+  vectors per new query: on Home Depot it cost the k-order student most of its speed, README);
 - a logged query with the query's own text key is never its neighbour: a query of the log
   finds the neighbours it would find if it were new (training sees what scoring sees);
 - neighbours below ``min_similarity`` are dropped: a query with none has no built
-  neighbourhood (and a graph student falls back to its text path if nothing else is known).
+  neighbourhood (a graph student with a text fallback sends it there if nothing else is known).
 
 Example:
     >>> logged = NearestLoggedQueries(["angle bracket", "deck screws", "Angle Bracket"], m=2)
@@ -33,7 +34,20 @@ from sklearn.neighbors import NearestNeighbors
 
 from graphrel.data.text_keys import text_keys
 
-__all__ = ["NearestLoggedQueries"]
+__all__ = ["NearestLoggedQueries", "check_settings"]
+
+
+def check_settings(m, min_similarity: float, *, least: int = 0) -> None:
+    """Refuse a neighbour count ``m`` that is not a whole number >= ``least`` or a
+    ``min_similarity`` outside [0, 1) (the one check of the model, the featuriser and the search).
+
+    Raises:
+        ValueError: naming the setting and the value.
+    """
+    if isinstance(m, bool) or int(m) != m or m < least:
+        raise ValueError(f"similar_queries (nearest logged queries) must be a whole number >= {least}, got {m!r}")
+    if not 0 <= min_similarity < 1:
+        raise ValueError(f"min_similarity must be in [0, 1), got {min_similarity}")
 
 
 class NearestLoggedQueries:
@@ -49,10 +63,7 @@ class NearestLoggedQueries:
     """
 
     def __init__(self, logged_queries, *, m: int = 4, min_similarity: float = 0.5) -> None:
-        if isinstance(m, bool) or int(m) != m or m < 1:
-            raise ValueError(f"m (nearest logged queries) must be a whole number >= 1, got {m!r}")
-        if not 0 <= min_similarity < 1:
-            raise ValueError(f"min_similarity must be in [0, 1), got {min_similarity}")
+        check_settings(m, min_similarity, least=1)
         keys = text_keys(list(logged_queries)).to_numpy(dtype=object)
         if len(keys) == 0:
             raise ValueError("no logged query to search")
