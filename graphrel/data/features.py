@@ -80,9 +80,7 @@ class PairFeaturizer:
             # own neighbours are those it would have if it were new (its own text excluded).
             self.similar_queries = NearestLoggedQueries(graph["query"].text, m=similar_queries,
                                                         min_similarity=min_similarity)
-            ids, similarity = self.similar_queries.search(graph["query"].text)
-            self._node_similar = (np.concatenate([ids, np.full((1, ids.shape[1]), -1)]),
-                                  np.concatenate([similarity, np.full((1, ids.shape[1]), np.nan, np.float32)]))
+        self._node_similar = None  # the graph queries' own, searched at the first from_nodes (training only)
 
     def _with_neighbours(self, batch: dict, query_index: np.ndarray, product_index: np.ndarray,
                          hide_query: np.ndarray | None = None, similar=None) -> dict:
@@ -116,6 +114,11 @@ class PairFeaturizer:
                  "product_tokens": self.product_node_tokens[product_index]}
         similar = None
         if self.similar_queries is not None:
+            if self._node_similar is None:
+                ids, similarity = self.similar_queries.search(self.graph["query"].text)
+                pad = ids.shape[1]  # a last row for index -1 (a query not in the graph): no neighbour
+                self._node_similar = (np.concatenate([ids, np.full((1, pad), -1)]),
+                                      np.concatenate([similarity, np.full((1, pad), np.nan, np.float32)]))
             similar = (self._node_similar[0][query_index], self._node_similar[1][query_index])
         return trim_padding(self._with_neighbours(batch, query_index, product_index, hide_query, similar),
                             self.tokens.pad_id)
