@@ -31,8 +31,9 @@ def read_student_manifest(directory: Path, model_type: str | None = None, *,
     """
     manifest_path = directory / STUDENT_MANIFEST
     if not manifest_path.is_file():
-        raise GraphrelInputError("not a student model directory (no student.json)", path=directory,
-                                 fix="pass a student directory of a run, e.g. RUN/student_korder")
+        raise GraphrelInputError("not a model directory (no student.json, and not a cross-encoder teacher)",
+                                 path=directory, fix="pass a model directory of a run, e.g. RUN/student_korder "
+                                                     "or RUN/teacher")
     try:
         manifest = json.loads(manifest_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
@@ -60,21 +61,28 @@ GRAPH_SCORERS = ("KOrderStudent",)
 
 
 def load_scorer(directory: str | Path, *, graph: str | Path | None = None):
-    """Load any student directory (k-order graph student, BERM-O, BERT2DNN) for scoring.
+    """Load any student directory (k-order graph student, BERM-O, BERT2DNN), or a run's
+    cross-encoder teacher (``RUN/teacher``: :class:`~graphrel.scoring.teacher_scorer.TeacherScorer`),
+    for scoring.
 
-    Dispatches on ``student.json``'s ``model``; every scorer has
+    Dispatches on ``student.json``'s ``model`` (a teacher directory has none); every scorer has
     ``score(query_ids, queries, product_ids, product_texts) -> (N,) float32 in [0, 1]``
     and ``reset_text_caches()``.
 
     Args:
         directory: a student directory.
         graph: for graph students, a ``graph.pt`` to read neighbours from instead of the
-            manifest's (text-only students ignore it).
+            manifest's (text-only students and the teacher ignore it).
 
     Raises:
-        GraphrelInputError: no manifest, or a model type graphrel cannot score.
+        GraphrelInputError: neither a teacher directory nor a student manifest, or a model type
+            graphrel cannot score.
     """
     directory = Path(directory)
+    from graphrel.scoring.teacher_scorer import TeacherScorer, is_teacher_directory
+
+    if is_teacher_directory(directory):
+        return TeacherScorer.load(directory)
     model = read_student_manifest(directory)[0].get("model")
     if model not in SCORERS:
         raise GraphrelInputError(f"unsupported student type {model!r}", path=directory / STUDENT_MANIFEST,

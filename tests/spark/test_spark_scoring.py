@@ -101,7 +101,7 @@ def test_score_pairs_checks_on_the_driver(spark, tiny_run, pairs_file, tmp_path)
         score_pairs(frame, model, product_text_col="product_txt")
     with pytest.raises(GraphrelInputError, match="column 'product_text' holds long values, not text"):
         score_pairs(frame.withColumn("product_text", frame["pair_id"]), model)
-    with pytest.raises(GraphrelInputError, match="not a student model directory"):
+    with pytest.raises(GraphrelInputError, match="not a model directory"):
         score_pairs(frame, tmp_path)
     blank = frame.withColumn("query", frame["query"].substr(0, 0))  # every query empty
     with pytest.raises(GraphrelInputError, match=r"empty query text \(column 'query'\) in the row with"):
