@@ -18,9 +18,11 @@ Every shard, hash file and manifest is written to a temporary name in the same f
 renamed into place (``os.replace``), so a crash never leaves a half-written file that
 counts: a shard is finished only once the manifest lists it. ``manifest.json``::
 
-    {"format": "graphrel-score-parts/1",
+    {"format": "graphrel-score-parts/2",
      "input":  {"path": "/abs/pairs.csv", "size": 123456, "mtime_ns": 1700000000000000000},
-     "model":  {"path": "/abs/run/student_korder", "checkpoint_size": ..., "checkpoint_mtime_ns": ...},
+     "model":  {"path": "/abs/run/student_korder",
+                "files": {"/abs/run/student_korder/model.ckpt": {"size": ..., "mtime_ns": ...},
+                          "/abs/run/graph.pt": {...}, ...}},
      "kind": "generic", "options": {"query_column": "query", ...}, "chunk_size": 100000,
      "batch_size": 512, "output": "/abs/OUT.parquet",
      "shards": [{"chunk": 0, "file": "part-00000.parquet", "hashes": "part-00000.pairs.npy",
@@ -57,7 +59,7 @@ log = logging.getLogger("graphrel")
 MANIFEST = "manifest.json"
 """Name of the manifest inside the parts folder."""
 
-MANIFEST_FORMAT = "graphrel-score-parts/1"
+MANIFEST_FORMAT = "graphrel-score-parts/2"  # /2: the model fingerprint lists every file it reads
 
 #: Columns of every shard (``label`` is NaN where unknown; dropped at the merge if no row
 #: of the input has a label).
@@ -101,9 +103,32 @@ def checkpoint_path(model_dir: Path) -> Path:
     return model_dir / str(name)
 
 
+def model_files(model_dir: Path) -> list[Path]:
+    """Every file a model directory's scores depend on: the directory's own files (its
+    checkpoint, manifest, vocabulary, tokenizer; not the ``README.md`` model card, which the
+    evaluation rewrites), the graph a graph student's ``student.json`` names (``../graph.pt``),
+    and for a run's teacher the run's ``config.yaml`` (its temperature)."""
+    files = sorted(path for path in model_dir.iterdir() if path.is_file() and path.name != "README.md") \
+        if model_dir.is_dir() else []
+    try:
+        manifest = json.loads((model_dir / STUDENT_MANIFEST).read_text())
+    except (OSError, ValueError):
+        manifest = None
+    if isinstance(manifest, dict) and isinstance(manifest.get("graph"), str):
+        files.append((model_dir / manifest["graph"]).resolve())
+    elif manifest is None and (model_dir.parent / "config.yaml").is_file():
+        files.append(model_dir.parent / "config.yaml")
+    return files
+
+
 def model_fingerprint(model_dir: Path) -> dict:
-    size, mtime = _stat(checkpoint_path(model_dir))
-    return {"path": str(model_dir.resolve()), "checkpoint_size": size, "checkpoint_mtime_ns": mtime}
+    """Path, and size and modification time of every file of :func:`model_files`: a resumed run
+    must score with the very model (and graph) the finished shards were scored with."""
+    files = {}
+    for path in model_files(model_dir):
+        size, mtime = _stat(path)
+        files[str(path.resolve())] = {"size": size, "mtime_ns": mtime}
+    return {"path": str(model_dir.resolve()), "files": files}
 
 
 def run_settings(model_dir: Path, input_path: Path, output_path: Path, *, kind: str, load_options: dict,
@@ -148,9 +173,7 @@ def start_parts(parts: Path, settings: dict, resume: bool) -> dict:
          (old.get("input", {}).get("size"), old.get("input", {}).get("mtime_ns")),
          (settings["input"]["size"], settings["input"]["mtime_ns"])),
         ("model", old.get("model", {}).get("path"), settings["model"]["path"]),
-        ("model checkpoint version (size or modification time changed)",
-         (old.get("model", {}).get("checkpoint_size"), old.get("model", {}).get("checkpoint_mtime_ns")),
-         (settings["model"]["checkpoint_size"], settings["model"]["checkpoint_mtime_ns"])),
+        *_changed_model_files(old.get("model", {}).get("files") or {}, settings["model"]["files"]),
         ("--kind", old.get("kind"), settings["kind"]),
         ("column / format options", old.get("options"), settings["options"]),
         ("--chunk-size", old.get("chunk_size"), settings["chunk_size"]),
@@ -162,6 +185,22 @@ def start_parts(parts: Path, settings: dict, resume: bool) -> dict:
                 f"the interrupted run's shards belong to a different {what} ({shown})", path=path,
                 fix=f"resume with the same input, model and options as before, or delete {parts} to start over")
     return {**settings, "shards": [e for e in old["shards"] if isinstance(e, dict) and "chunk" in e]}
+
+
+def _changed_model_files(before: dict, now: dict) -> list[tuple]:
+    """One resume check per model file added, removed or changed (size or modification time)
+    since the interrupted run, naming the file."""
+    checks = []
+    for path in sorted(set(before) | set(now)):
+        if path not in now:
+            checks.append((f"model (file {path} is gone)", "present", "missing"))
+        elif path not in before:
+            checks.append((f"model (file {path} is new)", "missing", "present"))
+        elif before[path] != now[path]:
+            checks.append((f"version of {path} (size or modification time changed)",
+                           (before[path].get("size"), before[path].get("mtime_ns")),
+                           (now[path]["size"], now[path]["mtime_ns"])))
+    return checks
 
 
 def write_manifest(parts: Path, manifest: dict) -> None:

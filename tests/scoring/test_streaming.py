@@ -123,6 +123,7 @@ def test_crash_then_resume_equals_uninterrupted(fake_model, tmp_path, monkeypatc
     (parts / ".part-00004.parquet.abcd.tmp").write_bytes(b"half")
     (parts / "part-00005.parquet").write_bytes(b"not listed in the manifest")
     (tmp_path / ".scores.parquet.wxyz.tmp").write_bytes(b"half")
+    (fake_model / "README.md").write_text("the model card, rewritten by an evaluation meanwhile")  # not read to score
 
     summary = score_file(fake_model, source, out, chunk_size=100, resume=True)
     assert (summary.reused_chunks, summary.chunks, summary.rows) == (4, 7, 700)
@@ -174,10 +175,16 @@ def test_existing_parts_folder_without_resume_is_refused(fake_model, tmp_path, m
     ("input_path", "input file"),
     ("model", "model"),
     ("options", "column / format options"),
+    ("checkpoint", "model.ckpt (size or modification time changed)"),
+    ("graph", "graph.pt (size or modification time changed)"),
+    ("new_file", "vocabulary.json is new"),
 ])
 def test_resume_refuses_a_manifest_of_another_run(fake_model, tmp_path, monkeypatch, capsys, change, needle):
     source = pairs_csv(tmp_path / "pairs.csv", n=300)
     out = tmp_path / "scores.parquet"
+    (fake_model / "model.ckpt").write_bytes(b"weights")
+    (fake_model / "student.json").write_text(json.dumps({"model": "KOrderStudent", "graph": "../graph.pt"}))
+    (tmp_path / "graph.pt").write_bytes(b"graph")
     argv = ["score", "--model", str(fake_model), "--input", str(source), "--output", str(out), "--chunk-size", "100"]
     with monkeypatch.context() as patch:
         crash_at(patch, 2)
@@ -195,8 +202,15 @@ def test_resume_refuses_a_manifest_of_another_run(fake_model, tmp_path, monkeypa
     elif change == "model":
         (tmp_path / "model2").mkdir()
         argv[argv.index(str(fake_model))] = str(tmp_path / "model2")
+    elif change == "checkpoint":
+        (fake_model / "model.ckpt").write_bytes(b"other weights")
+    elif change == "graph":  # the graph the student reads, outside its directory
+        (tmp_path / "graph.pt").write_bytes(b"another graph")
+    elif change == "new_file":
+        (fake_model / "vocabulary.json").write_text("{}")
     else:
         argv += ["--query-id-column", "query"]
+    (fake_model / "README.md").write_text("model card rewritten by the evaluation")  # not a scoring input
     code, _, err = run_cli(capsys, *argv)
     assert_one_line_error(code, err, str(parts_dir(out) / MANIFEST), needle, "delete")
     assert sorted(p.name for p in parts_dir(out).iterdir()) == before and not out.exists()
