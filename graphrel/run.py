@@ -72,6 +72,22 @@ def _create_temporary(folder: Path, name: str, *, directory: bool = False) -> st
         return tmp
 
 
+def _follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the mode a new file gets (0o666 less the umask), every
+    folder 0o777 less it: a library that writes into a saved model's folder with a private
+    mode (safetensors wrote ``model.safetensors`` 0600) must not hide one file of a run from
+    the teammates who can read the rest."""
+    mask = os.umask(0o022)
+    os.umask(mask)  # read it back at once (os.umask is the only portable way to read it)
+    for root, folders, files in os.walk(folder):
+        for name in folders:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            target = os.path.join(root, name)
+            if not os.path.islink(target):
+                os.chmod(target, 0o666 & ~mask)
+
+
 @contextmanager
 def atomic_path(path: str | Path, *, directory: bool = False):
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
@@ -83,13 +99,16 @@ def atomic_path(path: str | Path, *, directory: bool = False):
 
     With ``directory``, the temporary path is an empty folder to fill (e.g. a saved model);
     it takes the place of ``path``, and an existing folder ``path`` is removed only once
-    the new one is complete.
+    the new one is complete. Every file in it gets the umask's mode too, whatever mode the
+    code that wrote it chose.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _create_temporary(path.parent, path.name, directory=directory)
     try:
         yield Path(tmp)
+        if directory:
+            _follow_umask(Path(tmp))
         if directory and path.is_dir():  # os.replace cannot replace a folder that holds files
             old = path.with_name(f".{path.name}.{secrets.token_hex(4)}.old")
             path.rename(old)

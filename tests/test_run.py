@@ -53,12 +53,16 @@ def test_files_and_folders_get_the_mode_the_umask_gives(tmp_path, umask):
     old = os.umask(umask)
     try:
         write_npy(np.zeros(1), tmp_path / "a.npy")
-        with atomic_path(tmp_path / "folder", directory=True):
-            pass
+        with atomic_path(tmp_path / "folder", directory=True) as tmp:
+            (tmp / "inner").mkdir(mode=0o700)
+            private = os.open(tmp / "inner" / "model.safetensors", os.O_WRONLY | os.O_CREAT, 0o600)
+            os.close(private)  # as safetensors writes its file: private, whatever the umask
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "a.npy").stat().st_mode) == 0o666 & ~umask
     assert stat.S_IMODE((tmp_path / "folder").stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((tmp_path / "folder" / "inner").stat().st_mode) == 0o777 & ~umask
+    assert stat.S_IMODE((tmp_path / "folder" / "inner" / "model.safetensors").stat().st_mode) == 0o666 & ~umask
 
 
 def test_test_labels_are_joined_back_only_on_request(tmp_path):
