@@ -111,16 +111,19 @@ def _score(argv: list[str]) -> int:
     parser.add_argument("--output", required=True, help="output .parquet path")
     parser.add_argument("--kind", default="generic", choices=["generic", "home_depot", "esci"],
                         help="input format (default: generic, with the column options below)")
-    parser.add_argument("--query-column", default="query", help="query text column (generic)")
-    parser.add_argument("--query-id-column", default=None, help="query id column (default: the query text)")
-    parser.add_argument("--product-id-column", default="product_id", help="product id column (generic)")
-    parser.add_argument("--product-text-column", default="product_text", help="product text column (generic)")
+    # None = not given: an option the chosen --kind's loader does not take is refused, never dropped
+    parser.add_argument("--query-column", default=None, help="query text column (generic; default query)")
+    parser.add_argument("--query-id-column", default=None, help="query id column (generic; default: the query text)")
+    parser.add_argument("--product-id-column", default=None, help="product id column (generic; default product_id)")
+    parser.add_argument("--product-text-column", default=None,
+                        help="product text column (generic; default product_text)")
     parser.add_argument("--label-column", default=None, help="optional label column (generic)")
-    parser.add_argument("--label-min", type=finite_number, default=None, help="lowest label of the scale")
-    parser.add_argument("--label-max", type=finite_number, default=None, help="highest label of the scale")
-    parser.add_argument("--encoding", default=None, help="text encoding (generic default utf-8)")
+    parser.add_argument("--label-min", type=finite_number, default=None, help="lowest label of the scale (generic)")
+    parser.add_argument("--label-max", type=finite_number, default=None, help="highest label of the scale (generic)")
+    parser.add_argument("--encoding", default=None,
+                        help="text encoding (default: utf-8; home_depot latin-1)")
     parser.add_argument("--file-format", default=None, choices=[None, "csv", "parquet", "jsonl"],
-                        help="override the format guessed from the suffix")
+                        help="override the format guessed from the suffix (generic, esci)")
     parser.add_argument("--batch-size", type=whole_number(1, example=512), default=512,
                         help="pairs per forward pass, >= 1 (default 512)")
     parser.add_argument("--chunk-size", type=whole_number(1, example=100_000), default=100_000,
@@ -140,6 +143,7 @@ def _score(argv: list[str]) -> int:
                              "here) or spark://host:7077; default: spark-submit's --master under "
                              "spark-submit, else local[2]")
     args = parser.parse_args(argv)
+    options = _reading_options(args)
     if args.engine == "spark":
         from graphrel.spark.command import score_with_spark
 
@@ -147,14 +151,6 @@ def _score(argv: list[str]) -> int:
             summary = score_with_spark(args)
         print(f"scored {summary['rows']:,} pairs on Spark -> {summary['output']}")
         return 0
-    options = {}
-    if args.kind == "generic":
-        options = {"query_column": args.query_column, "query_id_column": args.query_id_column,
-                   "product_id_column": args.product_id_column, "product_text_column": args.product_text_column,
-                   "label_column": args.label_column, "label_min": args.label_min, "label_max": args.label_max,
-                   "file_format": args.file_format}
-    if args.encoding:
-        options["encoding"] = args.encoding
     try:
         with _signals_raise_interrupted():
             summary = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size,
@@ -168,6 +164,38 @@ def _score(argv: list[str]) -> int:
     if summary.paths:  # also in OUT.parquet.summary.json
         print(_paths_line(summary.paths))
     return 0
+
+
+#: ``graphrel score``'s reading options, as the loaders name them, with the generic defaults.
+_READING_OPTIONS = {"query_column": "query", "query_id_column": None, "product_id_column": "product_id",
+                    "product_text_column": "product_text", "label_column": None, "label_min": None,
+                    "label_max": None, "encoding": None, "file_format": None}
+
+
+def _reading_options(args) -> dict:
+    """The reading options of ``args.kind``'s loader (what was given, else the defaults);
+    fills the generic column defaults into ``args``.
+
+    Raises:
+        GraphrelInputError: an option the kind's loader does not take (it would be ignored).
+    """
+    from graphrel.data.datasets import kind_options
+
+    given = {name: getattr(args, name) for name in _READING_OPTIONS if getattr(args, name) is not None}
+    accepted = kind_options(args.kind)
+    refused = [name for name in given if name not in accepted]
+    if refused:
+        options = ", ".join("--" + name.replace("_", "-") for name in refused)
+        takes = ", ".join("--" + name.replace("_", "-") for name in accepted if name in _READING_OPTIONS)
+        raise GraphrelInputError(f"{options} {'does' if len(refused) == 1 else 'do'} not apply to --kind {args.kind} "
+                                 f"(its loader reads fixed columns and would ignore {'it' if len(refused) == 1 else 'them'})",
+                                 fix=f"drop {options} (--kind {args.kind} takes {takes or 'none of them'}), or use "
+                                     "--kind generic with the column options")
+    for name, default in _READING_OPTIONS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    return {name: getattr(args, name) for name in accepted  # the loader's own default where not given
+            if name in _READING_OPTIONS and not (name == "encoding" and args.encoding is None)}
 
 
 def _rows(count: int) -> str:

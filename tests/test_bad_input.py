@@ -177,6 +177,69 @@ def test_repeated_pairs_score_scores_every_row_and_warns_with_the_count(capsys, 
     assert "scored 4 pairs" in stdout
 
 
+@pytest.mark.parametrize("text", ["\x00\x01", "\u200b\u200b", "\t\x7f\ufeff "])
+def test_text_of_control_or_invisible_characters_only_is_refused(capsys, tmp_path, fake_model, text):
+    frame = pd.DataFrame({"query": ["drill", text, "hammer"], "product_id": ["1", "2", "3"],
+                          "product_text": ["Drill", "Saw", "Hammer"]})
+    source = tmp_path / "pairs.parquet"
+    frame.to_parquet(source)
+    out = tmp_path / "out.parquet"
+    code, _, err = score(capsys, fake_model, source, out)
+    assert_one_line_error(code, err, "pairs.parquet", "row 2", "query text", "fix")
+    assert_nothing_written(out)
+
+
+def test_queries_file_of_control_characters_only_is_refused(capsys, tmp_path):
+    from graphrel.errors import GraphrelInputError
+    from graphrel.retrieval.command import read_queries
+
+    source = tmp_path / "queries.parquet"
+    pd.DataFrame({"query": ["drill", "\x00\u200b"]}).to_parquet(source)
+    with pytest.raises(GraphrelInputError, match="row 2.*control or invisible characters only"):
+        read_queries(source)
+
+
+def test_named_pipe_and_standard_input_are_refused_saying_what_they_are(capsys, tmp_path, fake_model):
+    pipe = tmp_path / "pairs.csv"
+    os.mkfifo(pipe)
+    out = tmp_path / "out.parquet"
+    code, _, err = score(capsys, fake_model, pipe, out)  # nothing writes to it: must not block
+    assert_one_line_error(code, err, "pairs.csv", "named pipe (FIFO)", "save the data to a file")
+    code, _, err = score(capsys, fake_model, "-", out)
+    assert_one_line_error(code, err, "standard input", "save the data to a file")
+    assert_nothing_written(out)
+
+
+@pytest.mark.parametrize("options, named", [
+    (["--label-column", "nosuch"], "--label-column"),
+    (["--query-id-column", "id"], "--query-id-column"),
+    (["--file-format", "csv"], "--file-format"),
+    (["--query-column", "search_term"], "--query-column"),
+    (["--product-id-column", "product_uid"], "--product-id-column"),
+    (["--product-text-column", "product_title"], "--product-text-column"),
+    (["--label-min", "1"], "--label-min"),
+    (["--label-max", "3"], "--label-max"),
+])
+def test_options_the_kind_does_not_read_are_refused(capsys, tmp_path, fake_model, options, named):
+    source = write(tmp_path / "train.csv", "id,product_uid,product_title,search_term,relevance\n1,2,Drill,drill,3\n")
+    out = tmp_path / "out.parquet"
+    code, _, err = score(capsys, fake_model, source, out, "--kind", "home_depot", *options)
+    assert_one_line_error(code, err, named, "does not apply to --kind home_depot", "--kind generic")
+    assert_nothing_written(out)
+    code, _, err = score(capsys, fake_model, source, out, "--kind", "home_depot", "--encoding", "latin-1")
+    assert code == 0, err  # the option its loader reads is still taken
+
+
+def test_esci_reads_its_file_format_option(capsys, tmp_path, fake_model):
+    source = tmp_path / "esci.data"  # no suffix to guess the format from
+    pd.DataFrame({"query": ["drill"], "product_id": ["B1"], "product_title": ["Drill"], "esci_label": ["E"],
+                  "product_locale": ["us"]}).to_parquet(source)
+    out = tmp_path / "out.parquet"
+    code, _, err = score(capsys, fake_model, source, out, "--kind", "esci", "--file-format", "parquet")
+    assert code == 0, err
+    assert len(pd.read_parquet(out)) == 1
+
+
 # ----------------------------------------------------------------------------- the model
 
 
@@ -185,7 +248,7 @@ def test_directory_without_student_json(capsys, tmp_path):
     (tmp_path / "run").mkdir()
     out = tmp_path / "out.parquet"
     code, _, err = score(capsys, tmp_path / "run", source, out)
-    assert_one_line_error(code, err, "run", "student.json", "RUN/student_korder")
+    assert_one_line_error(code, err, "run", "student.json", "RUN/student_korder", "RUN/teacher")
     assert_nothing_written(out)
 
 

@@ -23,7 +23,7 @@ from graphrel.data.sources import (Source, esci_source, generic_source, home_dep
                                    load_home_depot, load_pairs)
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["DATASET_KINDS", "load_dataset", "iter_pairs"]
+__all__ = ["DATASET_KINDS", "load_dataset", "iter_pairs", "kind_options"]
 
 DATASET_KINDS: tuple[str, ...] = ("home_depot", "esci", "generic")
 """The ``kind`` values :func:`load_dataset` accepts."""
@@ -47,6 +47,19 @@ def _kind_key(kind: str, path: PathLike) -> str:
         raise GraphrelInputError(f"unknown dataset kind {kind!r}", path=path,
                                  fix=f"use one of {', '.join(DATASET_KINDS)}")
     return key
+
+
+def kind_options(kind: str) -> tuple[str, ...]:
+    """The reading options a dataset kind's loader takes (e.g. ``("encoding",)`` for
+    ``home_depot``; the column options, label scale, encoding and file format for ``generic``).
+
+    Raises:
+        GraphrelInputError: unknown ``kind``.
+    """
+    key = kind.replace("-", "_")
+    if key not in _SOURCES:
+        raise GraphrelInputError(f"unknown dataset kind {kind!r}", fix=f"choose one of {', '.join(_SOURCES)}")
+    return tuple(n for n in inspect.signature(_SOURCES[key]).parameters if n != "path")
 
 
 def _check_options(function: Callable, kind: str, path: PathLike, options: dict) -> None:

@@ -41,14 +41,28 @@ def file_is_empty(p: Path) -> GraphrelInputError:
 
 
 def check_path(path: PathLike) -> Path:
-    """``path`` as a :class:`~pathlib.Path`, checked: it exists, is a file and is not empty."""
+    """``path`` as a :class:`~pathlib.Path`, checked: it exists, is a regular file (not ``-``,
+    a named pipe, a socket or a device, which cannot be read twice) and is not empty."""
     p = Path(path)
+    if str(path) == "-":
+        raise GraphrelInputError("standard input ('-') is not read: the input is read more than once "
+                                 "(its header and format first, then its rows)", path=p,
+                                 fix="save the data to a file and pass its path")
     if not p.exists():
         raise GraphrelInputError("file not found", path=p,
                                  fix="check the path (relative paths start at the working directory)")
     if p.is_dir():
         raise GraphrelInputError("is a directory, not a file", path=p,
                                  fix="pass the path of the data file inside it")
+    if not p.is_file():
+        import stat
+
+        mode = p.stat().st_mode
+        what = ("a named pipe (FIFO)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+                else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a regular file")
+        raise GraphrelInputError(f"is {what}, not a regular file: the input is read more than once "
+                                 "(its header and format first, then its rows)", path=p,
+                                 fix="save the data to a file and pass its path")
     if p.stat().st_size == 0:
         raise file_is_empty(p)
     return p

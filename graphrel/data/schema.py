@@ -18,6 +18,7 @@ data row is read, and :func:`check_values` (types) on every table or chunk read.
 from __future__ import annotations
 
 import math
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -287,12 +288,36 @@ def first_bad(mask: pd.Series, row_ids: np.ndarray) -> int | None:
     return int(row_ids[int(np.argmax(arr))])
 
 
+#: White space, control characters (C0, DEL, C1) and invisible format characters (soft
+#: hyphen, zero-width spaces and joiners, direction marks, word joiner, byte-order mark):
+#: a text made only of these says nothing, and is refused like an empty one.
+INVISIBLE = r"[\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+
+
+def blank_texts(text: pd.Series) -> np.ndarray:
+    """(N,) bool: values missing, or empty once white space and control / invisible format
+    characters (:data:`INVISIBLE`) are removed."""
+    visible = text.str.replace(INVISIBLE, "", regex=True)
+    return (visible.isna() | (visible == "")).to_numpy(dtype=bool)
+
+
+def is_blank(text: str) -> bool:
+    """Whether one text is empty once white space and control / invisible format characters
+    are removed (:data:`INVISIBLE`)."""
+    return re.sub(INVISIBLE, "", text) == ""
+
+
 def _check_nonempty(text: pd.Series, row_ids: np.ndarray, p: Path, what: str, column: str) -> pd.Series:
-    """Strip ``text``; raise on the first missing or blank value."""
+    """Strip ``text``; raise on the first missing or blank value (also one of control or
+    invisible characters only: :func:`blank_texts`)."""
     stripped = text.str.strip()
-    row = first_bad(stripped.isna() | (stripped == ""), row_ids)
+    blank = blank_texts(stripped)
+    row = first_bad(blank, row_ids)
     if row is not None:
-        raise GraphrelInputError(f"empty {what} (column {column!r})", path=p, row=row,
+        value = stripped.iloc[int(np.argmax(blank))]
+        what_it_is = (f"empty {what}" if value is None or value != value or value == ""
+                      else f"{what} of control or invisible characters only ({value!r})")
+        raise GraphrelInputError(f"{what_it_is} (column {column!r})", path=p, row=row,
                                  fix=f"fill in the {what} or drop the row")
     return stripped
 

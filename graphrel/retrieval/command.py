@@ -24,6 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from graphrel.data.files import check_path
+from graphrel.data.schema import is_blank
 from graphrel.errors import GraphrelInputError
 
 log = logging.getLogger("graphrel")
@@ -50,8 +52,9 @@ def read_queries(path: str | Path, *, query_column: str = "query", query_id_colu
             file, an empty or non-text query (naming the 1-based data row).
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise GraphrelInputError("queries file not found", path=path, fix="pass an existing CSV/Parquet/JSONL file")
+    check_path(path)  # a directory, standard input, a named pipe, an empty file: said as such
     kind = file_format or FORMATS.get(path.suffix.lower())
     if kind not in ("csv", "parquet", "jsonl"):
         raise GraphrelInputError(f"unknown queries file format {path.suffix!r}", path=path,
@@ -90,8 +93,9 @@ def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
             what = "empty" if value is None or (isinstance(value, float) and value != value) else "not text"
             raise GraphrelInputError(f"{column} is {what} ({value!r})", path=path, row=row + 1,
                                      fix=f"give every row a non-empty text {column}")
-        if not value.strip():
-            raise GraphrelInputError(f"{column} is empty", path=path, row=row + 1,
+        if is_blank(value):
+            what = "empty" if not value.strip() else f"control or invisible characters only ({value!r})"
+            raise GraphrelInputError(f"{column} is {what}", path=path, row=row + 1,
                                      fix=f"give every row a non-empty {column} or remove the row")
         out[row] = value
     return out
