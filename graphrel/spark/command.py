@@ -4,10 +4,12 @@
         [--spark-master local[2]] [--query-column ...] [--batch-size 512] [--chunk-size 100000]
 
 The input is a Parquet file or a directory of Parquet files (a local path or any URI Spark
-reads: ``hdfs://``, ``s3a://``); the output is a Parquet directory with every input column
-but the texts (the product text, and the query text when a query id column is given) and
-``score`` (float in [0, 1]), one row per input row (repeated pairs too), in no particular
-order: keep an id column in the input to join back. ``--chunk-size`` is the rows per Arrow
+reads: ``hdfs://``, ``s3a://``); the output is a Parquet directory in the layout of the
+single-process ``graphrel score``: ``row_id`` (int64, the 1-based row in its input file),
+``query_id`` and ``product_id`` (string, as the file loaders read them: the query text
+where no query id column is given), ``score`` (float32 in [0, 1]), and ``input_file`` (the
+file's path) when the input has several files; one row per input row (repeated pairs too),
+in no particular order (sort by ``input_file``, ``row_id`` to restore the input's). ``--chunk-size`` is the rows per Arrow
 batch a worker scores at a time (``spark.sql.execution.arrow.maxRecordsPerBatch``).
 
 The same column options and one-line errors as the single-process path: a missing or
@@ -129,11 +131,16 @@ def _run(args, source: str, output: str, started: float) -> SparkSummary:
 
         _balance_input_splits(spark)
 
-        texts = {args.product_text_column} | ({args.query_column} if args.query_id_column else set())
-        scored = score_pairs(table, args.model, query_col=args.query_column, product_id_col=args.product_id_column,
+        # the layout graphrel score writes: row_id (1-based row of its input file), query_id,
+        # product_id (as the file loaders read them), score; input_file too for several files
+        located = table.select(*columns.names(), (F.col("_metadata.row_index") + 1).alias("row_id"),
+                               F.regexp_replace("_metadata.file_path", "^file:(//)?", "").alias("input_file"))
+        many_files = len(table.inputFiles()) > 1
+        scored = score_pairs(located, args.model, query_col=args.query_column, product_id_col=args.product_id_column,
                              product_text_col=args.product_text_column, query_id_col=args.query_id_column,
-                             batch_size=args.batch_size, check_rows=False,
-                             keep_columns=[column for column in table.columns if column not in texts])
+                             batch_size=args.batch_size, check_rows=False, id_columns=True,
+                             keep_columns=["row_id", "input_file"] if many_files else ["row_id"])
+        scored = scored.select("row_id", "query_id", "product_id", "score", *(["input_file"] if many_files else []))
         scoring = time.perf_counter()
         try:  # the workers check every pair field as they score it (no pass over the input before)
             write_parquet_atomically(scored, output)

@@ -21,11 +21,14 @@ from graphrel.spark.columns import PairColumns, check_pair_columns, check_whole_
 __all__ = ["score_pairs", "SCORE_COLUMN"]
 
 SCORE_COLUMN = "score"
+#: The id columns ``score_pairs(..., id_columns=True)`` adds, as ``graphrel score`` names them.
+ID_COLUMNS = ("query_id", "product_id")
 
 def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_id_col: str = "product_id",
                 product_text_col: str = "product_text", query_id_col: str | None = None,
                 graph: str | Path | None = None, batch_size: int = 512, check_rows: bool = True,
-                threads_per_task: int | None = None, keep_columns: list[str] | None = None):
+                threads_per_task: int | None = None, keep_columns: list[str] | None = None,
+                id_columns: bool = False):
     """The rows of ``df`` with a ``score`` column from a trained student.
 
     Any student directory of a run (k-order graph student, BERM-O, BERT2DNN; see
@@ -55,10 +58,14 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
             that the workers of one executor do not compete for its cores.
         keep_columns: the columns of ``df`` the result keeps (None: all). Leaving the text
             columns out spares moving them back from the workers and writing them again.
+        id_columns: also give ``query_id`` and ``product_id`` (string), the ids as the file
+            loaders read them (text, stripped; the query text where there is no query id
+            column): the columns ``graphrel score`` writes. ``keep_columns`` must not name
+            ``query_id`` or ``product_id`` then.
 
     Returns:
-        A DataFrame: ``keep_columns`` (default: ``df``'s columns) and ``score`` (float, in
-        [0, 1]).
+        A DataFrame: ``keep_columns`` (default: ``df``'s columns), ``query_id`` and
+        ``product_id`` with ``id_columns``, and ``score`` (float32, in [0, 1]).
 
     Raises:
         GraphrelInputError: on the driver: ``batch_size`` or ``threads_per_task`` not a whole
@@ -79,21 +86,27 @@ def score_pairs(df, model_dir: str | Path, *, query_col: str = "query", product_
     if unknown:
         raise GraphrelInputError(f"keep_columns names columns the DataFrame does not have: {', '.join(unknown)}",
                                  fix=f"choose among: {', '.join(df.columns)}")
+    if id_columns and {"query_id", "product_id"} & set(keep):
+        raise GraphrelInputError("with id_columns the result's query_id and product_id are the read ids; "
+                                 "keep_columns may not name them", fix="leave query_id and product_id out of keep_columns")
     model_dir = str(model_dir)
     if Path(model_dir).exists():  # the driver sees it (local mode, shared storage): check it here
         from graphrel.scoring.load import read_student_manifest
+        from graphrel.scoring.teacher_scorer import is_teacher_directory
 
-        read_student_manifest(Path(model_dir))
+        if not is_teacher_directory(Path(model_dir)):
+            read_student_manifest(Path(model_dir))
     if check_rows:
         find_bad_row(df, columns)
     if threads_per_task is None:
         threads_per_task = int(df.sparkSession.conf.get("spark.task.cpus", "1"))
-    from pyspark.sql.types import FloatType, StructField, StructType
+    from pyspark.sql.types import FloatType, StringType, StructField, StructType
 
     fields = {field.name: field for field in df.schema.fields}
-    schema = StructType([fields[column] for column in keep] + [StructField(SCORE_COLUMN, FloatType(), False)])
+    ids = [StructField(name, StringType(), False) for name in ID_COLUMNS] if id_columns else []
+    schema = StructType([fields[column] for column in keep] + ids + [StructField(SCORE_COLUMN, FloatType(), False)])
     job = _BatchScorer(model_dir, None if graph is None else str(graph), columns, batch_size, threads_per_task,
-                       keep)
+                       keep, id_columns)
     return df.mapInPandas(job, schema)
 
 
@@ -101,9 +114,9 @@ class _BatchScorer:
     """What each executor worker runs: Arrow batches in, the same batches with scores out."""
 
     def __init__(self, model_dir: str, graph: str | None, columns: PairColumns, batch_size: int,
-                 threads: int, keep: list[str]) -> None:
+                 threads: int, keep: list[str], id_columns: bool = False) -> None:
         self.model_dir, self.graph, self.columns = model_dir, graph, columns
-        self.batch_size, self.threads, self.keep = batch_size, threads, keep
+        self.batch_size, self.threads, self.keep, self.id_columns = batch_size, threads, keep, id_columns
 
     def __call__(self, batches):
         import time
@@ -117,10 +130,14 @@ class _BatchScorer:
         for batch in batches:
             out = batch[self.keep].copy() if self.keep != list(batch.columns) else batch
             if not len(batch):
+                for name in ID_COLUMNS if self.id_columns else ():
+                    out[name] = np.empty(0, dtype=object)
                 out[SCORE_COLUMN] = np.empty(0, dtype=np.float32)
                 yield out
                 continue
             query_ids, queries, product_ids, product_texts = pair_fields(batch, self.columns)
+            if self.id_columns:
+                out["query_id"], out["product_id"] = query_ids, product_ids
             out[SCORE_COLUMN] = scorer.score(query_ids, queries, product_ids, product_texts,
                                              batch_size=self.batch_size)
             if delay > 0:
@@ -144,12 +161,14 @@ def pair_fields(batch, columns: PairColumns):
         GraphrelInputError: an empty or missing field (the driver's check missed it: white
             space other than ASCII), naming the column and the row's other values.
     """
-    from graphrel.data.schema import as_text
+    import pandas as pd
+
+    from graphrel.data.schema import as_text, blank_texts
 
     fields = {}
     for column, what, _, _ in columns.checked():
         text = as_text(batch[column]).str.strip()
-        bad = text.isna() | (text == "")
+        bad = pd.Series(blank_texts(text), index=batch.index)
         if bad.any():
             row = batch.loc[bad.idxmax(), columns.names()].to_dict()
             raise GraphrelInputError(f"empty {what} (column {column!r}) in the row {row}",

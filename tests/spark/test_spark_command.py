@@ -115,15 +115,33 @@ def test_a_blank_only_a_worker_sees_fails_the_job_in_one_line(spark, capsys, tin
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pairs"]
 
 
-def test_output_keeps_every_column_but_the_texts(spark, capsys, tiny_run, pairs_dir, tmp_path):
-    code, _, err = spark_score(capsys, tiny_run / "student_bert2dnn", pairs_dir, tmp_path / "with_id",
-                               "--query-id-column", "query_id")
+def test_output_has_the_layout_of_the_single_process_command(spark, capsys, tiny_run, pairs_dir, tmp_path):
+    """The same input scored by both engines: the same columns, types, ids and scores."""
+    source = pairs_dir / "a.parquet"
+    for model, extra in ((tiny_run / "student_bert2dnn", ["--query-id-column", "query_id"]),
+                         (tiny_run / "student_korder", []),  # no query id column: the text is the id
+                         (tiny_run / "teacher", ["--query-id-column", "query_id"])):  # the teacher scores too
+        local_out, spark_out = tmp_path / f"{model.name}_local.parquet", tmp_path / f"{model.name}_spark"
+        code, _, err = run_cli(capsys, "score", "--model", str(model), "--input", str(source),
+                               "--output", str(local_out), *extra)
+        assert code == 0, err
+        code, _, err = spark_score(capsys, model, source, spark_out, *extra)
+        assert code == 0, err
+        local = pd.read_parquet(local_out)
+        on_spark = pd.read_parquet(spark_out).sort_values("row_id").reset_index(drop=True)
+        assert list(on_spark.columns) == list(local.columns) == ["row_id", "query_id", "product_id", "score"]
+        assert list(on_spark.dtypes) == list(local.dtypes)
+        pd.testing.assert_frame_equal(on_spark[["row_id", "query_id", "product_id"]],
+                                      local[["row_id", "query_id", "product_id"]])
+        np.testing.assert_allclose(on_spark["score"], local["score"], atol=1e-6)
+    # several input files: each row names its file, rows numbered within it
+    code, _, err = spark_score(capsys, tiny_run / "student_bert2dnn", pairs_dir, tmp_path / "two_files")
     assert code == 0, err
-    assert list(pd.read_parquet(tmp_path / "with_id").columns) == ["pair_id", "query_id", "product_id", "score"]
-    code, _, err = spark_score(capsys, tiny_run / "student_bert2dnn", pairs_dir, tmp_path / "text_as_id")
-    assert code == 0, err  # the query text is the query id: kept
-    assert list(pd.read_parquet(tmp_path / "text_as_id").columns) == ["pair_id", "query_id", "query", "product_id",
-                                                                      "score"]
+    both = pd.read_parquet(tmp_path / "two_files")
+    assert list(both.columns) == ["row_id", "query_id", "product_id", "score", "input_file"]
+    assert both.groupby(both["input_file"].str.rsplit("/", n=1).str[-1])["row_id"].agg(["min", "max", "size"]) \
+        .to_dict("index") == {"a.parquet": {"min": 1, "max": 250, "size": 250},
+                              "b.parquet": {"min": 1, "max": 250, "size": 250}}
 
 
 def test_interrupted_run_rerun_writes_the_same_output(spark, capsys, tiny_run, pairs_dir, tmp_path):
