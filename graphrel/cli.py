@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import warnings
+from pathlib import Path
 
 from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError
 
@@ -98,7 +99,7 @@ def _score(argv: list[str]) -> int:
     from graphrel.scoring.streaming import score_file
 
     parser = ArgumentParser(prog="graphrel score", description=(
-        "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student. Output: Parquet "
+        "Score every row of a pairs file (CSV / Parquet / JSONL) with a trained student or the teacher. Output: Parquet "
         "with row_id, query_id, product_id, score (+ label where known), one row per input row, in order. "
         "The input is streamed chunk by chunk (memory stays flat however long it is); each scored chunk is "
         "saved in OUT.parquet.parts/ as it finishes, merged into OUT.parquet at the end (atomically) and the "
@@ -106,7 +107,8 @@ def _score(argv: list[str]) -> int:
         "fallback) and the rows whose query or product id is not in the graph. One run writes an output at a "
         "time (lock file OUT.parquet.lock). After a crash, Ctrl-C or SIGTERM, run the same command with "
         "--resume to continue."))
-    parser.add_argument("--model", required=True, help="student directory, e.g. RUN/student_korder")
+    parser.add_argument("--model", required=True,
+                        help="model directory of a run: a student (e.g. RUN/student_korder) or the teacher (RUN/teacher)")
     parser.add_argument("--input", required=True, help="pairs file")
     parser.add_argument("--output", required=True, help="output .parquet path")
     parser.add_argument("--kind", default="generic", choices=["generic", "home_depot", "esci"],
@@ -132,6 +134,10 @@ def _score(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted run from the chunks saved in OUT.parquet.parts/ "
                              "(same input, model and options required)")
+    parser.add_argument("--calibrated", action="store_true",
+                        help="score = the expected label on the label scale, through the model's calibrator.json "
+                             "(fitted on the validation queries by the pipeline's evaluation); default: the "
+                             "model's score in [0, 1]")
     parser.add_argument("--engine", default="local", choices=["local", "spark"],
                         help="local (default): this process, any pairs file. spark: Apache Spark "
                              "(pip install 'graphrel[spark]'); --input is a Parquet file or directory, "
@@ -154,13 +160,16 @@ def _score(argv: list[str]) -> int:
     try:
         with _signals_raise_interrupted():
             summary = score_file(args.model, args.input, args.output, kind=args.kind, batch_size=args.batch_size,
-                                 chunk_size=args.chunk_size, resume=args.resume, **options)
+                                 chunk_size=args.chunk_size, resume=args.resume, calibrated=args.calibrated,
+                                 **options)
     except KeyboardInterrupt as stop:  # Ctrl-C / SIGINT (130) or SIGTERM (143): tell how to continue
         number = getattr(stop, "signal_number", signal.SIGINT)
         print(f"graphrel: {_stopped_message(number, argv, args.output)}", file=sys.stderr)
         return 128 + int(number)
     reused = f" ({summary.reused_chunks} of {summary.chunks} chunks resumed)" if summary.reused_chunks else ""
     print(f"scored {summary.rows:,} pairs -> {args.output}{reused}")
+    if args.calibrated:
+        print(f"scores: the expected label on the label scale, through {Path(args.model) / 'calibrator.json'}")
     if summary.paths:  # also in OUT.parquet.summary.json
         print(_paths_line(summary.paths))
     return 0

@@ -18,6 +18,7 @@ import torch
 
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
+from graphrel.pipeline.calibration_stage import calibrate_models
 from graphrel.pipeline.evaluation import evaluate
 from graphrel.pipeline.graph_stage import build_graphs
 from graphrel.pipeline.records import StageRecords
@@ -67,6 +68,7 @@ class Pipeline:
         graph = self._stage("graph", build_graphs, run_dir, scored)
         students = self._students(scored, graph)
         metrics = self._stage("evaluate", evaluate, c, run_dir, scored, students, teacher, self.timings)
+        metrics["calibration"] = self._stage("calibration", calibrate_models, c, run_dir, scored, students)
         if c.retrieval.enabled:
             metrics.update(self._retrieval())
         if c.knn.enabled:

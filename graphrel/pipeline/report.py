@@ -168,6 +168,31 @@ def _deduplication_section(counts: dict | None) -> list[str]:
             + ".", ""]
 
 
+def _calibration_section(calibration: dict | None) -> list[str]:
+    """ECE and squared error before and after calibration per model column, and the
+    reliability diagrams (:mod:`graphrel.pipeline.calibration_stage`)."""
+    if not calibration:
+        return []
+    from graphrel.pipeline.calibration_stage import RELIABILITY_PLOT
+
+    def figure(value) -> str:
+        return "–" if value is None else f"{value:.4f}"
+
+    rows = [{"model": column, "method (chosen on validation)": values["method"],
+             "ECE before": figure(values["test"]["ece_before"]), "ECE after": figure(values["test"]["ece_after"]),
+             "MSE before": figure(values["test"]["mse_before"]), "MSE after": figure(values["test"]["mse_after"])}
+            for column, values in calibration["models"].items()]
+    low, high = calibration["label_scale"]
+    return ["## Calibration", "",
+            f"Each model's score in [0, 1] mapped to the expected label on the {low:g}–{high:g} scale "
+            "(isotonic or Platt, chosen by out-of-fold squared error over validation queries) by a calibrator "
+            f"fitted on the {calibration['fitted_on']}. Expected calibration error (10 equal-mass score bins: the "
+            "pair-weighted gap between mean score and mean normalised label) and squared error on the test "
+            "pairs, normalised scale, before and after. `graphrel score --calibrated` applies the model's "
+            "`calibrator.json`.", "",
+            markdown_table(rows), "", f"![reliability diagrams]({RELIABILITY_PLOT})", ""]
+
+
 def write_report(run_dir: str | Path, metrics: dict) -> None:
     """Write ``report.md`` and the plot into ``run_dir``."""
     run_dir = Path(run_dir)
@@ -198,6 +223,7 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
                         for k, v in split.items()]), "",
         "`test_context`: judged pairs of test queries kept in the graph (teacher-scored, labels hidden) "
         "under `new_pairs`; `test`: the evaluated pairs.", "",
+        *_calibration_section(metrics.get("calibration")),
         *_deduplication_section(metrics.get("deduplication")),
         *_retrieval_section(run_dir, metrics),
         "## Stage timings (s)", "",

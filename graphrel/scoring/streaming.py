@@ -106,7 +106,7 @@ class ScoreSummary:
 
 def score_file(model_dir: str | Path, input_path: str | Path, output_path: str | Path, *,
                kind: str = "generic", batch_size: int = 512, chunk_size: int = 100_000,
-               resume: bool = False, **load_options: Any) -> ScoreSummary:
+               resume: bool = False, calibrated: bool = False, **load_options: Any) -> ScoreSummary:
     """Score every row of a pairs file with a trained student, streaming, crash-safe, resumable.
 
     The input is read and validated ``chunk_size`` rows at a time; each chunk is scored and
@@ -118,7 +118,8 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     renamed into place, replacing a stale one.
 
     Output columns: ``row_id`` (int64, 1-based input data row; JSON Lines: the line),
-    ``query_id`` and ``product_id`` (str), ``score`` (float32 in [0, 1]), and ``label``
+    ``query_id`` and ``product_id`` (str), ``score`` (float32 in [0, 1]; with ``calibrated``
+    the expected label on the label scale of the model's calibrator), and ``label``
     (float64 in [0, 1], NaN where unknown) if any input row has a label; one row per input
     row, in input order. Repeated pairs are all scored and logged as one warning with their
     count.
@@ -134,6 +135,9 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
         chunk_size: input rows per chunk and shard, >= 1 (memory grows with it, not with
             the input).
         resume: continue an interrupted run from the shards its manifest lists.
+        calibrated: map every score through the model directory's ``calibrator.json``
+            (:class:`graphrel.scoring.calibration.Calibrator`, fitted on validation queries by
+            the pipeline) to the expected label on its label scale.
         **load_options: options of the loader for ``kind`` (column mapping, label scale,
             encoding, file format, ESCI locale), without ``keep_duplicates``.
 
@@ -147,7 +151,8 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
             checkpoint, an output path that cannot be written, another run writing the same
             output (its lock, :mod:`graphrel.lock`), a lock left by a run that is gone
             (without ``resume``), an existing parts folder without ``resume``, or a manifest
-            from another input, model, ``kind``, options or ``chunk_size`` with ``resume``.
+            from another input, model, ``kind``, options or ``chunk_size`` with ``resume``;
+            with ``calibrated``, a missing or unreadable ``calibrator.json``.
     """
     started = time.perf_counter()
     _check_sizes(batch_size=batch_size, chunk_size=chunk_size)
@@ -155,11 +160,13 @@ def score_file(model_dir: str | Path, input_path: str | Path, output_path: str |
     _check_output(output_path, input_path)
     with output_lock(output_path, resume=resume):  # one writer per output, for the whole run
         return _score_locked(model_dir, input_path, output_path, kind=kind, batch_size=batch_size,
-                             chunk_size=chunk_size, resume=resume, started=started, load_options=load_options)
+                             chunk_size=chunk_size, resume=resume, started=started, load_options=load_options,
+                             calibrated=calibrated)
 
 
 def _score_locked(model_dir: Path, input_path: Path, output_path: Path, *, kind: str, batch_size: int,
-                  chunk_size: int, resume: bool, started: float, load_options: dict) -> ScoreSummary:
+                  chunk_size: int, resume: bool, started: float, load_options: dict,
+                  calibrated: bool = False) -> ScoreSummary:
     """:func:`score_file` once the output's lock is held."""
     parts = score_parts.parts_dir(output_path)
     score_parts.remove_stale_temporaries(output_path)
@@ -167,10 +174,14 @@ def _score_locked(model_dir: Path, input_path: Path, output_path: Path, *, kind:
     chunks = _InputChunks(iter_pairs(kind, input_path, chunk_size=chunk_size, **load_options))
     first = next(chunks)  # file-level problems and the first chunk's rows, before the model loads
 
-    settings = score_parts.run_settings(model_dir, input_path, output_path, kind=kind, load_options=load_options,
+    calibrator = _load_calibrator(model_dir) if calibrated else None
+    settings = score_parts.run_settings(model_dir, input_path, output_path, kind=kind,
+                                        load_options={**load_options, **({"calibrated": True} if calibrated else {})},
                                         chunk_size=chunk_size, batch_size=batch_size)
     manifest = score_parts.start_parts(parts, settings, resume)
     scorer = _load_scorer(model_dir)
+    if calibrator is not None:
+        scorer = _CalibratedScorer(scorer, calibrator)
 
     score_parts.write_manifest(parts, manifest)
     chunks.parts = parts  # from here on, a bad input row removes the parts folder
@@ -190,7 +201,9 @@ def _score_locked(model_dir: Path, input_path: Path, output_path: Path, *, kind:
     has_labels = any(e["labelled"] for e in manifest["shards"])
     paths = score_parts.add_paths(manifest["shards"])
     recorded = {"rows": rows, "repeated_pairs": repeated, "chunks": len(manifest["shards"]), "reused_chunks": reused,
-                "paths": paths, "model": str(model_dir.resolve()), "input": str(input_path.resolve())}
+                "paths": paths, "model": str(model_dir.resolve()), "input": str(input_path.resolve()),
+                "calibrated": None if calibrator is None else {"method": calibrator.method,
+                                                               "label_scale": list(calibrator.label_scale)}}
     score_parts.merge_shards(parts, manifest["shards"], output_path, has_labels,  # the summary first, then the output
                              before_rename=lambda: score_parts.write_summary(output_path, recorded))
     shutil.rmtree(parts, ignore_errors=True)
@@ -265,6 +278,28 @@ def _load_scorer(model_dir: Path):
             path=score_parts.checkpoint_path(model_dir),
             fix="pass a student directory written by graphrel pipeline (e.g. RUN/student_korder), "
                 "or re-run that run's student stage") from None
+
+
+def _load_calibrator(model_dir: Path):
+    from graphrel.scoring.calibration import Calibrator
+
+    path = model_dir / "calibrator.json"
+    if not path.is_file():
+        raise GraphrelInputError("this model has no calibrator (calibrator.json)", path=path,
+                                 fix="run the pipeline's evaluation on its run (graphrel pipeline --run-dir RUN), "
+                                     "which fits one on the validation queries, or score without --calibrated")
+    return Calibrator.load(path)
+
+
+class _CalibratedScorer:
+    """A scorer whose scores go through a calibrator (expected label on its label scale)."""
+
+    def __init__(self, scorer, calibrator) -> None:
+        self.scorer, self.calibrator = scorer, calibrator
+        self.paths = getattr(scorer, "paths", None)
+
+    def score(self, *args, **kwargs) -> np.ndarray:
+        return self.calibrator.to_label_scale(self.scorer.score(*args, **kwargs)).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- chunks

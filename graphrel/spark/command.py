@@ -45,6 +45,8 @@ _NOT_FOR_SPARK = {  # option -> (its value on the parser, why --engine spark ref
     "label_min": (None, "keeps every input column, labels too, as it is; drop --label-min"),
     "label_max": (None, "keeps every input column, labels too, as it is; drop --label-max"),
     "encoding": (None, "reads Parquet (its text is UTF-8); drop --encoding"),
+    "calibrated": (False, "writes the model's own scores; calibrate them with --engine local, or apply "
+                          "graphrel.scoring.calibration.Calibrator.load(MODEL/calibrator.json) to the score column"),
 }
 
 

@@ -48,6 +48,7 @@ def spark_score(capsys, model, source, output, *extra):
     (["--label-column", "label"], "--label-column is not available with --engine spark"),
     (["--label-min", "1", "--label-max", "3"], "--label-min is not available with --engine spark"),
     (["--encoding", "latin-1"], "--encoding is not available with --engine spark"),
+    (["--calibrated"], "--calibrated is not available with --engine spark"),
     (["--file-format", "csv"], "--file-format csv is not available with --engine spark"),
     (["--chunk-size", "0"], "--chunk-size: must be a whole number >= 1"),
 ])
