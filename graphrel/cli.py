@@ -95,7 +95,7 @@ def _pipeline(argv: list[str]) -> None:
 
 
 def _score(argv: list[str]) -> int:
-    from graphrel.options import ArgumentParser, finite_number, whole_number
+    from graphrel.options import ArgumentParser, finite_number, reading_options, whole_number
     from graphrel.scoring.streaming import score_file
 
     parser = ArgumentParser(prog="graphrel score", description=(
@@ -149,7 +149,9 @@ def _score(argv: list[str]) -> int:
                              "here) or spark://host:7077; default: spark-submit's --master under "
                              "spark-submit, else local[2]")
     args = parser.parse_args(argv)
-    options = _reading_options(args)
+    from graphrel.data.datasets import kind_options
+
+    options = reading_options(args, kind_options(args.kind))
     if args.engine == "spark":
         from graphrel.spark.command import score_with_spark
 
@@ -173,38 +175,6 @@ def _score(argv: list[str]) -> int:
     if summary.paths:  # also in OUT.parquet.summary.json
         print(_paths_line(summary.paths))
     return 0
-
-
-#: ``graphrel score``'s reading options, as the loaders name them, with the generic defaults.
-_READING_OPTIONS = {"query_column": "query", "query_id_column": None, "product_id_column": "product_id",
-                    "product_text_column": "product_text", "label_column": None, "label_min": None,
-                    "label_max": None, "encoding": None, "file_format": None}
-
-
-def _reading_options(args) -> dict:
-    """The reading options of ``args.kind``'s loader (what was given, else the defaults);
-    fills the generic column defaults into ``args``.
-
-    Raises:
-        GraphrelInputError: an option the kind's loader does not take (it would be ignored).
-    """
-    from graphrel.data.datasets import kind_options
-
-    given = {name: getattr(args, name) for name in _READING_OPTIONS if getattr(args, name) is not None}
-    accepted = kind_options(args.kind)
-    refused = [name for name in given if name not in accepted]
-    if refused:
-        options = ", ".join("--" + name.replace("_", "-") for name in refused)
-        takes = ", ".join("--" + name.replace("_", "-") for name in accepted if name in _READING_OPTIONS)
-        raise GraphrelInputError(f"{options} {'does' if len(refused) == 1 else 'do'} not apply to --kind {args.kind} "
-                                 f"(its loader reads fixed columns and would ignore {'it' if len(refused) == 1 else 'them'})",
-                                 fix=f"drop {options} (--kind {args.kind} takes {takes or 'none of them'}), or use "
-                                     "--kind generic with the column options")
-    for name, default in _READING_OPTIONS.items():
-        if getattr(args, name) is None:
-            setattr(args, name, default)
-    return {name: getattr(args, name) for name in accepted  # the loader's own default where not given
-            if name in _READING_OPTIONS and not (name == "encoding" and args.encoding is None)}
 
 
 def _rows(count: int) -> str:

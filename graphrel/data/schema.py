@@ -18,7 +18,6 @@ data row is read, and :func:`check_values` (types) on every table or chunk read.
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from graphrel.data.text_keys import blank_texts
 from graphrel.errors import GraphrelInputError, did_you_mean
 
 __all__ = ["PAIR_COLUMNS", "RelevancePairs", "Column"]
@@ -286,25 +286,6 @@ def first_bad(mask: pd.Series, row_ids: np.ndarray) -> int | None:
     if not arr.any():
         return None
     return int(row_ids[int(np.argmax(arr))])
-
-
-#: White space, control characters (C0, DEL, C1) and invisible format characters (soft
-#: hyphen, zero-width spaces and joiners, direction marks, word joiner, byte-order mark):
-#: a text made only of these says nothing, and is refused like an empty one.
-INVISIBLE = r"[\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
-
-
-def blank_texts(text: pd.Series) -> np.ndarray:
-    """(N,) bool: values missing, or empty once white space and control / invisible format
-    characters (:data:`INVISIBLE`) are removed."""
-    visible = text.str.replace(INVISIBLE, "", regex=True)
-    return (visible.isna() | (visible == "")).to_numpy(dtype=bool)
-
-
-def is_blank(text: str) -> bool:
-    """Whether one text is empty once white space and control / invisible format characters
-    are removed (:data:`INVISIBLE`)."""
-    return re.sub(INVISIBLE, "", text) == ""
 
 
 def _check_nonempty(text: pd.Series, row_ids: np.ndarray, p: Path, what: str, column: str) -> pd.Series:

@@ -1,4 +1,5 @@
-"""Text keys: one string per text that reads the same to a person, for de-duplication.
+"""Text keys: one string per text that reads the same to a person, for de-duplication; and
+blank texts (:func:`blank_texts`), which say nothing to a person and are refused as input.
 
 Two rows whose texts differ only in Unicode compatibility forms, case or white space are the
 same query or the same product title to a searcher and to the teacher. Ids do not show it: a
@@ -14,12 +15,13 @@ Example:
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["text_keys", "pair_keys"]
+__all__ = ["text_keys", "pair_keys", "blank_texts", "is_blank", "INVISIBLE"]
 
 
 def text_keys(texts) -> pd.Series:
@@ -44,3 +46,22 @@ def pair_keys(queries, product_texts) -> np.ndarray:
     query = text_keys(queries).to_numpy(dtype=object)
     title = text_keys(product_texts).to_numpy(dtype=object)
     return np.asarray([q + "\x1f" + t for q, t in zip(query, title)], dtype=object)
+
+
+#: White space, control characters (C0, DEL, C1) and invisible format characters (soft
+#: hyphen, zero-width spaces and joiners, direction marks, word joiner, byte-order mark):
+#: a text made only of these says nothing, and is refused like an empty one.
+INVISIBLE = r"[\s\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u206f\ufeff]"
+
+
+def blank_texts(text: pd.Series) -> np.ndarray:
+    """(N,) bool: values missing, or empty once white space and control / invisible format
+    characters (:data:`INVISIBLE`) are removed."""
+    visible = text.str.replace(INVISIBLE, "", regex=True)
+    return (visible.isna() | (visible == "")).to_numpy(dtype=bool)
+
+
+def is_blank(text: str) -> bool:
+    """Whether one text is empty once white space and control / invisible format characters
+    are removed (:data:`INVISIBLE`)."""
+    return re.sub(INVISIBLE, "", text) == ""

@@ -20,6 +20,8 @@ from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.calibration_stage import calibrate_models
 from graphrel.pipeline.evaluation import evaluate
+from graphrel.pipeline.model_card import run_models, update_model_cards
+from graphrel.pipeline.query_analysis_stage import analyse_queries
 from graphrel.pipeline.graph_stage import build_graphs
 from graphrel.pipeline.records import StageRecords
 from graphrel.pipeline.report import write_report
@@ -69,6 +71,7 @@ class Pipeline:
         students = self._students(scored, graph)
         metrics = self._stage("evaluate", evaluate, c, run_dir, scored, students, teacher, self.timings)
         metrics["calibration"] = self._stage("calibration", calibrate_models, c, run_dir, scored, students)
+        metrics["query_analysis"] = self._stage("query_analysis", analyse_queries, c, run_dir, scored, metrics)
         if c.retrieval.enabled:
             metrics.update(self._retrieval())
         if c.knn.enabled:
@@ -77,6 +80,7 @@ class Pipeline:
             metrics["knn"] = self._stage("knn", run_knn_evaluation, run_dir, run_dir / R.KNN_DIR, c.knn)["knn"]
         R.write_json(metrics, run_dir / "metrics.json")
         write_report(run_dir, metrics)
+        update_model_cards(run_dir, metrics, run_models(run_dir, students))  # the cards get the figures
         return metrics
 
     def _students(self, scored: pd.DataFrame, graph) -> dict[str, Path]:

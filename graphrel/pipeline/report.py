@@ -141,12 +141,14 @@ def plot_students_vs_teacher(predictions: pd.DataFrame, path: str | Path) -> Non
 
 
 def _retrieval_section(run_dir: Path, metrics: dict) -> list[str]:
-    """The retrieval stage's section (``RUN/retrieval/retrieval.md``) and the CE k-NN section
-    (``RUN/knn/knn.md``) when this run has them."""
+    """The per-query section (``RUN/queries.md``: slices, worst queries), the retrieval stage's
+    section (``RUN/retrieval/retrieval.md``) and the CE k-NN section (``RUN/knn/knn.md``) when
+    this run has them."""
     from graphrel.run import KNN_DIR, RETRIEVAL_DIR
 
     sections = []
-    for key, path in (("retrieval", run_dir / RETRIEVAL_DIR / "retrieval.md"), ("knn", run_dir / KNN_DIR / "knn.md")):
+    for key, path in (("query_analysis", run_dir / "queries.md"), ("retrieval", run_dir / RETRIEVAL_DIR / "retrieval.md"),
+                      ("knn", run_dir / KNN_DIR / "knn.md")):
         if key in metrics and path.is_file():
             sections += [path.read_text(encoding="utf-8").rstrip(), ""]
     return sections

@@ -19,6 +19,7 @@ import torch
 
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
+from graphrel.pipeline.model_card import write_model_card
 
 log = logging.getLogger("graphrel")
 
@@ -84,6 +85,7 @@ def stack_teachers(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, scores
     with R.atomic_path(directory / "lexical_teacher.joblib") as tmp:
         joblib.dump(fit.lexical, tmp)
     R.write_json({**fit.stack.to_dict(), "validation": fit.validation}, directory / "stack.json")
+    write_model_card(directory, name="teacher_stack", kind="stack", config=c, run_dir=run_dir)
     out = scores.assign(cross_encoder_logit=scores.teacher_logit)
     out = out.merge(pd.DataFrame({"query_id": scored.query_id, "product_id": scored.product_id,
                                   "lexical_logit": fit.lexical_logits, "stacked_logit": fit.stacked_logits}),

@@ -1,6 +1,6 @@
 """Student stages: the k-order students (``student_k0``, ``student_korder``), BERM-O
 (``student_online``, distilled from the k-order student) and BERT2DNN (``student_bert2dnn``).
--> <name>/ with model.ckpt + student.json (what ``graphrel score`` loads)
+-> <name>/ with model.ckpt + student.json (what ``graphrel score`` loads) and README.md (model card)
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.evaluation import validation_threshold
+from graphrel.pipeline.model_card import KINDS, write_model_card
 from graphrel.pipeline.trainer import stage_trainer
 
 
@@ -86,6 +87,8 @@ def fit_student(c: PipelineConfig, run_dir: Path, name: str, order: int, scored:
                   "graph": f"../{R.GRAPH}", "cap": s.cap, "distilled_from": distilled_from,
                   "best_val_auc": float(trainer.checkpoint_callback.best_model_score)},
                  directory / R.STUDENT_MANIFEST)
+    write_model_card(directory, name=name, kind=KINDS.get(name, "korder" if order else "k0"), config=c,
+                     run_dir=run_dir)
     return directory
 
 
@@ -135,4 +138,5 @@ def fit_bert2dnn_student(c: PipelineConfig, run_dir: Path, scored: pd.DataFrame,
                    scoring_dtype=b.scoring_dtype,
                    model_options={"match_features": b.match_features, "embedding_dim": b.embedding_dim,
                                   "hidden": tuple(b.hidden), "relevance_threshold": validation_threshold(c, run_dir)})
+    write_model_card(directory, name=R.BERT2DNN_STUDENT, kind="bert2dnn", config=c, run_dir=run_dir)
     return directory

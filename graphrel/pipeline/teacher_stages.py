@@ -12,6 +12,7 @@ import torch
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.evaluation import validation_threshold
+from graphrel.pipeline.model_card import write_model_card
 from graphrel.pipeline.trainer import stage_trainer
 from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits_resumable
 
@@ -20,7 +21,7 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
     """Fine-tune the cross-encoder on (a cap of) the training pairs. -> teacher/
 
     Returns the teacher (reloaded from teacher/ if it exists). teacher/ is written
-    atomically: an HF model directory plus ``teacher.ckpt``.
+    atomically: an HF model directory plus ``teacher.ckpt``; then its model card (README.md).
     """
     from graphrel.models.teacher_data import TeacherDataModule, sample_rows
     from graphrel.models.teacher import CrossEncoderTeacher
@@ -41,6 +42,7 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
     with R.atomic_path(directory, directory=True) as tmp:
         teacher.save_pretrained(tmp)
         trainer.save_checkpoint(tmp / "teacher.ckpt")
+    write_model_card(directory, name="teacher", kind="teacher", config=c, run_dir=run_dir)
     return teacher
 
 

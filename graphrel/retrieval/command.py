@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from graphrel.data.files import check_path
-from graphrel.data.schema import is_blank
+from graphrel.data.text_keys import is_blank
 from graphrel.errors import GraphrelInputError
 
 log = logging.getLogger("graphrel")

@@ -163,7 +163,8 @@ def pair_fields(batch, columns: PairColumns):
     """
     import pandas as pd
 
-    from graphrel.data.schema import as_text, blank_texts
+    from graphrel.data.schema import as_text
+    from graphrel.data.text_keys import blank_texts
 
     fields = {}
     for column, what, _, _ in columns.checked():

@@ -174,8 +174,9 @@ def test_interrupted_run_rerun_writes_the_same_output(spark, capsys, tiny_run, p
                            "--output", str(tmp_path / "a.parquet"))
     assert code == 0, err
     local = pd.read_parquet(tmp_path / "a.parquet")
-    assert len(scored) == 500 and sorted(scored["pair_id"]) == list(range(500))
-    joined = scored.merge(local.assign(pair_id=local["row_id"] - 1), on="pair_id")
+    assert len(scored) == 500 and not scored.duplicated(["input_file", "row_id"]).any()
+    joined = scored[scored["input_file"].str.endswith("/a.parquet")].merge(local, on=["row_id", "query_id",
+                                                                                         "product_id"])
     assert len(joined) == 250
     np.testing.assert_allclose(joined["score_x"], joined["score_y"], rtol=0, atol=1e-6)
 
