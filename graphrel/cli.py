@@ -40,8 +40,6 @@ Run `graphrel COMMAND --help` for every option of a command.
 
 
 def _lightning(argv: list[str]) -> None:
-    from lightning.pytorch.cli import LightningCLI
-
     import graphrel.models.bert2dnn  # noqa: F401  (registers classes for class_path)
     import graphrel.models.bert2dnn_data  # noqa: F401
     import graphrel.models.korder  # noqa: F401
@@ -49,8 +47,10 @@ def _lightning(argv: list[str]) -> None:
     import graphrel.models.teacher  # noqa: F401
     import graphrel.models.teacher_data  # noqa: F401
 
-    LightningCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
-                 save_config_kwargs={"overwrite": True})
+    from graphrel.models.lightning_cli import GraphrelCLI  # --ckpt_path last finds earlier fits' last.ckpt
+
+    GraphrelCLI(subclass_mode_model=True, subclass_mode_data=True, args=argv,
+                save_config_kwargs={"overwrite": True})
 
 
 def _pipeline(argv: list[str]) -> None:
@@ -173,25 +173,8 @@ def _score(argv: list[str]) -> int:
     if args.calibrated:
         print(f"scores: the expected label on the label scale, through {Path(args.model) / 'calibrator.json'}")
     if summary.paths:  # also in OUT.parquet.summary.json
-        print(_paths_line(summary.paths))
+        print(summary.paths_line())
     return 0
-
-
-def _rows(count: int) -> str:
-    return f"{count:,} row{'' if count == 1 else 's'}"
-
-
-def _paths_line(paths: dict[str, int]) -> str:
-    """``paths: graph 1,234 rows, text fallback 56 rows; 12 rows with a query id not in the
-    graph, 0 with a product id not in the graph`` (text-only students: ``paths: text 1,290 rows``)."""
-    missing = ("queries_not_in_graph", "products_not_in_graph")
-    line = "paths: " + ", ".join(f"{name.replace('_', ' ')} {_rows(count)}" for name, count in paths.items()
-                                 if name not in missing)
-    if any(name in paths for name in missing):
-        queries, products = paths.get("queries_not_in_graph", 0), paths.get("products_not_in_graph", 0)
-        line += (f"; {_rows(queries)} with a query id not in the graph, "
-                 f"{products:,} with a product id not in the graph")
-    return line
 
 
 class Interrupted(KeyboardInterrupt):
@@ -305,7 +288,9 @@ def _quiet_libraries(verbose: bool, command: str | None):
       user can act on;
     - transformers' ``LOAD REPORT`` (a warning listing ``classifier.weight`` MISSING whenever
       the teacher is built on the sentence encoder: the new head is what fine-tuning trains):
-      transformers' verbosity at ERROR.
+      transformers' verbosity at ERROR;
+    - transformers' "Loading weights" / "Writing model shards" bars, one per model load or
+      save (a second each, a dozen per run): off, through huggingface_hub's switch.
     """
     if verbose:
         yield
@@ -322,8 +307,16 @@ def _quiet_libraries(verbose: bool, command: str | None):
     before = imported.get_verbosity() if imported else None
     environment = os.environ.get("TRANSFORMERS_VERBOSITY")
     os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+    bars = os.environ.get("HF_HUB_DISABLE_PROGRESS_BARS")
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"  # read when huggingface_hub is imported
+    hub = sys.modules.get("huggingface_hub.utils")
+    bars_were_on = hub is not None and not hub.are_progress_bars_disabled()
+    if bars_were_on:
+        hub.disable_progress_bars()
+    transformer_bars = imported is not None and imported.is_progress_bar_enabled()
     if imported:
         imported.set_verbosity_error()
+        imported.disable_progress_bar()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                                 category=FutureWarning)
@@ -331,6 +324,14 @@ def _quiet_libraries(verbose: bool, command: str | None):
             yield
         finally:
             lightning_logger.setLevel(level)
+            if bars is None:
+                os.environ.pop("HF_HUB_DISABLE_PROGRESS_BARS", None)
+            else:
+                os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = bars
+            if bars_were_on:  # imported later, it read the switch: nothing to restore
+                hub.enable_progress_bars()
+            if transformer_bars:
+                imported.enable_progress_bar()
             if environment is None:
                 os.environ.pop("TRANSFORMERS_VERBOSITY", None)
             else:
