@@ -137,13 +137,18 @@ def test_verbose_keeps_the_third_party_lines_that_a_default_run_hides():
 
     lightning_logger = logging.getLogger("lightning.pytorch")
     before = (lightning_logger.level, transformers_logging.get_verbosity(), os.environ.get("TRANSFORMERS_VERBOSITY"))
+    from huggingface_hub.utils import are_progress_bars_disabled
+
+    bars_before = are_progress_bars_disabled()
     with _quiet_libraries(False, "pipeline"):
         assert lightning_logger.getEffectiveLevel() == logging.WARNING
         assert transformers_logging.get_verbosity() == transformers_logging.ERROR
+        assert are_progress_bars_disabled() and not transformers_logging.is_progress_bar_enabled()
         with warnings.catch_warnings(record=True) as caught:
             warnings.warn("`isinstance(treespec, LeafSpec)` is deprecated, use ...", FutureWarning)
         assert not caught
     assert (lightning_logger.level, transformers_logging.get_verbosity(),
             os.environ.get("TRANSFORMERS_VERBOSITY")) == before  # restored
+    assert are_progress_bars_disabled() == bars_before
     with _quiet_libraries(True, "pipeline"):
         assert transformers_logging.get_verbosity() == before[1]
