@@ -24,7 +24,10 @@ WORDS = ("drill hose paint brush door hinge light bulb led garden cordless steel
 
 #: What the evaluation writes: the only outputs allowed to differ.
 EVALUATION_OUTPUTS = {"test_labels.parquet", "metrics.json", "report.md", "test_predictions.parquet",
-                      "student_vs_teacher.png"}
+                      "student_vs_teacher.png", "reliability.png", "queries.md",
+                      "README.md"}  # model cards: rewritten with the figures (calibrator.json is not: validation only)
+#: Folders the evaluation writes (TREC runs and qrels of the evaluated pairs).
+EVALUATION_FOLDERS = {"runs"}
 #: Pickles of scikit-learn estimators whose bytes follow string interning in the interpreter
 #: (a memo reference or the string again), not their content: compared by what they compute
 #: (the lexical teacher's logit of every pair is in stacked_scores.parquet, byte-compared).
@@ -60,7 +63,8 @@ def run_pipeline(data, run_dir):
 
 def digests(run_dir) -> dict[str, str]:
     return {str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
-            for path in sorted(run_dir.rglob("*")) if path.is_file() and path.name not in EVALUATION_OUTPUTS}
+            for path in sorted(run_dir.rglob("*")) if path.is_file() and path.name not in EVALUATION_OUTPUTS
+            and path.relative_to(run_dir).parts[0] not in EVALUATION_FOLDERS}
 
 
 @pytest.fixture(scope="module")

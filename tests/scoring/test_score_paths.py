@@ -125,7 +125,7 @@ def test_graph_student_paths_add_up_and_the_summary_file_holds_them(graph_model,
     recorded = json.loads(summary_path(out).read_text())
     assert recorded == {"rows": summary.rows, "repeated_pairs": summary.repeated_pairs, "chunks": summary.chunks,
                         "reused_chunks": 0, "paths": summary.paths, "model": str(model.resolve()),
-                        "input": str(source.resolve())}
+                        "input": str(source.resolve()), "calibrated": None}
     assert summary.repeated_pairs == len(pairs.iloc[::4]) and summary.chunks == -(-len(rows) // 7)
 
 
