@@ -59,7 +59,7 @@ def analyse_queries(config, run_dir: str | Path, scored: pd.DataFrame, metrics: 
     judged = scored[scored["split"] != "transfer"]
     counts = judged.groupby("query_id").size()
     texts = scored.drop_duplicates("query_id").set_index("query_id")["query"]
-    slices = Q.query_slices(test["query_id"].unique(), counts, texts)
+    slices = Q.query_slices(test["query_id"], counts, texts)  # once per evaluated pair: thirds of the pairs
     figures = Q.slice_figures(test, columns, slices, threshold=threshold, label_range=high - low,
                               resamples=e.bootstrap_resamples, seed=config.seed, min_pairs=e.ndcg_min_pairs)
     models = metrics["protocols"]["new_query"]["models"]

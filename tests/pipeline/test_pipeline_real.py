@@ -135,3 +135,7 @@ def test_rerun_resumes_from_finished_stages_with_identical_quality(run_dir, caps
         assert "## Evaluation" in (run_dir / name / "README.md").read_text()
         assert (run_dir / name / "calibrator.json").is_file()
     assert {"calibration", "query_analysis"} <= set(after) and (run_dir / "reliability.png").is_file()
+    frequency = after["query_analysis"]["slices"]["frequency"]  # head / torso / tail: a third of the pairs each
+    total = sum(values["pairs"] for values in frequency.values())
+    assert total == after["split"]["test"]["pairs"]
+    assert all(abs(values["pairs"] / total - 1 / 3) < 0.1 for values in frequency.values()), frequency
