@@ -82,9 +82,11 @@ def format_explanation(explanation: PairExplanation) -> str:
     lines = [f"pair: query {short(e.query, 50)!r} x product {e.product_id} {short(e.product_text, 50)!r}",
              f"  student score {_fmt(e.score)}   teacher score {_fmt(e.teacher_score)}   "
              f"label {_fmt(e.label)}   split {e.split or '-'}   ({seen})"]
-    if e.text_fallback:
-        lines.append("  scored by the student's text fallback (nothing known of the pair in the graph): "
-                     "the neighbours below did not make the score")
+    if e.text_fallback:  # explained by the path that made the score: text only
+        lines += ["  scored by the student's text fallback (nothing known of the pair in the graph): its "
+                  "text-only copy read the query and the product text alone; no graph neighbour entered the score",
+                  f"  graph neighbours the fallback did not read: {len(e.neighbours)}"]
+        return "\n".join(lines)
     if e.metapath_weights:
         lines.append("  metapath weights: " + "  ".join(f"{m} {w:.3f}" for m, w in e.metapath_weights.items()))
     else:
