@@ -47,6 +47,11 @@ class TeacherConfig:
 
     ``max_train_pairs`` caps the pairs it is fine-tuned on (the slow stage: ≈36-55 pairs/s
     on 2 CPU cores); ``backbone_config`` builds a tiny random model (tests only).
+    ``scoring_backend`` (``auto``, ``fp32``, ``bf16``, ``int8``, ``int8_all``;
+    :mod:`graphrel.scoring.teacher_backends`): how every pair is scored. Each backend is first
+    checked against fp32 on ``agreement_pairs`` validation pairs; ``auto`` takes the fastest
+    whose Spearman correlation with fp32 is >= 0.999, a named one is used only if it reaches
+    that, else fp32 (``teacher_backend.json`` says which ran and why).
     """
 
     backbone: str = MINILM
@@ -59,6 +64,8 @@ class TeacherConfig:
     max_length: int = 64
     temperature: float = 1.0
     score_batch_size: int = 128
+    scoring_backend: str = "auto"
+    agreement_pairs: int = 512
 
 
 @dataclass
@@ -231,6 +238,13 @@ def check_config(config: PipelineConfig) -> None:
     if isinstance(c.student.similar_queries, bool) or not isinstance(c.student.similar_queries, int) \
             or c.student.similar_queries < 0:
         fail("student.similar_queries", "a whole number >= 0", c.student.similar_queries)
+    from graphrel.scoring.teacher_backends import CHOICES
+
+    if c.teacher.scoring_backend not in CHOICES:
+        fail("teacher.scoring_backend", ", ".join(CHOICES), c.teacher.scoring_backend)
+    if isinstance(c.teacher.agreement_pairs, bool) or not isinstance(c.teacher.agreement_pairs, int) \
+            or c.teacher.agreement_pairs < 32:
+        fail("teacher.agreement_pairs", "a whole number >= 32", c.teacher.agreement_pairs)
     if c.student.ranking_loss not in ("none", "listwise", "margin_mse"):
         fail("student.ranking_loss", "none, listwise or margin_mse", c.student.ranking_loss)
     if not c.data.val_fraction + c.data.test_fraction < 1:

@@ -9,6 +9,7 @@ stage whose outputs exist and were built from the same config values and inputs
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.calibration_stage import calibrate_models
 from graphrel.pipeline.evaluation import evaluate
+from graphrel.scoring.teacher_backends import RECORD as TEACHER_BACKEND
 from graphrel.pipeline.model_card import run_models, update_model_cards
 from graphrel.pipeline.query_analysis_stage import analyse_queries
 from graphrel.pipeline.graph_stage import build_graphs
@@ -70,6 +72,8 @@ class Pipeline:
         graph = self._stage("graph", build_graphs, run_dir, scored)
         students = self._students(scored, graph)
         metrics = self._stage("evaluate", evaluate, c, run_dir, scored, students, teacher, self.timings)
+        if (run_dir / TEACHER_BACKEND).is_file():  # which backend labelled the pairs, its speed-up and agreement
+            metrics["teacher_backend"] = json.loads((run_dir / TEACHER_BACKEND).read_text())
         metrics["calibration"] = self._stage("calibration", calibrate_models, c, run_dir, scored, students)
         metrics["query_analysis"] = self._stage("query_analysis", analyse_queries, c, run_dir, scored, metrics)
         if c.retrieval.enabled:

@@ -170,6 +170,20 @@ def _deduplication_section(counts: dict | None) -> list[str]:
             + ".", ""]
 
 
+def _teacher_backend_section(record: dict | None) -> list[str]:
+    """Which backend labelled the pairs, and every backend's agreement with fp32 and speed."""
+    if not record:
+        return []
+    rows = [{"backend": name, "pairs/s": f"{row['pairs_per_second']:,.0f}", "x fp32": f"{row['speedup']:.2f}",
+             "Spearman with fp32": "–" if row["spearman"] is None else f"{row['spearman']:.5f}",
+             "max logit difference": f"{row['max_abs_logit_difference']:.3f}"}
+            for name, row in record["agreement"]["backends"].items()]
+    return ["## Teacher scoring backend", "",
+            f"The pairs were labelled with **{record['backend']}** ({record['reason']}). Every backend on "
+            f"{record['held_pairs']} held pairs, the same batches, median of "
+            f"{record['agreement'].get('repeats', '?')} interleaved repetitions:", "", markdown_table(rows), ""]
+
+
 def _calibration_section(calibration: dict | None) -> list[str]:
     """ECE and squared error before and after calibration per model column, and the
     reliability diagrams (:mod:`graphrel.pipeline.calibration_stage`)."""
@@ -225,6 +239,7 @@ def write_report(run_dir: str | Path, metrics: dict) -> None:
                         for k, v in split.items()]), "",
         "`test_context`: judged pairs of test queries kept in the graph (teacher-scored, labels hidden) "
         "under `new_pairs`; `test`: the evaluated pairs.", "",
+        *_teacher_backend_section(metrics.get("teacher_backend")),
         *_calibration_section(metrics.get("calibration")),
         *_deduplication_section(metrics.get("deduplication")),
         *_retrieval_section(run_dir, metrics),

@@ -16,6 +16,7 @@ from typing import Callable
 from graphrel import run as R
 from graphrel.pipeline.config import PipelineConfig
 from graphrel.pipeline.protocols import PROTOCOL_GRAPHS
+from graphrel.scoring.teacher_backends import RECORD as TEACHER_BACKEND
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,10 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
     # graph students start their text fallback from the text student's weights
     fallback = {R.TEXT_STUDENT: R.TEXT_STUDENT} if c.student.text_fallback else {}
     threshold = {"relevance_threshold": c.evaluation.relevance_threshold}  # selects checkpoints (val_auc)
+    # the backend changes the scores (fp32: as before backends existed, finished runs keep theirs);
+    # agreement_pairs can change which backend ``auto`` (or a named one that may fail) runs
+    backend = {} if c.teacher.scoring_backend == "fp32" else \
+        {"scoring_backend": c.teacher.scoring_backend, "agreement_pairs": c.teacher.agreement_pairs}
     stages = [
         Stage("split", (R.PAIRS, R.TEST_LABELS, R.LABEL_SCALE),
               values={"seed": c.seed, "data": asdict(c.data), "transfer": asdict(c.transfer),
@@ -67,9 +72,11 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
                       "split": {"queries_by": "text key", "test_labels": "withheld"}}),
         Stage("teacher_fit", (R.TEACHER_DIR,), {"split": "split"},
               {"seed": c.seed, "teacher": {k: v for k, v in asdict(c.teacher).items()
-                                           if k not in ("score_batch_size", "temperature")}, **threshold}),
-        Stage("teacher_scoring", (R.TEACHER_SCORES,), {"split": "split", "teacher_fit": "teacher_fit"},
-              {"temperature": c.teacher.temperature}, scratch=(R.TEACHER_SCORE_PARTS,)),
+                                           if k not in ("score_batch_size", "temperature", "scoring_backend",
+                                                        "agreement_pairs")}, **threshold}),
+        Stage("teacher_scoring", (TEACHER_BACKEND, R.TEACHER_SCORES), {"split": "split",
+                                                                   "teacher_fit": "teacher_fit"},
+              {"temperature": c.teacher.temperature, **backend}, scratch=(R.TEACHER_SCORE_PARTS,)),
         Stage("teacher_stacking", (R.STACKED_SCORES, R.STACK_DIR), {"teacher_scoring": "teacher_scoring"},
               {"seed": c.seed, "stacking": asdict(c.stacking)}),
         Stage("graph", tuple(PROTOCOL_GRAPHS.values()), {"scores": scores}),

@@ -2,7 +2,8 @@
 
 Pairs are tokenised once and batched by token length (little padding);
 :func:`teacher_logits_resumable` saves chunks as it goes, so an interrupted labelling of
-hundreds of thousands of pairs resumes. Scores are ``sigmoid(logit / T)``.
+hundreds of thousands of pairs resumes. Scores are ``sigmoid(logit / T)``. Both score
+through a backend of :mod:`graphrel.scoring.teacher_backends` (``fp32``, ``bf16``, ``int8``, ...).
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from tqdm.auto import tqdm
 
 from graphrel.run import write_json, write_npy
 from graphrel.scoring.paused_gc import paused_garbage_collector
+from graphrel.scoring.teacher_backends import teacher_forward
 
 
 @torch.inference_mode()
 @paused_garbage_collector()
 def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by_length: bool = True,
                    pad_to_max_length: bool = False, progress: bool = True,
-                   description: str = "teacher scoring") -> np.ndarray:
+                   description: str = "teacher scoring", backend: str = "fp32") -> np.ndarray:
     """Teacher logits of pairs, in input order.
 
     Pairs are tokenised once, then batched by token length (little padding: about 2x the
@@ -37,15 +39,20 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
         sort_by_length: batch pairs of similar length together.
         pad_to_max_length: pad every batch to the teacher's ``max_length`` (the plain,
             slow way; for benchmarks) instead of to its longest pair.
+        backend: a :data:`graphrel.scoring.teacher_backends.BACKENDS` name.
 
     Returns:
         (N,) float32 logits; scores are ``sigmoid(logit / T)``.
+
+    Raises:
+        ValueError: for an unknown backend.
     """
     ids, types = _encode_pairs(teacher, queries, products)
     order = np.argsort([len(x) for x in ids], kind="stable") if sort_by_length else np.arange(len(ids))
     out = np.empty(len(ids), dtype=np.float32)
     out[order] = _logits_of_rows(teacher, ids, types, order, batch_size=batch_size,
-                                 pad_to_max_length=pad_to_max_length, progress=progress, description=description)
+                                 pad_to_max_length=pad_to_max_length, progress=progress, description=description,
+                                 forward=teacher_forward(teacher, backend))
     return out
 
 
@@ -58,8 +65,10 @@ def _encode_pairs(teacher, queries, products) -> tuple[list, list]:
 
 
 def _logits_of_rows(teacher, ids, types, rows, *, batch_size: int, pad_to_max_length: bool = False,
-                    progress: bool = False, description: str = "teacher scoring") -> np.ndarray:
-    """Teacher logits (len(rows),) of the encoded pairs ``rows``, batched in that order."""
+                    progress: bool = False, description: str = "teacher scoring", forward=None) -> np.ndarray:
+    """Teacher logits (len(rows),) of the encoded pairs ``rows``, batched in that order, through
+    ``forward`` (a :func:`graphrel.scoring.teacher_backends.teacher_forward`; None: the teacher)."""
+    forward = teacher if forward is None else forward
     out = np.empty(len(rows), dtype=np.float32)
     pad = teacher.tokenizer.pad_token_id
     for start in tqdm(range(0, len(rows), batch_size), desc=description, disable=not progress,
@@ -71,14 +80,14 @@ def _logits_of_rows(teacher, ids, types, rows, *, batch_size: int, pad_to_max_le
         for j, i in enumerate(batch):
             input_ids[j, : len(ids[i])] = torch.as_tensor(ids[i])
             token_types[j, : len(types[i])] = torch.as_tensor(types[i])
-        out[start:start + len(batch)] = teacher(input_ids, (input_ids != pad).long(), token_types).float().numpy()
+        out[start:start + len(batch)] = forward(input_ids, (input_ids != pad).long(), token_types).float().numpy()
     return out
 
 
 @torch.inference_mode()
 @paused_garbage_collector()
 def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, *, chunk_size: int = 8192,
-                             batch_size: int = 128, progress: bool = True) -> np.ndarray:
+                             batch_size: int = 128, progress: bool = True, backend: str = "fp32") -> np.ndarray:
     """:func:`teacher_logits` of many pairs, saved chunk by chunk so an interrupted run resumes.
 
     Pairs are ordered by token length once; each chunk of ``chunk_size`` pairs of that order
@@ -86,9 +95,9 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
     ``parts_dir/chunk-NNNNN.npy``. A re-run with the same pairs and settings loads the saved
     chunks and scores only the rest. With ``chunk_size`` a multiple of ``batch_size`` the
     batches are exactly those of one uninterrupted :func:`teacher_logits` call, so the
-    result is identical. ``parts_dir`` records the settings (``manifest.json``); saved chunks
-    of other pairs or settings are discarded. The caller deletes ``parts_dir`` once the
-    result is safely stored.
+    result is identical. ``parts_dir`` records the settings, the backend among them
+    (``manifest.json``); saved chunks of other pairs or settings are discarded. The caller
+    deletes ``parts_dir`` once the result is safely stored.
 
     Args:
         teacher: a :class:`graphrel.models.teacher.CrossEncoderTeacher`.
@@ -96,10 +105,15 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
         parts_dir: folder for the saved chunks.
         chunk_size: pairs per saved chunk.
         batch_size: pairs per forward pass.
+        backend: a :data:`graphrel.scoring.teacher_backends.BACKENDS` name.
 
     Returns:
         (N,) float32 logits in input order.
+
+    Raises:
+        ValueError: for an unknown backend.
     """
+    forward = teacher_forward(teacher, backend)
     queries, products = list(queries), list(products)
     parts_dir = Path(parts_dir)
     ids, types = _encode_pairs(teacher, queries, products)  # once: chunks reuse the encoding
@@ -107,6 +121,8 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
     digest = hashlib.sha256("\x1f".join(q + "\x1e" + p for q, p in zip(queries, products)).encode()).hexdigest()
     settings = {"pairs": len(queries), "pairs_sha256": digest, "chunk_size": chunk_size, "batch_size": batch_size,
                 "max_length": teacher.hparams.max_length}
+    if backend != "fp32":  # fp32 chunks keep the manifest they had before backends existed
+        settings["backend"] = backend
     manifest = parts_dir / "manifest.json"
     if parts_dir.exists() and (not manifest.is_file() or json.loads(manifest.read_text()) != settings):
         shutil.rmtree(parts_dir)  # chunks of other pairs or settings: start over
@@ -121,7 +137,7 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
         if path.is_file():
             out[rows] = np.load(path)
             continue
-        logits = _logits_of_rows(teacher, ids, types, rows, batch_size=batch_size)
+        logits = _logits_of_rows(teacher, ids, types, rows, batch_size=batch_size, forward=forward)
         write_npy(logits, path)
         out[rows] = logits
     return out

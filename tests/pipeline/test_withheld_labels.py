@@ -61,8 +61,25 @@ def run_pipeline(data, run_dir):
     return done.stderr
 
 
+#: Outputs that hold wall-clock measurements: compared without them (the backend chosen, the
+#: agreement and every other field must still be identical).
+TIMED = {"teacher_backend.json": ("pairs_per_second", "speedup", "seconds", "summary", "reason")}
+
+
+def _untimed(obj, keys):
+    if isinstance(obj, dict):
+        return {k: _untimed(v, keys) for k, v in obj.items() if k not in keys}
+    return [_untimed(v, keys) for v in obj] if isinstance(obj, list) else obj
+
+
+def _content(path) -> bytes:
+    if path.name in TIMED:
+        return json.dumps(_untimed(json.loads(path.read_text()), TIMED[path.name]), sort_keys=True).encode()
+    return path.read_bytes()
+
+
 def digests(run_dir) -> dict[str, str]:
-    return {str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+    return {str(path.relative_to(run_dir)): hashlib.sha256(_content(path)).hexdigest()
             for path in sorted(run_dir.rglob("*")) if path.is_file() and path.name not in EVALUATION_OUTPUTS
             and path.relative_to(run_dir).parts[0] not in EVALUATION_FOLDERS}
 
