@@ -42,6 +42,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 from contextlib import nullcontext
 from functools import partial
 from typing import Callable
@@ -131,7 +132,10 @@ def teacher_forward(teacher, backend: str = "fp32") -> Callable[..., torch.Tenso
     else:
         from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
 
-        with torch.inference_mode(False):  # quantised weights must not be inference tensors
+        with torch.inference_mode(False), warnings.catch_warnings():  # quantised weights: not inference tensors
+            # torch 2.13 warns, once per process, that its quantised tensors will move to torchao:
+            # the int8 backends are options measured against fp32, nothing a user acts on per run
+            warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor.*deprecated", category=UserWarning)
             model = copy.deepcopy(model).eval()
             spec = {name: default_dynamic_qconfig for name in int8_layer_names(model, backend)}
             model = quantize_dynamic(model, spec, dtype=torch.qint8, inplace=True)
