@@ -37,6 +37,7 @@ from graphrel.metrics import auc, per_query_ndcg, random_order_ndcg, rmse, spear
 from graphrel.pipeline.protocols import PROTOCOL_GRAPHS, PROTOCOLS, deduplication_counts
 from graphrel.scoring.load import load_scorer
 from graphrel.pipeline.timing import Timed, interleaved_seconds, speed
+from graphrel.scoring.teacher_backends import RECORD as TEACHER_BACKEND
 from graphrel.scoring.teacher_labelling import teacher_logits
 
 #: Models every other model is compared with (when the run has them).
@@ -77,15 +78,19 @@ def relevance_threshold(scale: tuple[float, float], configured: float | None) ->
 
 
 def add_ratios(models: dict) -> dict:
-    """Add ``ratio_to_teacher`` (AUC, Spearman, NDCG) and ``speedup_vs_teacher`` to every
-    model but ``teacher``, in place (no speed-up for a model without a speed of its own);
-    returns ``models``."""
+    """Add ``ratio_to_teacher`` (AUC, Spearman, NDCG) and ``speedup_vs_teacher`` (against the
+    teacher as it ran: the backend that labelled the pairs) to every model but ``teacher``, in
+    place, and ``speedup_vs_teacher_fp32`` (against the eager fp32 teacher, timed in the same
+    repetitions) when the teacher ran on another backend (no speed-up for a model without a
+    speed of its own); returns ``models``."""
     teacher = models["teacher"]
     for name, values in models.items():
         if name != "teacher":
             values["ratio_to_teacher"] = {k: values[k] / teacher[k] for k in ("auc", "spearman", "ndcg")}
             if "pairs_per_second" in values:
                 values["speedup_vs_teacher"] = values["pairs_per_second"] / teacher["pairs_per_second"]
+                if "fp32_pairs_per_second" in teacher:
+                    values["speedup_vs_teacher_fp32"] = values["pairs_per_second"] / teacher["fp32_pairs_per_second"]
     return models
 
 
@@ -186,6 +191,10 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
     if "teacher_stack" in scores:  # the stack runs both teachers
         speeds["teacher_stack"] = {k: 1 / (1 / speeds["teacher"][k] + 1 / speeds["teacher_lexical"][k])
                                    for k in ("pairs_per_second", "pairs_per_second_min", "pairs_per_second_max")}
+    if FP32_TEACHER in speeds:  # timed only: its scores are not the run's teacher scores
+        fp32 = speeds.pop(FP32_TEACHER)
+        speeds["teacher"] = {**speeds["teacher"], "backend": teacher_backend(run_dir),
+                             **{f"fp32_{key}": value for key, value in fp32.items()}}
     protocols = {protocol: _protocol(quality, scores, speeds, routes, protocol) for protocol in PROTOCOLS}
     R.write_parquet(test[["query_id", "product_id", "label"]].assign(**_prediction_columns(scores, students)),
                     run_dir / "test_predictions.parquet")
@@ -255,12 +264,29 @@ def _prediction_columns(scores: dict, students: dict) -> dict:
     return out
 
 
+#: The timed-only computation of the eager fp32 teacher when the run's teacher ran on another backend.
+FP32_TEACHER = "teacher_fp32"
+
+
+def teacher_backend(run_dir: Path) -> str:
+    """The backend that labelled a run's pairs (``teacher_backend.json``; ``fp32`` for a run
+    from before backends existed)."""
+    path = Path(run_dir) / TEACHER_BACKEND
+    return json.loads(path.read_text())["backend"] if path.is_file() else "fp32"
+
+
 def _text_models(test: pd.DataFrame, teacher, teacher_config, run_dir: Path) -> tuple[dict, dict]:
     """Test scores and timed computations of the text-only teachers: the cross-encoder, and in
     a stacked run the lexical teacher and the stack (timed as cross-encoder + lexical)."""
     scores = {"teacher": test.teacher_score.to_numpy()}
+    backend = teacher_backend(run_dir)
     computations = {"teacher": Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text, progress=False,
-                                                              batch_size=teacher_config.score_batch_size))}
+                                                              batch_size=teacher_config.score_batch_size,
+                                                              backend=backend))}
+    if backend != "fp32":  # the eager fp32 teacher, timed alike: every speed-up against it too
+        computations[FP32_TEACHER] = Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text,
+                                                                    progress=False,
+                                                                    batch_size=teacher_config.score_batch_size))
     if "cross_encoder_logit" in test:
         # Stacked run: "teacher" is the cross-encoder; the stack and the lexical teacher get
         # their own rows (the stack's speed: both teachers one after the other).

@@ -63,8 +63,11 @@ def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -
     """
     low, high = label_scale
     rows = []
+    fp32 = "fp32_pairs_per_second" in models.get("teacher", {})  # the teacher ran on another backend
     for name, m in models.items():
         ratio = m.get("ratio_to_teacher")
+        if name == "teacher" and "backend" in m:
+            name = f"teacher ({m['backend']}; eager fp32: {m['fp32_pairs_per_second']:,.0f} pairs/s)"
         same = m.get("same_computation_as")
         rows.append({"model": name, f"RMSE ({low:g}-{high:g})": _with_interval(m, "rmse"),
                      "AUC": _with_interval(m, "auc"), "Spearman": _with_interval(m, "spearman"),
@@ -74,6 +77,11 @@ def metrics_table(models: dict, label_scale: tuple[float, float] = (1.0, 3.0)) -
                      "pairs/s (min–max)": f"= {same}" if same else _speed(m),
                      "speed-up x teacher": (f"= {same}" if same else f"{m['speedup_vs_teacher']:,.1f}x"
                                             if ratio and "speedup_vs_teacher" in m else "1x"),
+                     **({"x eager fp32 teacher": (f"= {same}" if same else f"{m['speedup_vs_teacher_fp32']:,.1f}x"
+                                                  if "speedup_vs_teacher_fp32" in m else
+                                                  f"{m['pairs_per_second'] / m['fp32_pairs_per_second']:.2f}x"
+                                                  if "fp32_pairs_per_second" in m else "")}
+                        if fp32 else {}),
                      "scoring paths": _paths(m)})
     return markdown_table(rows)
 

@@ -95,3 +95,21 @@ def test_ratios_to_the_teacher():
     assert models["student"]["ratio_to_teacher"] == pytest.approx({"auc": 0.9, "spearman": 1.1, "ndcg": 1.0})
     assert models["student"]["speedup_vs_teacher"] == 50
     assert "ratio_to_teacher" not in models["teacher"]
+
+
+def test_speed_ups_against_the_teacher_as_it_ran_and_against_eager_fp32():
+    from graphrel.pipeline.evaluation import add_ratios
+    from graphrel.pipeline.report import metrics_table
+
+    figures = {"rmse": 0.5, "auc": 0.7, "spearman": 0.4, "ndcg": 0.9}
+    models = {"teacher": {**figures, "pairs_per_second": 400.0, "backend": "bf16", "fp32_pairs_per_second": 200.0},
+              "student": {**figures, "pairs_per_second": 80_000.0}}
+    add_ratios(models)
+    assert models["student"]["speedup_vs_teacher"] == 200.0
+    assert models["student"]["speedup_vs_teacher_fp32"] == 400.0
+    table = metrics_table(models)
+    assert "teacher (bf16; eager fp32: 200 pairs/s)" in table
+    assert "x eager fp32 teacher" in table and "400.0x" in table and "2.00x" in table  # the teacher: 2x fp32
+    plain = {"teacher": {**figures, "pairs_per_second": 200.0}, "student": {**figures, "pairs_per_second": 80_000.0}}
+    add_ratios(plain)
+    assert "speedup_vs_teacher_fp32" not in plain["student"] and "eager fp32" not in metrics_table(plain)
