@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 import graphrel.scoring.streaming as streaming
 from graphrel.cli import main
@@ -90,3 +91,12 @@ def score_until_crash(monkeypatch, model, source, out, chunk_index: int, **optio
         with pytest.raises(Crash):
             streaming.score_file(model, source, out, chunk_size=100, **options)
     return parts_dir(out) / MANIFEST
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models: one thread is faster than two contended ones on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

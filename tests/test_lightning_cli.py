@@ -23,21 +23,13 @@ import yaml
 from lightning.pytorch.callbacks import Callback
 
 from graphrel.cli import main
+from helpers import one_thread  # noqa: F401 (autouse fixture: tiny models on one thread)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Lightning's pytree FutureWarning, which graphrel hides but not with --verbose (used here to read its log)
 pytestmark = pytest.mark.filterwarnings(r"ignore:`isinstance\(treespec, LeafSpec\)` is deprecated:FutureWarning")
 KORDER = REPO_ROOT / "configs" / "korder.yaml"
 WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge", "light", "bulb"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster than two contended ones on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Recorder(Callback):

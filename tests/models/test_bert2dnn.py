@@ -14,18 +14,10 @@ from graphrel.models.bert2dnn import Bert2DnnStudent
 from graphrel.scoring.bert2dnn_scorer import Bert2DnnScorer
 from graphrel.models.bert2dnn_training import save_student, train_bert2dnn
 from graphrel.run import PAIRS, TEACHER_SCORES
+from helpers import one_thread  # noqa: F401 (autouse fixture: tiny models on one thread)
 
 WORDS = ["drill", "bit", "hammer", "nail", "paint", "brush", "pipe", "valve", "door", "hinge", "light", "bulb"]
 TINY = {"vocab_size": 30522, "hidden_size": 32}  # random wordpiece embeddings, the real tokenizer
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models: one thread is faster than two contended ones on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def synthetic_run(seed=0, queries=40):
