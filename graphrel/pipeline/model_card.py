@@ -312,8 +312,12 @@ def _speed(v: dict, teacher: dict, m: dict) -> str:
             f"of {_num(v.get('repeats'), ',.0f')} repetitions: {_num(v.get('pairs_per_second_min'), ',.0f')}–"
             f"{_num(v.get('pairs_per_second_max'), ',.0f')})")
     if _known(v.get("speedup_vs_teacher")):
-        line += (f", {_num(v['speedup_vs_teacher'], ',.1f')}x the teacher's "
+        backend = f" ({teacher['backend']})" if teacher.get("backend") else ""
+        line += (f", {_num(v['speedup_vs_teacher'], ',.1f')}x the teacher's{backend} "
                  f"{_num(teacher.get('pairs_per_second'), ',.0f')} pairs/s")
+    if _known(v.get("speedup_vs_teacher_fp32")):
+        line += (f" and {_num(v['speedup_vs_teacher_fp32'], ',.1f')}x the eager fp32 teacher's "
+                 f"{_num(teacher.get('fp32_pairs_per_second'), ',.0f')}")
     return line + f", on {_num(m.get('machine', {}).get('cpu_threads'), ',.0f')} CPU threads."
 
 
