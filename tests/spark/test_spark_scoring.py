@@ -54,11 +54,11 @@ def test_spark_command_scores_equal_single_process(spark, capsys, tiny_run, pair
     assert f"scored {len(local):,} pairs on Spark" in out
     scored = pd.read_parquet(tmp_path / "spark")
     source = pd.read_parquet(pairs_file)
-    # every input column kept but the texts (a query id column is given)
-    assert list(scored.columns) == ["pair_id", "query_id", "product_id", "score"]
-    assert len(scored) == len(source) and scored["pair_id"].is_unique
+    # the single-process layout: row_id (the input's row), the ids, the score
+    assert list(scored.columns) == ["row_id", "query_id", "product_id", "score"]
+    assert len(scored) == len(source) and scored["row_id"].is_unique
     assert scored.duplicated(["query_id", "product_id"]).sum() == source.duplicated(["query_id", "product_id"]).sum()
-    joined = local.merge(scored, on="pair_id", suffixes=("_local", "_spark"), validate="one_to_one")
+    joined = local.merge(scored, on="row_id", suffixes=("_local", "_spark"), validate="one_to_one")
     assert len(joined) == len(source)
     assert (joined["product_id_local"] == joined["product_id_spark"]).all()
     np.testing.assert_allclose(joined["score_spark"], joined["score_local"], rtol=0, atol=1e-6)
