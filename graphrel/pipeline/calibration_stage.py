@@ -76,8 +76,8 @@ def calibrate_models(config, run_dir: str | Path, scored: pd.DataFrame, students
         for protocol in PROTOCOLS:
             validation[f"{name}:{protocol}"] = validation[name]
     figures, calibrators = calibration_report(validation, test, columns, label_scale=scale, seed=config.seed)
-    calibrators[f"teacher:{PROTOCOLS[0]}"] = calibrators["teacher"]
-    for name, directory in {"teacher": run_dir / R.TEACHER_DIR, **students}.items():
+    calibrators["teacher"].save(run_dir / R.TEACHER_DIR / CALIBRATOR)
+    for name, directory in students.items():  # the same fit under both protocols' names: save one
         calibrators[f"{name}:{PROTOCOLS[0]}"].save(Path(directory) / CALIBRATOR)
     curves = {}
     for column in columns:

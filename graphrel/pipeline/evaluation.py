@@ -166,7 +166,8 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
     relevant_from = relevance_threshold((low, high), e.relevance_threshold)
     quality = QualityFigures(test, threshold=(relevant_from - low) / (high - low), label_range=high - low,
                        resamples=e.bootstrap_resamples, seed=config.seed, min_pairs=e.ndcg_min_pairs)
-    scores, computations = _text_models(test, teacher, config.teacher, run_dir)
+    backend = teacher_backend(run_dir)  # the backend that labelled the pairs: the teacher is timed on it
+    scores, computations = _text_models(test, teacher, config.teacher, run_dir, backend)
     routes = {}  # (student, protocol) -> paths
     for name, directory in students.items():
         scorer = load_scorer(directory, graph=run_dir / PROTOCOL_GRAPHS["new_pairs"])
@@ -193,7 +194,7 @@ def evaluate(config, run_dir: str | Path, scored: pd.DataFrame, students: dict[s
                                    for k in ("pairs_per_second", "pairs_per_second_min", "pairs_per_second_max")}
     if FP32_TEACHER in speeds:  # timed only: its scores are not the run's teacher scores
         fp32 = speeds.pop(FP32_TEACHER)
-        speeds["teacher"] = {**speeds["teacher"], "backend": teacher_backend(run_dir),
+        speeds["teacher"] = {**speeds["teacher"], "backend": backend,
                              **{f"fp32_{key}": value for key, value in fp32.items()}}
     protocols = {protocol: _protocol(quality, scores, speeds, routes, protocol) for protocol in PROTOCOLS}
     R.write_parquet(test[["query_id", "product_id", "label"]].assign(**_prediction_columns(scores, students)),
@@ -275,11 +276,10 @@ def teacher_backend(run_dir: Path) -> str:
     return json.loads(path.read_text())["backend"] if path.is_file() else "fp32"
 
 
-def _text_models(test: pd.DataFrame, teacher, teacher_config, run_dir: Path) -> tuple[dict, dict]:
+def _text_models(test: pd.DataFrame, teacher, teacher_config, run_dir: Path, backend: str) -> tuple[dict, dict]:
     """Test scores and timed computations of the text-only teachers: the cross-encoder, and in
     a stacked run the lexical teacher and the stack (timed as cross-encoder + lexical)."""
     scores = {"teacher": test.teacher_score.to_numpy()}
-    backend = teacher_backend(run_dir)
     computations = {"teacher": Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text, progress=False,
                                                               batch_size=teacher_config.score_batch_size,
                                                               backend=backend))}
