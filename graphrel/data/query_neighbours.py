@@ -11,8 +11,8 @@ package's reconstruction of that idea for search logs:
 - similarity: cosine of TF-IDF vectors of character n-grams within words (scikit-learn),
   computed on text keys (:mod:`graphrel.data.text_keys`): short product queries are often
   misspelt or pluralised ("angle bracket" / "angle brakets"), which word vectors miss, and
-  it needs no encoder pass (the search itself is a brute-force scan of the logged queries'
-  vectors per new query: on Home Depot it cost the k-order student most of its speed, README);
+  it needs no encoder pass (the search itself is an exact brute-force scan of the logged queries'
+  vectors per new query);
 - a logged query with the query's own text key is never its neighbour: a query of the log
   finds the neighbours it would find if it were new (training sees what scoring sees);
 - neighbours below ``min_similarity`` are dropped: a query with none has no built
@@ -29,8 +29,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import torch
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.neighbors import NearestNeighbors
+from sklearn.utils.extmath import safe_sparse_dot
 
 from graphrel.data.text_keys import text_keys
 
@@ -75,7 +76,26 @@ class NearestLoggedQueries:
         # Logged ids sharing one key are all dropped for a query of that key: ask for enough more.
         largest_group = int(pd.Series(keys).value_counts().max())
         self._k = min(len(keys), self.m + largest_group)
-        self._index = NearestNeighbors(n_neighbors=self._k, metric="cosine", algorithm="brute").fit(matrix)
+        self._logged_transposed = matrix.T.tocsr()  # (F, Nq): TF-IDF rows are unit length, so dot = cosine
+
+    def _nearest(self, unique_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The ``_k`` most similar logged queries of each key: ids (U, k) and cosines (U, k),
+        most similar first.
+
+        Exact brute force in blocks of queries: a sparse product written straight into a dense
+        (block, Nq) matrix, then ``torch.topk``. scikit-learn's ``NearestNeighbors`` computes the
+        same product but then clips distances and partitions whole rows: it cost twice as much
+        (0.19 s against 0.09 s for 1,179 new queries against 9,437 logged ones, Home Depot).
+        """
+        vectors = self.vectorizer.transform(unique_keys)
+        ids = np.empty((len(unique_keys), self._k), dtype=np.int64)
+        similarity = np.empty((len(unique_keys), self._k), dtype=np.float32)
+        for start in range(0, len(unique_keys), 1024):  # (1024, Nq) float32 at a time
+            dense = safe_sparse_dot(vectors[start:start + 1024], self._logged_transposed, dense_output=True)
+            values, found = torch.topk(torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32)), self._k, dim=1)
+            ids[start:start + 1024] = found.numpy()
+            similarity[start:start + 1024] = values.clamp_max_(1.0).numpy()  # rounding may pass 1
+        return ids, similarity
 
     def search(self, queries) -> tuple[np.ndarray, np.ndarray]:
         """Nearest logged queries of each query text, most similar first.
@@ -93,8 +113,7 @@ class NearestLoggedQueries:
         if len(keys) == 0:
             return ids, similarity
         codes, unique = pd.factorize(keys)
-        distance, found = self._index.kneighbors(self.vectorizer.transform(unique))
-        found_similarity = (1.0 - distance).astype(np.float32)
+        found, found_similarity = self._nearest(unique)
         valid = (found_similarity >= self.min_similarity) & (self.keys[found] != unique[:, None])
         # keep the first m valid columns of each row, in order (most similar first)
         rank = np.cumsum(valid, axis=1) - 1

@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import itertools
 import re
+import weakref
 from typing import Sequence
 
 import numpy as np
 
 # Marks the end of each text in the joined string (private use: no tokenizer meaning).
 _END = "\ue000"
+# A word tokenizer per Hugging Face tokenizer: its Rust tokenizer without the padding and
+# truncation its saved settings carry (they are set per call by the Python wrapper).
+_WORD_TOKENIZERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # Control characters (C0 except tab/newline/CR, DEL, C1) are deleted, as BERT's tokenizer does.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
@@ -41,9 +45,28 @@ class WordpieceCache:
         self._piece_length = np.zeros(1, dtype=np.int64)
         self._pieces = np.zeros(0, dtype=np.int64)
 
+    def _word_ids(self, words: list[str]) -> list[list[int]]:
+        """The tokenizer's wordpiece ids of each word, no special tokens (it lower-cases itself).
+
+        The Rust tokenizer is asked directly: the Python wrapper's per-call work cost 5x the
+        tokenising itself on a cold batch of 8,928 words (0.27 s against 0.05 s, same ids).
+        """
+        backend = getattr(self.tokenizer, "backend_tokenizer", None)
+        if backend is None:  # a slow (Python) tokenizer: no Rust tokenizer to ask
+            return self.tokenizer(words, add_special_tokens=False)["input_ids"]
+        word_tokenizer = _WORD_TOKENIZERS.get(self.tokenizer)
+        if word_tokenizer is None:
+            from tokenizers import Tokenizer
+
+            word_tokenizer = Tokenizer.from_str(backend.to_str())
+            word_tokenizer.no_padding()
+            word_tokenizer.no_truncation()
+            _WORD_TOKENIZERS[self.tokenizer] = word_tokenizer
+        return [encoding.ids for encoding in word_tokenizer.encode_batch(words, add_special_tokens=False)]
+
     def _add_words(self, words: list[str]) -> None:
         """Ask the tokenizer once for every new white-space token and append its pieces."""
-        ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]  # lower-cases itself
+        ids = self._word_ids(words)
         lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
         starts = len(self._pieces) + np.cumsum(lengths) - lengths
         first = len(self._piece_start)

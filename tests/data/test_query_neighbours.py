@@ -31,6 +31,29 @@ def test_neighbours_are_most_similar_first_and_above_the_threshold():
     assert (ids[1] == -1).all() and np.isnan(similarity[1]).all()  # nothing similar
 
 
+def test_search_equals_scikit_learn_brute_force_cosine():
+    """The blocked sparse product + top-k finds what NearestNeighbors(metric="cosine") finds."""
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(0)
+    words = ["angle", "bracket", "deck", "screw", "screws", "pvc", "pipe", "elbow", "led", "bulb", "gauge", "wire"]
+    logged = [" ".join(rng.choice(words, size=rng.integers(1, 4))) for _ in range(300)]
+    new = [" ".join(rng.choice(words, size=rng.integers(1, 4))) + "s" for _ in range(50)]
+    search = NearestLoggedQueries(logged, m=3, min_similarity=0.0)
+    found, similarity = search._nearest(np.asarray(new, dtype=object))
+    vectors = search.vectorizer
+    reference = NearestNeighbors(n_neighbors=search._k, metric="cosine", algorithm="brute").fit(
+        vectors.transform(search.keys))
+    distance, expected = reference.kneighbors(vectors.transform(new))
+    np.testing.assert_allclose(similarity, 1 - distance, atol=1e-6)  # same similarities, best first
+    # the same neighbours wherever the similarity is not tied with another logged query (the
+    # last column may tie with a query neither returned)
+    untied = np.abs(np.diff(1 - distance, axis=1, append=-1)) > 1e-5
+    untied &= np.abs(np.diff(1 - distance, axis=1, prepend=2)) > 1e-5
+    untied[:, -1] = False
+    assert untied.sum() > 20 and (found[untied] == expected[untied]).all()
+
+
 def test_repeated_queries_get_the_same_neighbours():
     logged = NearestLoggedQueries(LOGGED, m=2, min_similarity=0.0)
     ids, similarity = logged.search(["deck screw", "garden hoses", "deck screw"])

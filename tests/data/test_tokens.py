@@ -22,6 +22,16 @@ def test_same_ids_as_the_tokenizer(tokenizer):
     assert (ours == ref).all()
 
 
+def test_words_longer_than_the_saved_truncation_keep_every_piece(tokenizer):
+    """The saved tokenizer pads and truncates to 128 pieces; words are asked without either."""
+    long_word = "a-" * 100  # 200 wordpieces (punctuation splits) in one white-space token
+    ref = tokenizer([long_word], add_special_tokens=False)["input_ids"][0]
+    assert len(ref) > 128
+    ours = WordpieceCache(tokenizer).encode([long_word, "pipe"], 256)
+    assert ours[0, :len(ref)].tolist() == ref and (ours[0, len(ref):] == tokenizer.pad_token_id).all()
+    assert ours[1, 0] == tokenizer("pipe", add_special_tokens=False)["input_ids"][0] and (ours[1, 1:] == 0).all()
+
+
 class _CountingTokenizer:
     """The tokenizer, recording the words each call asks for."""
 
