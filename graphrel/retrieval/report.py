@@ -2,7 +2,8 @@
 
 Every retriever is evaluated on the same test queries (recall@10/100/1000, NDCG@10 via
 :func:`graphrel.retrieval.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
-file), then all are timed in one loop with the same protocol: a warm-up on other (validation)
+file; with a :class:`~graphrel.retrieval.judged_only.JudgedOnly`, also the judged-only figures
+on its condensed lists, Sakai 2007), then all are timed in one loop with the same protocol: a warm-up on other (validation)
 queries, then ``repeats`` rounds, each running every retriever once over every test query
 (interleaved, so a change of load on a shared machine falls on all alike), once for the query
 encoder alone (``query_encodings_per_second``) and once for encoding + exact search of the top
@@ -18,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from graphrel.retrieval.evaluation import RECALL_CUTOFFS, retrieval_metrics, run_frame, write_trec_run
+from graphrel.retrieval.judged_only import interval_cell
 from graphrel.retrieval.retriever import Retriever
 
 log = logging.getLogger("graphrel")
@@ -44,7 +46,7 @@ def _index_cost(retriever: Retriever, directory: Path) -> tuple[float, int]:
 
 
 def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, repeats: int, timing_k: int,
-                        threads: int) -> dict:
+                        threads: int, judged_only=None) -> dict:
     """Quality and speed of every retriever directory on the judged test queries.
 
     Args:
@@ -55,10 +57,15 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
         repeats: timed runs (median), >= 1.
         timing_k: search depth timed.
         threads: faiss threads.
+        judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: each
+            entry also gets ``judged_only`` (its figures on the condensed lists, with intervals);
+            None: no judged-only figures.
 
     Returns:
-        name -> ``recall@10, recall@100, recall@1000, ndcg@10, query_encodings_per_second,
-        queries_per_second, parameters, teacher, index_build_seconds, index_bytes``.
+        name -> ``recall@10, recall@100, recall@1000, ndcg@10, precision@10,
+        query_encodings_per_second, queries_per_second, parameters, teacher, index_build_seconds,
+        index_bytes`` (and ``judged_only``: ``{"recall@10", ..., "intervals": {"recall@10": [low,
+        high], ...}}``); figures in [0, 1].
     """
     entries, loaded = {}, {}
     for name, directory in directories.items():
@@ -72,6 +79,8 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
                          "parameters": int(retriever.manifest.get("parameters", 0)),
                          "teacher": retriever.manifest.get("teacher"),
                          "index_build_seconds": build_seconds, "index_bytes": index_bytes}
+        if judged_only is not None:
+            entries[name]["judged_only"] = judged_only.figures(run)
         loaded[name] = retriever
         log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
     # one timing loop, same protocol for all: every retriever warmed up, then the repeats
@@ -124,5 +133,26 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
               "top-K as extra weighted positives (_k / _w: the ablation of K and of the XMC weight); "
               "dual_encoder_xmc_kd = plain score distillation from the XMC; fusion_* = both models served, "
               "ranked by reciprocal rank fusion / CombSUM (timed in their own loop).", ""]
+    lines += judged_only_markdown(entries)
     lines += [section.rstrip() + "\n" for section in extra_sections]
     return "\n".join(lines)
+
+
+def judged_only_markdown(entries: dict) -> list[str]:
+    """Lines of the judged-only table: every entry with ``judged_only``, beside its main figures
+    (no lines when none has them)."""
+    rows = [(name, e) for name, e in entries.items() if e.get("judged_only")]
+    if not rows:
+        return []
+    lines = ["### Judged-only figures", "",
+             "Judged-only (condensed-list evaluation, Sakai, \"Alternatives to Bpref\", SIGIR 2007): every product "
+             "without a human judgement for the query is removed from each ranking before scoring, the rest keep "
+             "their order; relevance, gains and recall's denominator are the main table's, which counts unjudged "
+             "products as misses. Brackets: 95% interval, paired bootstrap over queries.", "",
+             "| retriever | recall@10 | judged-only recall@10 | NDCG@10 | judged-only NDCG@10 |",
+             "|---|---|---|---|---|"]
+    for name, e in rows:
+        lines.append(f"| {name} | {e['recall@10']:.3f} | {interval_cell(e['judged_only'], 'recall@10')} | "
+                     f"{e['ndcg@10']:.3f} | {interval_cell(e['judged_only'], 'ndcg@10')} |")
+    return lines + [""]
+

@@ -39,6 +39,7 @@ from graphrel.retrieval.build_keys import directory_fingerprint as _directory_fi
 from graphrel.retrieval.build_keys import key as _key
 from graphrel.retrieval.build_keys import run_fingerprint as _run_fingerprint
 from graphrel.retrieval.builders import build_retrievers
+from graphrel.retrieval.judged_only import JudgedOnly, judged_products
 from graphrel.retrieval.retriever import MANIFEST, Retriever
 from graphrel.run import write_json
 
@@ -63,7 +64,9 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
         entries = the ``retrieval`` entry of ``metrics.json``, retriever name -> ``recall@10``,
         ``recall@100``, ``recall@1000``, ``ndcg@10`` (in [0, 1]), ``query_encodings_per_second``,
         ``queries_per_second``, ``parameters`` (query side), ``teacher`` (entry name or None),
-        ``index_build_seconds``, ``index_bytes``; ``two_stage`` as
+        ``index_build_seconds``, ``index_bytes``, ``judged_only`` (the same figures on each
+        ranking with every unjudged product removed, with 95% intervals:
+        :class:`~graphrel.retrieval.judged_only.JudgedOnly`); ``two_stage`` as
         :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers);
         ``index_comparison`` as :func:`~graphrel.retrieval.index_comparison.compare_indexes` on
         the ``embeddistill`` student's test queries (None with ``index_comparison`` off);
@@ -108,10 +111,12 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     val = pairs[pairs["split"] == "val"].drop_duplicates("query_id")["query"].head(config.warmup_queries)
     names, fused = build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir,
                                     judged=judged, warmup=list(val))
+    judged_only = JudgedOnly(judged.qrels, judged_products(pairs), seed=config.seed)
     entries = evaluate_retrievers({n: output_dir / "retrievers" / n for n in names}, judged,
                                   output_dir / "runs", warmup=list(val), repeats=config.timing_repeats,
-                                  timing_k=config.timing_k, threads=config.threads)
+                                  timing_k=config.timing_k, threads=config.threads, judged_only=judged_only)
     entries.update(fused)
+    judged_only.fill(entries, output_dir / "runs")  # the fused runs: read back from their run files
     two_stage = None
     if pair_models:
         from graphrel.retrieval.two_stage import two_stage_metrics
@@ -121,7 +126,8 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
                    models={n: [_directory_fingerprint(d), _directory_fingerprint(g)] for n, (d, g) in pair_models.items()},
                    queries=list(judged.query_ids))
         two_stage = two_stage_metrics(first, judged, pair_models, depth=config.rerank_depth,
-                                      cache_dir=output_dir / "two_stage", key=key, threads=config.threads)
+                                      cache_dir=output_dir / "two_stage", key=key, threads=config.threads,
+                                      judged_only=judged_only)
     geometry = None
     if config.dual_pooling_steps:
         from graphrel.retrieval.teacher_geometry import dual_pooling_geometry

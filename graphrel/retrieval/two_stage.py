@@ -7,7 +7,8 @@ log: a graph student reads the run's ``graph_new_query.pt`` (no edge of any test
 no evaluated pair is an edge of the graph it scores with. Each re-ranked list is cached
 (``two_stage/RETRIEVER+MODEL.parquet``, with the key of its inputs), so a resumed stage does
 not score again; pairs/s is the scoring time of that one pass (texts to scores, the model
-loaded, no warm-up), a rough figure: the main report times students properly.
+loaded, no warm-up), a rough figure: the main report times students properly. Judged-only
+figures (:mod:`graphrel.retrieval.judged_only`) score each list with its unjudged products removed.
 """
 
 from __future__ import annotations
@@ -20,15 +21,19 @@ from pathlib import Path
 import pandas as pd
 
 from graphrel.retrieval.evaluation import retrieval_metrics
+from graphrel.retrieval.judged_only import interval_cell
 from graphrel.retrieval.rerank import load_pair_scorer, rerank
 from graphrel.retrieval.retriever import Retriever
 from graphrel.run import write_parquet
 
 log = logging.getLogger("graphrel")
 
+#: Judged-only figures of the two-stage table (the table's own figures).
+JUDGED_ONLY_KEYS = ("ndcg@10", "recall@10")
+
 
 def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, depth: int, cache_dir: str | Path,
-                      key: str, threads: int | None = None) -> dict:
+                      key: str, threads: int | None = None, judged_only=None) -> dict:
     """NDCG@10 and recall@10 of a retriever's top ``depth``, alone and re-ranked by each pair model.
 
     Args:
@@ -42,12 +47,17 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
         key: fingerprint of everything upstream (retriever, models); a cached list is reused
             only under the same key and depth.
         threads: faiss threads of the first stage.
+        judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: the
+            first stage and each re-ranker also get ``judged_only`` = ``{"ndcg@10", "recall@10",
+            "intervals": {"ndcg@10": [low, high], "recall@10": [low, high]}}`` (the top ``depth``
+            with every unjudged product removed; Sakai 2007); None: no judged-only figures.
 
     Returns:
         ``{"retriever", "depth", "first_stage": {"ndcg@10", "recall@10", "recall@depth"},
-        "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second", "paths"}}}``;
-        metrics in [0, 1], pairs/s of the single scoring pass (None when read from the cache),
-        ``paths`` the pairs each scoring path took (the scorer's ``paths()``; ``{}`` for the teacher).
+        "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second", "paths"}}}``
+        (and each ``judged_only``); metrics in [0, 1], pairs/s of the single scoring pass (None
+        when read from the cache), ``paths`` the pairs each scoring path took (the scorer's
+        ``paths()``; ``{}`` for the teacher).
 
     Raises:
         ValueError: depth < 1.
@@ -62,6 +72,8 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
            "first_stage": {"ndcg@10": first["ndcg@10"], "recall@10": first["recall@10"],
                            "recall@depth": _recall_at(run, judged.qrels)},
            "rerankers": {}}
+    if judged_only is not None:
+        out["first_stage"]["judged_only"] = judged_only.figures(run, JUDGED_ONLY_KEYS)
     queries = dict(zip(judged.query_ids, judged.queries))
     texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
     cache_dir = Path(cache_dir)
@@ -91,6 +103,8 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
         metrics = retrieval_metrics(reranked, judged.qrels)
         out["rerankers"][name] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"],
                                   "pairs": len(reranked), "pairs_per_second": speed, "paths": paths}
+        if judged_only is not None:
+            out["rerankers"][name]["judged_only"] = judged_only.figures(reranked, JUDGED_ONLY_KEYS)
         log.info("retrieval: %s top %d re-ranked by %s: NDCG@10 %.3f (first stage %.3f)", retriever.name,
                  out["depth"], name, metrics["ndcg@10"], first["ndcg@10"])
     return out
@@ -106,7 +120,8 @@ def _recall_at(run: pd.DataFrame, qrels: dict) -> float:
 def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
     """The report's two-stage table: the first stage, then one row per re-ranker."""
     depth, first = result["depth"], result["first_stage"]
-    rows = [f"| {result['retriever']} alone | {first['ndcg@10']:.3f} | {first['recall@10']:.3f} |  |  |"]
+    rows = [f"| {result['retriever']} alone | {first['ndcg@10']:.3f} | {first['recall@10']:.3f} | "
+            f"{_judged(first)} |  |  |"]
     reference = result["rerankers"].get(teacher, {}).get("ndcg@10")
     for name, m in result["rerankers"].items():
         share = f"{100 * m['ndcg@10'] / reference:.1f}%" if reference else ""
@@ -118,11 +133,20 @@ def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
         elif paths.get("text_fallback"):
             name = f"{name} (text fallback for {paths['text_fallback']:,} of {m['pairs']:,} pairs)"
         rows.append(f"| {result['retriever']} top {depth} -> {name} | {m['ndcg@10']:.3f} | {m['recall@10']:.3f} | "
-                    f"{share} | {speed} |")
+                    f"{_judged(m)} | {share} | {speed} |")
     return "\n".join([
         "### Two-stage: retrieve, then re-rank", "",
         f"The {result['retriever']} retriever's top {depth} per test query (recall@{depth} "
         f"{first['recall@depth']:.3f}: no re-ranker can find more), re-ranked by each pair model. "
-        "The k-order student reads the graph without any test query's edges (protocol `new_query`).", "",
-        f"| system | NDCG@10 | recall@10 | % of {teacher} re-ranker NDCG@10 | pairs/s (one pass) |",
-        "|---|---|---|---|---|", *rows, ""])
+        "The k-order student reads the graph without any test query's edges (protocol `new_query`). "
+        "Judged-only: every unjudged product removed from each list before scoring (condensed list, Sakai 2007; "
+        "95% interval, paired bootstrap over queries); the other figures count unjudged products as misses.", "",
+        f"| system | NDCG@10 | recall@10 | judged-only NDCG@10 | judged-only recall@10 "
+        f"| % of {teacher} re-ranker NDCG@10 | pairs/s (one pass) |",
+        "|---|---|---|---|---|---|---|", *rows, ""])
+
+
+def _judged(figures: dict) -> str:
+    """The judged-only NDCG@10 and recall@10 cells of one row (``–`` without them)."""
+    judged = figures.get("judged_only")
+    return f"{interval_cell(judged, 'ndcg@10')} | {interval_cell(judged, 'recall@10')}"

@@ -7,7 +7,18 @@ from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.stage import ABLATIONS, RetrievalConfig, run_retrieval
 
 KEYS = {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_per_second", "queries_per_second",
-        "parameters", "teacher"}
+        "parameters", "teacher", "judged_only"}
+
+
+def assert_judged_only(entry: dict, keys, name) -> None:
+    """``entry["judged_only"]`` holds ``keys`` with intervals, each at least the main figure (the
+    toy catalogue's unjudged products only count against the main figures)."""
+    figures = entry["judged_only"]
+    assert set(figures) == {*keys, "intervals"} and set(figures["intervals"]) == set(keys), name
+    for key in keys:
+        low, high = figures["intervals"][key]
+        assert 0 <= low <= high <= 1 and 0 <= figures[key] <= 1, (name, key)
+        assert figures[key] >= entry[key] - 1e-12, (name, key)
 
 
 def tiny_config(encoder_dir, **overrides):
@@ -44,6 +55,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     for name, entry in entries.items():
         assert KEYS <= set(entry), name
         assert all(0 <= entry[k] <= 1 for k in ("recall@10", "recall@100", "recall@1000", "ndcg@10"))
+        assert_judged_only(entry, ("recall@10", "recall@100", "recall@1000", "ndcg@10", "precision@10"), name)
         assert (out / "runs" / f"{name}.trec").is_file()
         assert name.startswith("fusion_") or (out / "retrievers" / name / "manifest.json").is_file()
     assert entries["bm25"]["recall@1000"] == pytest.approx(1.0)  # the toy catalogue is smaller than 1000
@@ -68,6 +80,9 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     two = result["two_stage"]
     assert two["retriever"] == "dual_encoder" and two["depth"] == 12 and list(two["rerankers"]) == ["teacher"]
     assert two["first_stage"]["recall@depth"] == pytest.approx(1.0)  # every product is retrieved
+    for name, entry in {"first stage": two["first_stage"], **two["rerankers"]}.items():
+        assert_judged_only(entry, ("ndcg@10", "recall@10"), name)
+    assert saved["retrieval"]["bm25"]["judged_only"] == entries["bm25"]["judged_only"]
     reranked = pd.read_parquet(out / "two_stage" / "dual_encoder+teacher.parquet")
     assert len(reranked) == 5 * 12 and reranked.groupby("query_id")["product_id"].nunique().eq(12).all()
     assert (reranked.groupby("query_id")["score"].diff().dropna() <= 0).all()  # ordered by the teacher's logit
@@ -75,6 +90,8 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert "Unjudged products count as misses" in report and "| embeddistill | dual_encoder |" in report
     assert "### Two-stage" in report and "| dual_encoder top 12 -> teacher |" in report
     assert "### Teacher geometry" in report and "### Index: exact search against HNSW" in report
+    assert "### Judged-only figures" in report and "| fusion_rrf |" in report.split("### Judged-only figures")[1]
+    assert "judged-only NDCG@10 | judged-only recall@10" in report
     assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
 
     # a second call reuses every retriever (no training: the trainers would fail)
@@ -89,6 +106,8 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     assert again["retrieval"]["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
     assert again["two_stage"]["rerankers"]["teacher"]["ndcg@10"] == two["rerankers"]["teacher"]["ndcg@10"]
+    assert again["two_stage"]["rerankers"]["teacher"]["judged_only"] == two["rerankers"]["teacher"]["judged_only"]
+    assert again["retrieval"]["fusion_rrf"]["judged_only"] == entries["fusion_rrf"]["judged_only"]
 
 
 def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_encoder_dir):
