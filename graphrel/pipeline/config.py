@@ -51,7 +51,9 @@ class TeacherConfig:
     :mod:`graphrel.scoring.teacher_backends`): how every pair is scored. Each backend is first
     checked against fp32 on ``agreement_pairs`` validation pairs; ``auto`` takes the fastest
     whose Spearman correlation with fp32 is >= 0.999, a named one is used only if it reaches
-    that, else fp32 (``teacher_backend.json`` says which ran and why).
+    that, else fp32 (``teacher_backend.json`` says which ran and why). ``precision``: the
+    fine-tuning precision, ``32-true`` (float32) or ``bf16-mixed`` (Lightning's bfloat16 mixed
+    precision); ``tools/compare_teacher_precision.py`` compares the two on validation.
     """
 
     backbone: str = MINILM
@@ -66,6 +68,7 @@ class TeacherConfig:
     score_batch_size: int = 128
     scoring_backend: str = "auto"
     agreement_pairs: int = 512
+    precision: str = "32-true"
 
 
 @dataclass
@@ -188,6 +191,10 @@ class PipelineConfig:
     knn: KnnConfig = field(default_factory=KnnConfig)
 
 
+#: Fine-tuning precisions of the teacher (Lightning ``Trainer(precision=...)``).
+TEACHER_PRECISIONS = ("32-true", "bf16-mixed")
+
+
 def check_config(config: PipelineConfig) -> None:
     """Reject impossible settings early with a clear message (before any work is done).
 
@@ -242,6 +249,8 @@ def check_config(config: PipelineConfig) -> None:
 
     if c.teacher.scoring_backend not in CHOICES:
         fail("teacher.scoring_backend", ", ".join(CHOICES), c.teacher.scoring_backend)
+    if c.teacher.precision not in TEACHER_PRECISIONS:
+        fail("teacher.precision", " or ".join(TEACHER_PRECISIONS), c.teacher.precision)
     if isinstance(c.teacher.agreement_pairs, bool) or not isinstance(c.teacher.agreement_pairs, int) \
             or c.teacher.agreement_pairs < 32:
         fail("teacher.agreement_pairs", "a whole number >= 32", c.teacher.agreement_pairs)

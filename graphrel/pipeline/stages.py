@@ -73,7 +73,9 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
         Stage("teacher_fit", (R.TEACHER_DIR,), {"split": "split"},
               {"seed": c.seed, "teacher": {k: v for k, v in asdict(c.teacher).items()
                                            if k not in ("score_batch_size", "temperature", "scoring_backend",
-                                                        "agreement_pairs")}, **threshold}),
+                                                        "agreement_pairs")
+                                           # float32 fine-tuning: as before the option, finished runs keep theirs
+                                           and (k, v) != ("precision", "32-true")}, **threshold}),
         Stage("teacher_scoring", (TEACHER_BACKEND, R.TEACHER_SCORES), {"split": "split",
                                                                    "teacher_fit": "teacher_fit"},
               {"temperature": c.teacher.temperature, **backend}, scratch=(R.TEACHER_SCORE_PARTS,)),

@@ -43,7 +43,7 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
     data = TeacherDataModule(backbone=t.backbone, batch_size=t.batch_size, max_length=t.max_length, seed=c.seed)
     data.set_frames(sample_rows(pairs[pairs.split == "train"], t.max_train_pairs, c.seed),
                     sample_rows(pairs[pairs.split == "val"], t.max_val_pairs, c.seed))
-    trainer = stage_trainer(t.epochs, run_dir, "teacher_checkpoints", progress, monitor=None)
+    trainer = stage_trainer(t.epochs, run_dir, "teacher_checkpoints", progress, monitor=None, precision=t.precision)
     trainer.fit(teacher, datamodule=data)
     with R.atomic_path(directory, directory=True) as tmp:
         teacher.save_pretrained(tmp)

@@ -111,3 +111,26 @@ def test_stage_fingerprints_are_those_of_finished_runs(monkeypatch, tmp_path, ar
     for name in EXPECTED[argv]:  # in the order the job runs them: each reads the ones before
         records.finished(name, pipeline.stages[name].key(records.fingerprint))
     assert {name: records.fingerprint(name) for name in EXPECTED[argv]} == EXPECTED[argv]
+
+
+def test_bf16_mixed_fine_tuning_is_another_teacher_fit(monkeypatch, tmp_path):
+    """``teacher.precision`` enters teacher_fit's key only when it is not float32 (finished runs
+    keep their teacher); a bf16-mixed teacher is another fit, and everything after it re-runs."""
+    keys = {}
+    for precision in ("32-true", "bf16-mixed"):
+        pipeline = pipeline_of(monkeypatch, tmp_path / precision, "tiny_test.yaml", "--teacher.precision", precision)
+        records = StageRecords(tmp_path / precision)
+        for name in ("split", "teacher_fit", "teacher_scoring"):
+            records.finished(name, pipeline.stages[name].key(records.fingerprint))
+        keys[precision] = {name: records.fingerprint(name) for name in ("split", "teacher_fit", "teacher_scoring")}
+    expected = EXPECTED[("tiny_test.yaml",)]
+    assert keys["32-true"] == {name: expected[name] for name in keys["32-true"]}
+    assert keys["bf16-mixed"]["split"] == expected["split"]
+    assert keys["bf16-mixed"]["teacher_fit"] != expected["teacher_fit"]
+    assert keys["bf16-mixed"]["teacher_scoring"] != expected["teacher_scoring"]
+
+
+def test_an_unknown_teacher_precision_is_refused(tmp_path, capsys):
+    assert main(["pipeline", "--config", str(REPO_ROOT / "configs/tiny_test.yaml"), "--run-dir", str(tmp_path / "r"),
+                 "--teacher.precision", "16-mixed"]) == 2
+    assert "teacher.precision must be 32-true or bf16-mixed" in capsys.readouterr().err
