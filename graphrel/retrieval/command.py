@@ -4,7 +4,9 @@
     graphrel retrieve --fusion rrf --model DIR_A --model DIR_B --queries queries.csv --output top.parquet
 
 Input: CSV, Parquet or JSON Lines with a query column (``--query-column``, default ``query``)
-and optionally a query id column (default: the query text is the id). Output: Parquet with
+and optionally a query id column (default: the query text is the id); every query id appears
+once (a repeated id, or a repeated text used as the id, is refused naming its rows). Ids are
+text or whole numbers, read as their digits (:func:`query_id_texts`). Output: Parquet with
 ``query_id, rank, product_id, score`` (k rows per query, best first, ties by product id), or a
 TREC run file (``.trec``). The output is written atomically and an existing output is refused;
 queries are retrieved in chunks kept in ``OUT.parts`` until the output is written, so an
@@ -12,19 +14,22 @@ interrupted run continues with ``--resume`` (:mod:`graphrel.retrieval.retrieve_p
 ``--index hnsw`` searches a dense retriever's products with an approximate HNSW graph
 (:class:`~graphrel.retrieval.hnsw.HNSWIndex`; built at load time unless saved in the directory)
 instead of exact search; ``--hnsw-ef-search`` trades its speed for recall.
-Bad input (a missing file or column, an empty query, an unknown retriever directory, k < 1,
-an existing output) is one line naming the file, the row and the fix; exit code 2.
+Bad input (a missing file or column, an empty query, a repeated query id, an unknown retriever
+directory, k < 1, an existing output) is one line naming the file, the row and the fix; exit code 2.
 """
 
 from __future__ import annotations
 
+import decimal
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from graphrel.data.files import check_path
+from graphrel.data.schema import as_text
 from graphrel.data.text_keys import is_blank
 from graphrel.errors import GraphrelInputError
 
@@ -45,11 +50,14 @@ def read_queries(path: str | Path, *, query_column: str = "query", query_id_colu
         file_format: ``csv``, ``parquet`` or ``jsonl``; default from the suffix.
 
     Returns:
-        ids (Q,) and queries (Q,) as object arrays of str.
+        ids (Q,) and queries (Q,) as object arrays of str; a numeric id as its digits
+        (:func:`query_id_texts`).
 
     Raises:
         GraphrelInputError: missing/unreadable file, unknown format, missing column, empty
-            file, an empty or non-text query (naming the 1-based data row).
+            file, an empty or non-text query, an empty id or one neither text nor a whole
+            number (naming the 1-based data row), or a query id on more than one row (without
+            ``query_id_column``: a query text on more than one row), naming those rows.
     """
     path = Path(path)
     if not path.exists():
@@ -68,8 +76,77 @@ def read_queries(path: str | Path, *, query_column: str = "query", query_id_colu
     if frame.empty:
         raise GraphrelInputError("no queries (the file has no data rows)", path=path, fix="pass a file with queries")
     queries = _text_column(frame[query_column], path, query_column)
-    ids = queries if query_id_column is None else _text_column(frame[query_id_column], path, query_id_column)
+    ids = queries if query_id_column is None else _text_column(frame[query_id_column], path, query_id_column,
+                                                                ids=True)
+    _check_unique_ids(ids, path, query_id_column)
     return ids, queries
+
+
+def query_id_texts(values: pd.Series) -> pd.Series:
+    """Query ids as text: the one rule of ``graphrel retrieve`` and :func:`graphrel.spark.retrieve`.
+
+    That of the file loaders (:func:`graphrel.data.schema.as_text`: text as it is, a whole
+    number as its digits, also one stored as a float: 12300000000.0 -> ``"12300000000"``), and
+    a decimal in plain notation, a whole one as its digits (``Decimal("7.00")`` -> ``"7"``).
+    Missing values stay missing; nothing is raised (callers check the values first).
+    """
+    if values.dtype == object:
+        values = values.map(lambda v: _plain_decimal(v) if isinstance(v, decimal.Decimal) else v)
+    return as_text(values)
+
+
+def _plain_decimal(value: decimal.Decimal):
+    if not value.is_finite():
+        return None
+    return str(int(value)) if value == value.to_integral_value() else format(value, "f")
+
+
+def _is_id_number(value) -> bool:
+    """A whole number (of any int type, or a float without fraction) or a finite decimal
+    (as Spark's id columns: :data:`graphrel.spark.columns.ID_TYPES`)."""
+    if isinstance(value, (bool, np.bool_)):
+        return False
+    if isinstance(value, (int, np.integer)):
+        return True
+    if isinstance(value, (float, np.floating)):
+        return math.isfinite(value) and float(value).is_integer()
+    return isinstance(value, decimal.Decimal) and value.is_finite()
+
+
+def _check_unique_ids(ids: np.ndarray, path: Path, query_id_column: str | None, shown: int = 3) -> None:
+    """Refuse a query id on two or more rows, naming the first ``shown`` ids' 1-based rows."""
+    rows: dict[str, list[int]] = {}
+    for row, value in enumerate(ids, 1):
+        rows.setdefault(value, []).append(row)
+    repeated = [(value, found) for value, found in rows.items() if len(found) > 1]
+    if not repeated:
+        return
+    what = "query id" if query_id_column else "query"
+    named = [f"{_short(value)} {'appears ' * (i == 0)}on rows {_listed(found)}"
+             for i, (value, found) in enumerate(repeated[:shown])]
+    message = f"{what} {', '.join(named)}"
+    more = len(repeated) - shown
+    if more > 0:
+        plural = "query ids" if query_id_column else "queries"
+        message += f", and {more} more {what} repeats" if more == 1 else f", and {more} more {plural} repeat"
+    if query_id_column:
+        raise GraphrelInputError(message, path=path, fix=f"give each query its own id in {query_id_column!r}, "
+                                                         f"or drop --query-id-column to use the text as id")
+    raise GraphrelInputError(f"{message}; without --query-id-column the query text is the id, so each query "
+                             f"must be on one row", path=path,
+                             fix="de-duplicate the queries (keep one row of each), or give each row its own id "
+                                 "with --query-id-column")
+
+
+def _listed(rows: list[int], shown: int = 3) -> str:
+    if len(rows) > shown:
+        more = len(rows) - shown
+        return f"{', '.join(map(str, rows[:shown]))} and {more} more row{'s' * (more > 1)}"
+    return f"{', '.join(map(str, rows[:-1]))} and {rows[-1]}"
+
+
+def _short(value: str, width: int = 60) -> str:
+    return repr(value if len(value) <= width else value[:width - 3] + "...")
 
 
 def _read(path: Path, kind: str) -> pd.DataFrame:
@@ -86,13 +163,20 @@ def _read(path: Path, kind: str) -> pd.DataFrame:
                                  fix="pass a valid CSV/Parquet/JSONL file") from None
 
 
-def _text_column(values: pd.Series, path: Path, column: str) -> np.ndarray:
+def _text_column(values: pd.Series, path: Path, column: str, *, ids: bool = False) -> np.ndarray:
+    """The column's texts; with ``ids``, whole numbers too, as :func:`query_id_texts` writes them."""
     out = np.empty(len(values), dtype=object)
+    numbers = None
     for row, value in enumerate(values.tolist()):
+        if ids and not isinstance(value, str) and _is_id_number(value):
+            numbers = query_id_texts(values).tolist() if numbers is None else numbers
+            out[row] = numbers[row]
+            continue
         if not isinstance(value, str):
-            what = "empty" if value is None or (isinstance(value, float) and value != value) else "not text"
+            what = "empty" if value is None or (isinstance(value, float) and value != value) else \
+                "not text or a whole number" if ids else "not text"
             raise GraphrelInputError(f"{column} is {what} ({value!r})", path=path, row=row + 1,
-                                     fix=f"give every row a non-empty text {column}")
+                                     fix=f"give every row a non-empty text {column}" + (" or whole number" * ids))
         if is_blank(value):
             what = "empty" if not value.strip() else f"control or invisible characters only ({value!r})"
             raise GraphrelInputError(f"{column} is {what}", path=path, row=row + 1,
@@ -131,7 +215,8 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
         Number of rows written.
 
     Raises:
-        GraphrelInputError: any bad input (checked before anything is written).
+        GraphrelInputError: any bad input (checked before anything is written), among them a
+            query id on two or more rows (see :func:`read_queries`).
     """
     from graphrel.retrieval.evaluation import write_trec_run
     from graphrel.retrieval.index import IndexOptions
@@ -162,6 +247,9 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
         raise GraphrelInputError(f"--fusion {fusion} needs two or more models, got {len(models)}",
                                  fix="repeat --model, e.g. --model RUN/retrieval/retrievers/dual_encoder "
                                      "--model RUN/retrieval/retrievers/xmc")
+    # the queries first: a bad file (a repeated id, an empty query) is refused before any model loads
+    ids, queries = read_queries(queries_path, query_column=query_column, query_id_column=query_id_column,
+                                file_format=file_format)
     retrievers = [Retriever.load(m, index=options) for m in models]
     retriever = retrievers[0]
     scorer = None
@@ -169,8 +257,6 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
         from graphrel.retrieval.rerank import load_pair_scorer
 
         scorer = load_pair_scorer(rerank_model)
-    ids, queries = read_queries(queries_path, query_column=query_column, query_id_column=query_id_column,
-                                file_format=file_format)
     if fusion is not None:
         from graphrel.retrieval.fusion import fuse_retrievers
 

@@ -3,7 +3,10 @@
 :func:`retrieve` runs ``mapInPandas`` over the queries: each executor Python worker loads the
 retriever once (its catalogue, query encoder and index: exact faiss or HNSW, BM25, or the
 XMC model) and keeps it for every later batch, and each batch of queries is searched with
-:meth:`graphrel.retrieval.retriever.Retriever.search`, as ``graphrel retrieve`` does.
+:meth:`graphrel.retrieval.retriever.Retriever.search`, as ``graphrel retrieve`` does. Query ids
+are those ``graphrel retrieve`` reads from the same file (a whole number as its digits:
+:func:`graphrel.retrieval.command.query_id_texts`, applied in the workers), and each id must
+be on one row, as there.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from pathlib import Path
 
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["retrieve", "RANKING_SCHEMA"]
+__all__ = ["retrieve", "check_unique_ids", "RANKING_SCHEMA"]
 
 RANKING_SCHEMA = "query_id string, rank long, product_id string, score double"
 """The output's columns: one row per query and rank (as ``graphrel retrieve``'s Parquet)."""
@@ -41,9 +44,10 @@ def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = 
 
     Raises:
         GraphrelInputError: k, ``batch_size`` or ``threads_per_task`` not a whole number >= 1,
-            an unknown ``index``, a missing or non-text query column, an empty query (one
-            Spark job checks before any search), or a directory the driver can read that is
-            not a retriever's.
+            an unknown ``index``, a missing or non-text query column, an id column neither
+            text nor whole numbers, an empty query or id, a query id on two or more rows
+            (without ``query_id_col``: a query text on two or more rows; two Spark jobs check
+            before any search), or a directory the driver can read that is not a retriever's.
     """
     from pyspark.sql import functions as F
 
@@ -74,12 +78,61 @@ def retrieve(df_queries, retriever_dir: str | Path, k: int, *, query_col: str = 
     if found:
         raise GraphrelInputError(f"empty query or query id in the row {found[0].asDict()}",
                                  fix="give every row a non-empty query (and id) or remove the row")
+    check_unique_ids(df_queries, query_col, query_id_col)
     if threads_per_task is None:
         threads_per_task = int(df_queries.sparkSession.conf.get("spark.task.cpus", "1"))
+    # the id as it is (text, a whole number, a decimal): the workers write it as graphrel retrieve does
     selected = df_queries.select(F.col(query_col).alias("_query"),
-                                 (F.col(query_id_col) if query_id_col else F.col(query_col))
-                                 .cast("string").alias("_query_id"))
+                                 F.col(query_id_col or query_col).alias("_query_id"))
     return selected.mapInPandas(_BatchSearch(retriever_dir, k, index, batch_size, threads_per_task), RANKING_SCHEMA)
+
+
+def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown: int = 3) -> None:
+    """Refuse a query id on two or more rows (one Spark job; two more, on failure, to name them).
+
+    Ids are compared as the column holds them, which is as their texts: a column's values and
+    their :func:`~graphrel.retrieval.command.query_id_texts` go one to one.
+
+    Raises:
+        GraphrelInputError: naming the first ``shown`` repeated ids (in id order), how many
+            rows each is on and, for the first, its rows' query texts; and how many more repeat.
+    """
+    import pandas as pd
+    from pyspark.sql import functions as F
+
+    from graphrel.retrieval.command import query_id_texts
+
+    column = query_id_col or query_col
+    repeated = df_queries.groupBy(F.col(column).alias("_id")).count().where(F.col("count") > 1)
+    found = repeated.orderBy("_id").limit(shown + 1).collect()
+    if not found:
+        return
+    more = 0 if len(found) <= shown else repeated.count() - shown
+    found = found[:shown]
+    names = query_id_texts(pd.Series([row["_id"] for row in found], dtype=object)).tolist()
+    named = [f"{_short(name)} {'appears ' * (i == 0)}on {row['count']} rows"
+             for i, (name, row) in enumerate(zip(names, found))]
+    what = "query id" if query_id_col else "query"
+    message = f"{what} {named[0]}"
+    if query_id_col:
+        texts = df_queries.where(F.col(column) == found[0]["_id"]).select(query_col).orderBy(query_col).limit(shown)
+        texts = [_short(row[0]) for row in texts.collect()] + (["..."] if found[0]["count"] > shown else [])
+        message += f" (queries {', '.join(texts)})"
+    message += "".join(f", {n}" for n in named[1:])
+    if more:
+        message += f", and {more} more {what} repeats" if more == 1 else \
+            f", and {more} more {'query ids' if query_id_col else 'queries'} repeat"
+    if query_id_col:
+        raise GraphrelInputError(message, fix=f"give each query its own id in {query_id_col!r}, or pass "
+                                              f"query_id_col=None to use the query text as id")
+    raise GraphrelInputError(f"{message}; with no query_id_col the query text is the id, so each query must "
+                             f"be on one row", fix=f"de-duplicate the queries (df_queries.dropDuplicates"
+                                                   f"([{query_col!r}])), or pass query_id_col naming a column "
+                                                   f"of unique ids")
+
+
+def _short(value: str, width: int = 60) -> str:
+    return repr(value if len(value) <= width else value[:width - 3] + "...")
 
 
 class _BatchSearch:
@@ -90,10 +143,13 @@ class _BatchSearch:
         self.batch_size, self.threads = batch_size, threads
 
     def __call__(self, batches):
+        from graphrel.retrieval.command import query_id_texts
+
         retriever = worker_retriever(self.retriever_dir, self.index, self.threads)
         for batch in batches:
             if len(batch):
-                yield retriever.search(batch["_query"].tolist(), self.k, query_ids=batch["_query_id"].tolist(),
+                yield retriever.search(batch["_query"].tolist(), self.k,
+                                       query_ids=query_id_texts(batch["_query_id"]).tolist(),
                                        batch_size=self.batch_size)
 
 

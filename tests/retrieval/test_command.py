@@ -178,3 +178,98 @@ def test_an_interrupted_run_resumes_from_its_finished_chunks(tmp_path, bm25_dir,
     assert main([*base[:-2], "--chunk-size", "3", "--output", str(tmp_path / "other.parquet"), "--resume"]) == 2
     assert "other queries, retrievers or options" in _error(capsys)
     assert (tmp_path / "other.parquet.parts").is_dir() and not (tmp_path / "other.parquet").exists()
+
+
+def _dense_dir(folder, encoder_dir):
+    from graphrel.retrieval.encoders import encode, load_encoder
+    from graphrel.retrieval.retriever import save_dense_retriever
+
+    catalogue = Catalogue.from_pairs(toy_pairs())
+    encoder = load_encoder(encoder_dir)
+    save_dense_retriever(folder / "dense", query_encoder=encoder, catalogue=catalogue,
+                         product_embeddings=encode(encoder, catalogue.texts), name="tiny")
+    return folder / "dense"
+
+
+def _teacher_dir(folder):
+    from graphrel.models.teacher import CrossEncoderTeacher
+
+    from .conftest import TINY
+
+    CrossEncoderTeacher(backbone_config=TINY).save_pretrained(folder / "teacher")
+    return folder / "teacher"
+
+
+@pytest.mark.parametrize("mode", ["plain", "fusion", "rerank", "hnsw"])
+def test_a_repeated_query_id_is_refused_in_every_mode(tmp_path, bm25_dir, tiny_encoder_dir, capsys, mode):
+    """Before: --rerank merged the two queries' lists, --fusion dropped one, exit 0."""
+    models = tmp_path / "models"
+    models.mkdir()
+    model, extra = str(bm25_dir), []
+    if mode == "fusion":
+        extra = ["--fusion", "rrf", "--model", str(_dense_dir(models, tiny_encoder_dir))]
+    elif mode == "rerank":
+        extra = ["--rerank", str(_teacher_dir(models))]
+    elif mode == "hnsw":
+        model, extra = str(_dense_dir(models, tiny_encoder_dir)), ["--index", "hnsw"]
+    queries = tmp_path / "q.csv"
+    queries.write_text("qid,query\nq1,garden hose\nq2,door\nq1,paint brush\n")
+    out = tmp_path / "o.parquet"
+    capsys.readouterr()  # the models' loading bars
+    assert main(["retrieve", "--model", model, "--queries", str(queries), "--k", "3", "--query-id-column", "qid",
+                 "--output", str(out), *extra]) == 2
+    line = _error(capsys)
+    assert f"{queries}: query id 'q1' appears on rows 1 and 3" in line
+    assert "give each query its own id" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25", "models", "q.csv"]  # no output, no parts
+
+
+@pytest.mark.parametrize("content, message, fix", [
+    ("query\ngarden hose\ndoor\ngarden hose\n", "query 'garden hose' appears on rows 1 and 3; without "
+     "--query-id-column the query text is the id", "de-duplicate the queries"),
+    ("qid,query\nq1,door\nq1,door\n", "query id 'q1' appears on rows 1 and 2", "give each query its own id"),
+    ("qid,query\n" + "".join(f"q{i},text {i}\n" for i in range(5)) * 2 + "q0,text\nq0,text\n",
+     "query id 'q0' appears on rows 1, 6, 11 and 1 more row, 'q1' on rows 2 and 7, 'q2' on rows 3 and 8, "
+     "and 2 more query ids repeat", "give each query its own id"),
+])
+def test_repeated_query_texts_and_ids_are_refused_naming_the_rows(tmp_path, bm25_dir, capsys, content, message, fix):
+    queries = tmp_path / "q.csv"
+    queries.write_text(content)
+    id_column = ["--query-id-column", "qid"] if content.startswith("qid") else []
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(queries), "--output",
+                 str(tmp_path / "o.parquet"), *id_column]) == 2
+    line = _error(capsys)
+    assert message in line and fix in line and str(queries) in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bm25", "q.csv"]
+
+
+@pytest.mark.parametrize("kind", ["int64", "decimal", "whole float"])
+def test_numeric_query_ids_are_read_as_their_digits(tmp_path, bm25_dir, kind):
+    """Whole numbers (a Parquet long or decimal(38, 18), a JSON float) become their digits,
+    as graphrel.spark.retrieve writes them (tests/spark/test_spark_retrieval.py)."""
+    import decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    values = [12300000000, 7]
+    if kind == "whole float":
+        path = tmp_path / "q.jsonl"
+        path.write_text('{"qid": 12300000000.0, "query": "door"}\n{"qid": 7.0, "query": "drill"}\n')
+    else:
+        path = tmp_path / "q.parquet"
+        ids = pa.array(values, pa.int64()) if kind == "int64" else \
+            pa.array([decimal.Decimal(v) for v in values], pa.decimal128(38, 18))
+        pq.write_table(pa.table({"qid": ids, "query": ["door", "drill"]}), path)
+    out = tmp_path / "top.parquet"
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(path), "--k", "2", "--output", str(out),
+                 "--query-id-column", "qid"]) == 0
+    assert pd.read_parquet(out).query_id.tolist() == ["12300000000"] * 2 + ["7"] * 2
+
+
+def test_a_query_id_with_a_fraction_is_refused(tmp_path, bm25_dir, capsys):
+    path = tmp_path / "q.jsonl"
+    path.write_text('{"qid": 1.0, "query": "door"}\n{"qid": 2.5, "query": "drill"}\n')
+    assert main(["retrieve", "--model", str(bm25_dir), "--queries", str(path), "--output",
+                 str(tmp_path / "o.parquet"), "--query-id-column", "qid"]) == 2
+    assert "row 2: qid is not text or a whole number (2.5)" in _error(capsys)

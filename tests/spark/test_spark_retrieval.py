@@ -60,3 +60,42 @@ def test_retrieve_checks_on_the_driver(spark, retrievers, tmp_path):
         retrieve(frame, tmp_path, 3)
     with pytest.raises(GraphrelInputError, match="empty query or query id in the row"):
         retrieve(frame, retrievers / "bm25", 3)
+
+
+def test_a_repeated_query_id_is_refused_before_any_search(spark, retrievers):
+    """Before: each row was searched and both lists written under the one id."""
+    frame = spark.createDataFrame(pd.DataFrame({"qid": ["a", "b", "a", "c", "c", "c"],
+                                                "text": ["garden hose", "door", "drill", "x", "y", "z"]}))
+    with pytest.raises(GraphrelInputError, match=r"query id 'a' appears on 2 rows \(queries 'drill', 'garden hose'\), "
+                                                 r"'c' on 3 rows .*give each query its own id"):
+        retrieve(frame, retrievers / "bm25", 3, query_col="text", query_id_col="qid")
+    texts = spark.createDataFrame(pd.DataFrame({"query": ["door", "drill", "door"]}))
+    with pytest.raises(GraphrelInputError, match="query 'door' appears on 2 rows; with no query_id_col the query "
+                                                 "text is the id.*dropDuplicates"):
+        retrieve(texts, retrievers / "bm25", 3)
+
+
+def test_numeric_query_ids_are_their_digits_as_in_graphrel_retrieve(spark, retrievers, tmp_path):
+    """A long or decimal(38, 18) id 12300000000 is "12300000000" on Spark and in ``graphrel retrieve``
+    (before: Spark's cast gave "12300000000.000000000000000000"; the command refused numbers)."""
+    from decimal import Decimal
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from graphrel.cli import main
+
+    ids = [12300000000, 7]
+    path = tmp_path / "q.parquet"
+    pq.write_table(pa.table({"qid": pa.array(ids, pa.int64()), "query": ["door", "drill"],
+                             "dec": pa.array([Decimal(i) for i in ids], pa.decimal128(38, 18))}), path)
+    frame = spark.read.parquet(str(path))
+    for column in ("qid", "dec"):
+        ranked = retrieve(frame, retrievers / "bm25", 2, query_id_col=column).toPandas()
+        out = tmp_path / f"{column}.parquet"
+        assert main(["retrieve", "--model", str(retrievers / "bm25"), "--queries", str(path), "--k", "2",
+                     "--output", str(out), "--query-id-column", column]) == 0
+        local = pd.read_parquet(out).sort_values(["query_id", "rank"]).reset_index(drop=True)
+        ranked = ranked.sort_values(["query_id", "rank"]).reset_index(drop=True)
+        assert local.query_id.tolist() == ["12300000000"] * 2 + ["7"] * 2
+        assert ranked[["query_id", "rank", "product_id"]].equals(local[["query_id", "rank", "product_id"]])
