@@ -92,6 +92,89 @@ def test_evaluation_reports_every_method_budget_and_cost(knn_run):
     assert manifest["ce_calls_index"] == 20
 
 
+def _judged_products(run, out) -> set:
+    """Product ids judged for the evaluation's test queries, read back from the run's pairs."""
+    pairs, queries = pd.read_parquet(run / "pairs.parquet"), pd.read_parquet(out / "queries.parquet")
+    tests = set(queries.loc[queries.role == "test", "query_id"].astype(str))
+    return set(pairs.loc[pairs.query_id.astype(str).isin(tests), "product_id"].astype(str))
+
+
+def _check_item_set(run, out, result, *, items, test_queries):
+    """The item set's counts are right and stated in knn.json, every metrics entry, knn.md and knn.png."""
+    from PIL import Image
+
+    from graphrel.retrieval.knn.report import item_set_note
+
+    frame, judged = pd.read_parquet(out / "items.parquet"), _judged_products(run, out)
+    assert frame.judged.tolist() == [p in judged for p in frame.product_id]  # judged ones all in, flagged
+    counts = {"items": items, "catalogue": 12, "judged": len(judged), "sampled": items - len(judged),
+              "test_queries": test_queries, "whole_catalogue": items == 12}
+    stated = result["evaluation"]["item_set"]
+    assert {k: stated[k] for k in counts} == counts and stated["note"] == item_set_note(counts)
+    assert all(entry["item_set"] == stated for entry in result["knn"].values())  # metrics.json's knn entries
+    saved = json.loads((out / "knn.json").read_text())
+    assert saved["evaluation"]["item_set"] == stated and saved["knn"]["anncur"]["item_set"] == stated
+    report = (out / "knn.md").read_text()
+    assert report.lower().count(stated["note"].lower()) >= 5  # every table and the targets
+    assert f"{len(judged):,} judged for the {test_queries} test queries, {items - len(judged)} sampled" in report
+    with Image.open(out / "knn.png") as image:
+        assert image.text["Description"] == stated["note"]  # the plot's title states it too
+    return report
+
+
+def test_the_item_set_is_counted_and_stated_everywhere(knn_run):
+    run, out, result = knn_run
+    report = _check_item_set(run, out, result, items=12, test_queries=5)
+    # the 5 toy test queries' judged products are the whole 12-product catalogue
+    assert "item set: the whole catalogue, 12 products (12 judged for the 5 test queries, 0 sampled" in report.lower()
+
+
+def test_a_sampled_item_set_states_its_judged_and_sampled_products(knn_run, tmp_path):
+    run, _, _ = knn_run
+    out = tmp_path / "knn"
+    result = run_knn_evaluation(run, out, tiny_knn_config(test_queries=2, n_items=10))
+    report = _check_item_set(run, out, result, items=10, test_queries=2)
+    judged = len(_judged_products(run, out))
+    assert 0 < judged < 10
+    assert (f"item set: 10 of 12 catalogue products ({judged} judged for the 2 test queries, {10 - judged} sampled at "
+            "random); a method that finds judged products is favoured against catalogue-scale search") in report
+
+
+@pytest.mark.parametrize("n_items", [None, 0])
+def test_the_whole_catalogue_is_searched_when_n_items_is_null_or_0(n_items, knn_run):
+    from graphrel.retrieval.catalogue import Catalogue
+    from graphrel.retrieval.knn.data import knn_data
+
+    from .conftest import toy_pairs
+
+    assert tiny_knn_config(n_items=n_items, items_per_query=400, budgets=(4, 400)).check().n_items == n_items
+    pairs = toy_pairs()
+    data = knn_data(pairs, Catalogue.from_pairs(pairs), n_items=n_items, test_queries=1, train_queries=2, seed=0)
+    assert data.item_set()["items"] == 12 and data.item_set()["whole_catalogue"]
+    assert 0 < data.item_set()["judged"] < 12 and data.item_set()["sampled"] == 12 - data.item_set()["judged"]
+    capped = knn_data(pairs, Catalogue.from_pairs(pairs), n_items=6, test_queries=1, train_queries=2, seed=0)
+    assert capped.item_set()["items"] == 6 and not capped.item_set()["whole_catalogue"]
+
+
+def test_a_budget_above_the_whole_catalogue_is_refused(knn_run, tmp_path):
+    with pytest.raises(GraphrelInputError, match=r"knn.budgets must be whole numbers <= the item set's 12 products"):
+        run_knn_evaluation(knn_run[0], tmp_path / "out", tiny_knn_config(n_items=None, budgets=(4, 20)))
+
+
+def test_a_search_spending_other_than_its_budget_is_refused(knn_run, tmp_path, monkeypatch):
+    import graphrel.retrieval.knn.evaluation as evaluation
+
+    real = evaluation.M.anncur
+
+    def short(*args, **kwargs):  # ANNCUR charged one call less than B on one query
+        result = real(*args, **kwargs)
+        return {**result, "ce_calls_search_total": result["ce_calls_search_total"] - 1}
+
+    monkeypatch.setattr(evaluation.M, "anncur", short)
+    with pytest.raises(RuntimeError, match="anncur spent 19 CE calls on 5 queries at budget 4"):
+        run_knn_evaluation(knn_run[0], tmp_path / "out", tiny_knn_config())
+
+
 def test_ground_truth_is_the_teachers_exact_logits_and_is_reused(knn_run, monkeypatch):
     run, out, result = knn_run
     items = pd.read_parquet(out / "items.parquet")
@@ -126,7 +209,7 @@ def test_a_second_evaluation_scores_nothing_again(knn_run, monkeypatch):
 
 
 @pytest.mark.parametrize("option, value", [
-    ("n_items", 1), ("test_queries", 0), ("items_per_query", 20), ("budgets", ()), ("budgets", (0,)),
+    ("n_items", 1), ("n_items", -1), ("n_items", True), ("n_items", 2.5), ("test_queries", 0), ("items_per_query", 20), ("budgets", ()), ("budgets", (0,)),
     ("rounds", (1, 20)), ("report_rounds", 3), ("index_sources", ("tfidf",)), ("index_source", "random"),
     ("first_round", "random"), ("blends", (1.5,)), ("blend", 0.5), ("anchor_item_share", 1.0),
     ("learning_rate", 0.0), ("learning_rate", float("nan")), ("weight_decay", -1.0), ("epochs", 0),

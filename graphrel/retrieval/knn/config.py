@@ -27,7 +27,12 @@ class KnnConfig:
     Sizes (defaults: about 600k CE calls; at ~136 pairs/s on one shared core, 5,000 items and 50
     anchor queries take ~75 min, 3,000 items and 30 anchor queries ~45 min):
         n_items: products of the item set searched (>= 2): every judged product of the test
-            queries plus a seeded sample of the rest of the catalogue.
+            queries plus a seeded sample of the rest of the catalogue. Every table states the
+            item set's size, the catalogue's and the judged / sampled counts: a capped item set
+            favours a method that finds judged products. None or 0: the whole catalogue
+            (catalogue-scale search; expensive: the ground truth alone is test_queries x
+            catalogue CE calls, 50 x 54,667 = 2.7M, ~5.6 h at ~136 pairs/s, and each anchor
+            query of ANNCUR / adaCUR another catalogue's worth).
         test_queries: unseen test queries (split test / test_context) evaluated (>= 1).
         train_queries: training queries of the index (>= 1), |Q_train|.
         items_per_query: k_d, CE-scored products per training query in the index (>= 1, <= n_items).
@@ -46,7 +51,10 @@ class KnnConfig:
         gate_init (MF-Ind's skip gate before the sigmoid, finite; the paper's -5).
 
     Search:
-        budgets: CE calls per query B (each >= 1); rounds: R values (each >= 1, <= every budget).
+        budgets: the one grid of CE calls per test query B (each >= 1, <= the item set) on which
+            every method is searched and compared; each method spends exactly B search calls per
+            query (index calls are one-off and reported apart); rounds: R values (each >= 1,
+            <= every budget).
         report_rounds: R of the headline AXN / adaCUR entries (one of ``rounds``).
         first_rounds: first-round sources measured (``dual_encoder``, ``bm25``, ``random``);
             first_round: the headline's (one of ``first_rounds``).
@@ -61,7 +69,7 @@ class KnnConfig:
     """
 
     enabled: bool = False
-    n_items: int = 5000
+    n_items: int | None = 5000
     test_queries: int = 50
     train_queries: int = 500
     items_per_query: int = 100
@@ -104,12 +112,15 @@ class KnnConfig:
 
         if not isinstance(self.enabled, bool):
             bad("enabled", "true or false")
-        for name, low in (("n_items", 2), ("test_queries", 1), ("train_queries", 1), ("items_per_query", 1),
+        whole_catalogue = self.n_items is None or (whole(self.n_items, 0) and self.n_items == 0)
+        if not (whole_catalogue or whole(self.n_items, 2)):
+            bad("n_items", "a whole number >= 2, or null / 0 for the whole catalogue")
+        for name, low in (("test_queries", 1), ("train_queries", 1), ("items_per_query", 1),
                           ("epochs", 1), ("batch_size", 1), ("teacher_batch_size", 1), ("chunk_pairs", 1),
                           ("threads", 1), ("seed", 0)):
             if not whole(getattr(self, name), low):
                 bad(name, f"a whole number >= {low}")
-        if self.items_per_query > self.n_items:
+        if self.items_per_query > (self.n_items or self.items_per_query):
             bad("items_per_query", f"a whole number <= n_items ({self.n_items})")
         for name in ("budgets", "rounds", "top_ks", "anchor_queries"):
             values = getattr(self, name)
@@ -124,7 +135,7 @@ class KnnConfig:
             bad("anchor_queries", f"whole numbers <= train_queries ({self.train_queries})")
         if max(self.rounds) > min(self.budgets):
             bad("rounds", f"whole numbers <= the smallest budget ({min(self.budgets)}): a round scores >= 1 product")
-        if max(self.budgets) > self.n_items:
+        if max(self.budgets) > (self.n_items or max(self.budgets)):  # the whole catalogue: checked on the item set
             bad("budgets", f"whole numbers <= n_items ({self.n_items})")
         if self.report_rounds not in self.rounds:
             bad("report_rounds", f"one of knn.rounds {list(self.rounds)}")

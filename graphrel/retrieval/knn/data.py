@@ -2,8 +2,11 @@
 
 Item set (the searched "catalogue", capped so the exact CE top-k of every test query is
 affordable): every product judged for one of the evaluated test queries, plus a seeded sample of
-the rest of the catalogue, up to ``n_items``; kept in catalogue order (product id order), so an
-item's row ranks ties as everywhere else in graphrel. Test queries: a seeded sample of the run's
+the rest of the catalogue, up to ``n_items`` (None or 0: the whole catalogue); kept in catalogue
+order (product id order), so an item's row ranks ties as everywhere else in graphrel. A capped
+item set is enriched in judged products, which favours a method that finds them (a retriever
+trained on the judgements) against a catalogue-scale search: :meth:`KnnData.item_set` holds the
+counts every table states. Test queries: a seeded sample of the run's
 unseen test queries (splits ``test`` / ``test_context``). Training queries of the index: a
 seeded sample of the ``train`` split's queries (distinct from every test query).
 """
@@ -30,6 +33,9 @@ class KnnData:
         test_query_ids, test_queries: (Q_test,) evaluated queries.
         train_query_ids, train_queries: (Q_train,) the index's training queries (the first k_q
             are also the CUR anchor queries).
+        judged: (N,) bool, True where the item is a judged product of a test query (always in
+            the item set); the rest were sampled at random from the catalogue.
+        catalogue_size: products in the whole catalogue (>= N).
     """
 
     items: np.ndarray
@@ -39,6 +45,16 @@ class KnnData:
     test_queries: np.ndarray
     train_query_ids: np.ndarray
     train_queries: np.ndarray
+    judged: np.ndarray
+    catalogue_size: int
+
+    def item_set(self) -> dict:
+        """The item set's counts: ``{"items": N, "catalogue", "judged", "sampled" (= N - judged),
+        "test_queries": Q_test, "whole_catalogue": N == catalogue}`` (plain ints and a bool)."""
+        judged = int(np.count_nonzero(self.judged))
+        return {"items": int(len(self.items)), "catalogue": int(self.catalogue_size), "judged": judged,
+                "sampled": int(len(self.items)) - judged, "test_queries": int(len(self.test_queries)),
+                "whole_catalogue": bool(len(self.items) == self.catalogue_size)}
 
     @property
     def query_texts(self) -> np.ndarray:
@@ -56,15 +72,16 @@ def _sample_queries(pairs: pd.DataFrame, splits, count: int, rng) -> tuple[np.nd
     return frame["query_id"].to_numpy(dtype=object)[keep], frame["query"].astype(str).to_numpy(dtype=object)[keep]
 
 
-def knn_data(pairs: pd.DataFrame, catalogue: Catalogue, *, n_items: int, test_queries: int, train_queries: int,
-             seed: int) -> KnnData:
+def knn_data(pairs: pd.DataFrame, catalogue: Catalogue, *, n_items: int | None, test_queries: int,
+             train_queries: int, seed: int) -> KnnData:
     """Sample the test queries, the training queries and the item set.
 
     Args:
         pairs: the run's pairs (``query_id, query, product_id, split``).
         catalogue: the products (the dual encoder's catalogue: its rows index its embeddings).
         n_items: item set size (>= 1; the judged products of the test queries are always in,
-            so it may exceed ``n_items`` if they alone do; capped at the catalogue).
+            so it may exceed ``n_items`` if they alone do; capped at the catalogue); None or 0:
+            the whole catalogue.
         test_queries, train_queries: how many of each (capped at what the run has).
         seed: sampling seed.
 
@@ -77,11 +94,12 @@ def knn_data(pairs: pd.DataFrame, catalogue: Catalogue, *, n_items: int, test_qu
     rows = {p: i for i, p in enumerate(catalogue.product_ids)}
     judged = pairs[pairs["query_id"].astype(str).isin(set(test_ids))]["product_id"].astype(str)
     chosen = np.unique(np.array([rows[p] for p in judged.unique() if p in rows], dtype=np.int64))
+    size = len(catalogue) if not n_items else min(int(n_items), len(catalogue))
     rest = np.setdiff1d(np.arange(len(catalogue), dtype=np.int64), chosen)
-    extra = max(0, min(n_items, len(catalogue)) - len(chosen))
+    extra = max(0, size - len(chosen))
     items = np.sort(np.concatenate([chosen, rng.choice(rest, size=extra, replace=False)]))
     return KnnData(items, catalogue.product_ids[items], catalogue.texts[items], test_ids, test_texts,
-                   train_ids, train_texts)
+                   train_ids, train_texts, np.isin(items, chosen), len(catalogue))
 
 
 def ranking(scores: np.ndarray) -> np.ndarray:

@@ -3,7 +3,8 @@
 Reads a finished pipeline run (``pairs.parquet``, ``teacher/``) and its retrieval stage's
 ``dual_encoder`` and ``bm25`` retrievers (read only), and writes under ``output_dir``::
 
-    items.parquet, queries.parquet   the item set and the test / training queries
+    items.parquet, queries.parquet   the item set (``judged``: a judged product of a test query,
+                                     else sampled) and the test / training queries
     scores/ground_truth/             exact CE scores, test queries x items (chunked, resumable)
     scores/index_SOURCE/             the index's sparse CE scores G per source (resumable)
     scores/anchors/                  CUR's dense anchor-query rows (resumable)
@@ -11,9 +12,14 @@ Reads a finished pipeline run (``pairs.parquet``, ``teacher/``) and its retrieva
     knn.json, knn.md, knn.png        metrics (``metrics.json``'s ``knn`` entries + the full grid,
                                      targets), the report section, recall against CE calls
 
-Every method is charged its own CE calls (index and search); the test queries' search calls
-are served from the cached ground truth. Yadav et al., "Adaptive Retrieval and Scalable
-Indexing for k-NN Search with Cross-Encoders" (ICLR 2024, arXiv 2405.03651); a reconstruction.
+Every method is searched on the one grid of budgets ``config.budgets`` and spends exactly B CE
+calls per test query at each (checked); its index CE calls (AXN k_d x |Q_train|, ANNCUR / adaCUR
+k_q x N, retrieve-and-rerank none) are one-off and reported apart. The test queries' search calls
+are served from the cached ground truth. The item set (its size, the catalogue's, its judged and
+sampled products) is in every table and in the metrics: Top-k-Recall is against the exact CE
+top-k over the item set, not over the catalogue, unless ``n_items`` is None / 0. Yadav et al.,
+"Adaptive Retrieval and Scalable Indexing for k-NN Search with Cross-Encoders" (ICLR 2024,
+arXiv 2405.03651); a reconstruction.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from graphrel.retrieval.knn import methods as M
 from graphrel.retrieval.knn.config import MODELS, KnnConfig
 from graphrel.retrieval.knn.data import bm25_scores, dual_encoder_scores, knn_data, ranking
 from graphrel.retrieval.knn.index_build import fit_index, index_entries
-from graphrel.retrieval.knn.report import METHODS, knn_markdown, knn_targets, plot_knn
+from graphrel.retrieval.knn.report import METHODS, item_set_note, knn_markdown, knn_targets, plot_knn
 from graphrel.retrieval.knn.score_cache import cached_pair_scores, cached_score_matrix, text_key
 from graphrel.retrieval.knn.search import cur_item_embeddings
 
@@ -77,16 +83,21 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
         config: options (validated); default :class:`KnnConfig`.
 
     Returns:
-        ``{"knn": entries, "grid": rows, "targets": ..., "evaluation": meta}`` (also ``knn.json``);
-        entries = ``metrics.json``'s ``knn``: method -> ``ce_calls_index``, ``index_seconds``,
-        ``settings`` and per budget ``"B=<n>"``: ``top1_recall``, ``top10_recall``,
-        ``top100_recall`` (where k <= B; in [0, 1]), ``ce_calls_search`` (mean CE calls per
-        query), ``search_seconds`` (per query, CE excluded: served from the cache),
-        ``search_seconds_with_ce`` (plus the CE at the teacher's measured pairs/s). Methods: ``axn_mf_ind``,
-        ``axn_mf_trns``, ``retrieve_rerank_de``, ``retrieve_rerank_bm25``, ``anncur``, ``adacur``.
+        ``{"knn": entries, "grid": rows, "targets": ..., "evaluation": meta}`` (also ``knn.json``;
+        ``meta["item_set"]`` as below); entries = ``metrics.json``'s ``knn``: method ->
+        ``ce_calls_index``, ``index_seconds``, ``settings``, ``item_set`` (``{"items", "catalogue",
+        "judged", "sampled", "test_queries", "whole_catalogue", "note"}``: N, the catalogue's
+        size, judged products of the test queries and randomly sampled ones among the N, Q_test,
+        N == catalogue, the sentence the tables print) and per budget ``"B=<n>"`` of ``budgets``:
+        ``top1_recall``, ``top10_recall``, ``top100_recall`` (where k <= B; in [0, 1]),
+        ``ce_calls_search`` (mean CE calls per query, exactly B), ``search_seconds`` (per query,
+        CE excluded: served from the cache), ``search_seconds_with_ce`` (plus the CE at the
+        teacher's measured pairs/s). Methods: ``axn_mf_ind``, ``axn_mf_trns``,
+        ``retrieve_rerank_de``, ``retrieve_rerank_bm25``, ``anncur``, ``adacur``.
 
     Raises:
-        GraphrelInputError: a bad option, or a run directory missing what is read.
+        GraphrelInputError: a bad option, a budget above the sampled item set's size, or a run
+            directory missing what is read.
     """
     import torch
 
@@ -106,9 +117,15 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
     data = knn_data(pairs, dual_encoder.catalogue, n_items=config.n_items, test_queries=config.test_queries,
                     train_queries=config.train_queries, seed=config.seed)
     q_test, q_train, n = len(data.test_queries), len(data.train_queries), len(data.items)
+    if max(config.budgets) > n:
+        raise GraphrelInputError(f"knn.budgets must be whole numbers <= the item set's {n} products "
+                                 f"(catalogue {data.catalogue_size}), got {list(config.budgets)}",
+                                 fix=f"set knn.budgets to values <= {n}")
+    item_set = {**data.item_set(), "note": item_set_note(data.item_set())}
+    log.info("knn: %s", item_set["note"])
     output_dir.mkdir(parents=True, exist_ok=True)
     write_parquet(pd.DataFrame({"row": np.arange(n), "catalogue_row": data.items, "product_id": data.item_ids,
-                                "product_text": data.item_texts}), output_dir / "items.parquet")
+                                "product_text": data.item_texts, "judged": data.judged}), output_dir / "items.parquet")
     write_parquet(pd.DataFrame({"row": np.arange(q_test + q_train), "role": ["test"] * q_test + ["train"] * q_train,
                                 "query_id": np.concatenate([data.test_query_ids, data.train_query_ids]),
                                 "query": data.query_texts}), output_dir / "queries.parquet")
@@ -147,7 +164,7 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
     grid = _grid(config, truth, rankings, indexes, de_test_queries, anchors, anchor_counts, anchor_figures, q_train)
     axn_settings = {"index_source": config.index_source, "index_queries": q_train, "first_round": config.first_round,
                     "blend": config.blend, "rounds": config.report_rounds}
-    entries = _entries(grid, config, axn_settings, anchor_counts[-1], truth_figures["pairs_per_second"])
+    entries = _entries(grid, config, axn_settings, anchor_counts[-1], truth_figures["pairs_per_second"], item_set)
     targets = knn_targets(grid, entries, axn_settings, config.report_rounds, config.budgets)
     for model in MODELS:
         fitted = indexes[(model, config.index_source, q_train)]
@@ -157,7 +174,8 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
                        extra={"index_source": config.index_source, "train_queries": q_train,
                               "items_per_query": config.items_per_query, "ce_calls_index": fitted.ce_calls,
                               "train_seconds": fitted.train_seconds, "losses": fitted.losses, "items": n})
-    meta = {"test_queries": q_test, "train_queries": q_train, "items": n, "items_per_query": config.items_per_query,
+    meta = {"test_queries": q_test, "train_queries": q_train, "items": n, "item_set": item_set,
+            "items_per_query": config.items_per_query,
             "budgets": list(config.budgets), "rounds": list(config.rounds), "top_ks": sorted(config.top_ks),
             "anchor_queries": anchor_counts[-1], "axn_settings": axn_settings,
             "ground_truth": {k: truth_figures[k] for k in ("ce_calls", "seconds", "pairs_per_second")},
@@ -175,11 +193,19 @@ def run_knn_evaluation(run_dir: str | Path, output_dir: str | Path, config: KnnC
 
 
 def _grid(config, truth, rankings, indexes, test_queries, anchors, anchor_counts, anchor_figures, q_train) -> list:
-    """Every method and setting at every budget: one row each."""
+    """Every method and setting at every budget of the one grid ``config.budgets``: one row each.
+
+    Raises:
+        RuntimeError: a search spent other than exactly B CE calls on some test query (each
+            spends at most B, so a total of B x Q_test means exactly B on every query).
+    """
     rows, n = [], truth.shape[1]
     anchor_items = np.random.default_rng(config.seed + 2).permutation(n)
 
     def add(method, result, **settings):
+        if result["ce_calls_search_total"] != settings["budget"] * len(truth):
+            raise RuntimeError(f"knn: {method} spent {result['ce_calls_search_total']} CE calls on {len(truth)} "
+                               f"queries at budget {settings['budget']}, not exactly B per query")
         rows.append({"method": method, **settings, **result})
 
     for budget in config.budgets:
@@ -212,9 +238,11 @@ def _grid(config, truth, rankings, indexes, test_queries, anchors, anchor_counts
     return rows
 
 
-def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: int, pairs_per_second) -> dict:
-    """``metrics.json``'s ``knn``: the headline row of each method at each budget; the search's wall
-    time with the CE estimated at the teacher's measured ground-truth throughput."""
+def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: int, pairs_per_second,
+             item_set: dict) -> dict:
+    """``metrics.json``'s ``knn``: the headline row of each method at each budget (each entry
+    carrying the ``item_set`` counts); the search's wall time with the CE estimated at the
+    teacher's measured ground-truth throughput."""
     chosen = {"axn_mf_ind": axn_settings, "axn_mf_trns": axn_settings, "retrieve_rerank_de": {},
               "retrieve_rerank_bm25": {}, "anncur": {"anchor_queries": anchor_queries},
               "adacur": {"anchor_queries": anchor_queries, "rounds": config.report_rounds}}
@@ -225,7 +253,8 @@ def _entries(grid: list, config: KnnConfig, axn_settings: dict, anchor_queries: 
         first = picked[0]
         entry = {"ce_calls_index": first["ce_calls_index"], "index_seconds": first["index_seconds"],
                  "settings": {k: first[k] for k in ("rounds", "index_source", "index_queries", "first_round",
-                                                    "blend", "anchor_queries") if k in first}}
+                                                    "blend", "anchor_queries") if k in first},
+                 "item_set": dict(item_set)}
         for row in picked:
             cell = {k: v for k, v in row.items()
                     if k.endswith("_recall") or k in ("ce_calls_search", "search_seconds", "anchor_items")}
