@@ -148,3 +148,94 @@ def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstr
                          extra={"build_key": key, "train_seconds": seconds, "product_side": c.dual_encoder_product_side,
                                 "first_loss": losses[0], "last_loss": float(np.mean(losses[-20:]))})
     return key
+
+
+def build_hybrid(pairs, catalogue_key: str, config, threshold: float, output_dir: Path, names: list[str]) -> str:
+    """Choose the hybrid's fusion on the run's validation queries and write its directory
+    (:mod:`graphrel.retrieval.hybrid`), unless one with the same build key is there.
+
+    The validation queries are the run's ``val`` split with a product labelled at or above
+    ``threshold`` (as the test queries are read); BM25 and the dense input (``hybrid_dense``;
+    with ``auto`` each of ``dual_encoder`` and the EmbedDistill students, the best validation
+    recall@100 kept) search their top 1000 of them. A run without such a query gets RRF
+    (``fusion_rrf_k``), recorded as chosen on 0 queries.
+
+    Returns:
+        The hybrid's directory name (``hybrid``).
+
+    Raises:
+        GraphrelInputError: ``hybrid_dense`` is not one of ``names``.
+    """
+    from graphrel.errors import GraphrelInputError
+    from graphrel.retrieval.catalogue import judged_test_queries
+    from graphrel.retrieval.evaluation import retrieval_metrics
+    from graphrel.retrieval.hybrid import CHOICE_KEYS, DEPTH, NAME, choose_setting, save_hybrid, settings_grid
+    from graphrel.retrieval.retriever import Retriever
+
+    root = output_dir / "retrievers"
+    if config.hybrid_dense == "auto" and "dual_encoder" in names:
+        candidates = [n for n in names if n == "dual_encoder" or n.startswith("embeddistill")]
+    elif config.hybrid_dense in names and config.hybrid_dense not in ("bm25", "xmc"):
+        candidates = [config.hybrid_dense]
+    else:
+        raise GraphrelInputError(f"retrieval.hybrid_dense {config.hybrid_dense!r} is not a dense retriever of this "
+                                 "stage", fix="set retrieval.hybrid_dense to dual_encoder, an embeddistill student "
+                                              "or auto")
+    try:
+        val = judged_test_queries(pairs, threshold=threshold, splits=("val",))
+    except GraphrelInputError:  # no validation pair, or none relevant
+        val = None
+    build_key = _key(stage=NAME, catalogue=catalogue_key, grid=settings_grid(config.fusion_rrf_k), depth=DEPTH,
+                     inputs={n: _manifest_key(root / n) for n in ["bm25", *candidates]},
+                     val=None if val is None else sorted((q, sorted(p)) for q, p in val.qrels.items()))
+    if _reusable(root / NAME, build_key):
+        return NAME
+    lexical = Retriever.load(root / "bm25", threads=config.threads)
+    if val is None:
+        log.warning("retrieval: no validation query with a relevant product: the hybrid fuses by RRF, not chosen")
+        dense = Retriever.load(root / candidates[0], threads=config.threads)
+        save_hybrid(root / NAME, inputs=[lexical, dense], input_names=["bm25", candidates[0]],
+                    setting=settings_grid(config.fusion_rrf_k)[0], grid=[], build_key=build_key,
+                    validation={"split": "val", "queries": 0, "figures": None, "inputs": None})
+        return NAME
+    start, texts, depth = time.perf_counter(), list(val.queries), min(DEPTH, len(lexical.catalogue))
+    runs, figures, dense = {}, {}, None
+    for name in ["bm25", *candidates]:
+        retriever = lexical if name == "bm25" else Retriever.load(root / name, threads=config.threads)
+        runs[name] = retriever.search(texts, depth, query_ids=val.query_ids)
+        measured = retrieval_metrics(runs[name], val.qrels)
+        figures[name] = {k: measured[k] for k in CHOICE_KEYS}
+        if name != "bm25" and (dense is None or _ordered(figures[name]) > _ordered(figures[dense[0]])):
+            if dense is not None:
+                del runs[dense[0]]  # keep BM25's run and the best dense run so far
+            dense = (name, retriever)
+        elif name != "bm25":
+            del runs[name]
+    dense, dense_retriever = dense
+    setting, grid = choose_setting(runs["bm25"], runs[dense], val.qrels, rrf_k=config.fusion_rrf_k)
+    chosen = next(p for p in grid if all(p[k] == setting[k] for k in setting))
+    save_hybrid(root / NAME, inputs=[lexical, dense_retriever],
+                input_names=["bm25", dense], setting=setting, grid=grid, build_key=build_key,
+                validation={"split": "val", "queries": len(val), "figures": {k: chosen[k] for k in CHOICE_KEYS},
+                            "inputs": figures})
+    log.info("retrieval: hybrid bm25 + %s: %s chosen on %d validation queries (recall@100 %.3f) in %.0f s", dense,
+             {k: v for k, v in setting.items() if v is not None}, len(val), chosen["recall@100"],
+             time.perf_counter() - start)
+    return NAME
+
+
+def _ordered(figures: dict) -> tuple:
+    """Validation figures in the order the hybrid's choices compare them (recall@100, NDCG@10)."""
+    return figures["recall@100"], figures["ndcg@10"]
+
+
+def _manifest_key(directory: Path) -> str | None:
+    """The build key recorded in a retriever directory's manifest (None without one)."""
+    import json
+
+    from graphrel.retrieval.retriever import MANIFEST
+
+    try:
+        return json.loads((directory / MANIFEST).read_text()).get("build_key")
+    except (OSError, ValueError):
+        return None

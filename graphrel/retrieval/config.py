@@ -66,6 +66,17 @@ class RetrievalConfig:
             baseline ``dual_encoder_xmc_kd`` and the rank fusions ``fusion_rrf`` /
             ``fusion_combsum`` of the dual encoder and the XMC model. The ``xmc_*``, ``blend_*``
             and ``fusion_rrf_k`` options: :class:`graphrel.retrieval.blend_stage.BlendOptions`.
+        hybrid: build ``hybrid`` (:mod:`graphrel.retrieval.hybrid`): BM25 fused with one dense
+            retriever by ``ranx.fuse``, the fusion (RRF with k ``fusion_rrf_k``, or a weighted
+            sum 0.1..0.9 of min-max / z-score / sum normalised scores) chosen on the run's
+            validation queries by recall@100 (then NDCG@10); costs one BM25 and one dense search
+            of the validation queries, the grid's fusions, and the hybrid's own test evaluation.
+        hybrid_dense: the hybrid's dense input: a dense retriever of the stage (``dual_encoder``,
+            default; an ``embeddistill*`` student, ``minilm_zero_shot``, ...) or ``auto``: the
+            one of ``dual_encoder`` and the EmbedDistill students with the highest validation
+            recall@100 (then NDCG@10; each searches the validation queries once; the students'
+            embedding matching saw the validation query texts, never their labels). The stage
+            keeps no validation figures of its retrievers otherwise, hence the named default.
         rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
             ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
             to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
@@ -129,6 +140,8 @@ class RetrievalConfig:
     dual_pooling_batch_size: int = 16
     dual_pooling_train_pairs: int = 5000
     dual_pooling_test_pairs: int = 2000
+    hybrid: bool = True
+    hybrid_dense: str = "dual_encoder"
     rerank_retriever: str = "dual_encoder"
     rerank_depth: int = 100
 
@@ -165,6 +178,9 @@ class RetrievalConfig:
             bad("label_weight", "> 0 when score_weight and embedding_weight are 0")
         if not 0 <= self.bm25_b <= 1:
             bad("bm25_b", "between 0 and 1")
+        if not isinstance(self.hybrid_dense, str) or not self.hybrid_dense or self.hybrid_dense in (
+                "bm25", "xmc", "hybrid"):
+            bad("hybrid_dense", "a dense retriever of the stage (e.g. 'dual_encoder') or 'auto'")
         if self.dual_encoder_product_side not in ("frozen", "trained"):
             bad("dual_encoder_product_side", "'frozen' or 'trained'")
         if self.blend_and_match:

@@ -15,6 +15,11 @@ empty scores 0, as a query without results does in the main figures. Every judge
 is at least its main figure (a judged product only moves up), and products without a judgement
 do not change it, wherever they are ranked. Intervals: 95%, the paired bootstrap over queries
 (:class:`graphrel.intervals.PairedBootstrap`), the same query draws for every system of a stage.
+
+The same draws give the main figures (unjudged products as misses) their intervals
+(:meth:`JudgedOnly.intervals`: recall@10, recall@100, NDCG@10 of every entry) and the
+differences between two systems on the same queries (:meth:`JudgedOnly.differences`: the
+interval of the mean per-query difference, paired).
 """
 
 from __future__ import annotations
@@ -30,6 +35,10 @@ from graphrel.retrieval.evaluation import per_query_metrics, read_trec_run, retr
 
 #: Bootstrap resamples of the judged-only intervals.
 RESAMPLES = 1000
+#: Main figures of every retrieval entry given a 95% interval (``entry["intervals"]``).
+INTERVAL_KEYS = ("recall@10", "recall@100", "ndcg@10")
+#: Main figures of the differences between two systems (``entry["differences"]``).
+DIFFERENCE_KEYS = ("recall@100", "ndcg@10")
 
 
 def judged_products(pairs: pd.DataFrame, *, splits=TEST_SPLITS) -> dict:
@@ -74,7 +83,8 @@ def condensed_run(run: pd.DataFrame, judged: dict) -> pd.DataFrame:
 
 
 class JudgedOnly:
-    """Judged-only figures and their intervals for every system evaluated on one set of queries.
+    """Judged-only figures and their intervals for every system evaluated on one set of queries,
+    and the intervals of the main figures and of differences, on the same query draws.
 
     Args:
         qrels: query id -> relevant product ids (``JudgedQueries.qrels``); queries without one
@@ -122,8 +132,52 @@ class JudgedOnly:
         return {**{k: float(values[k]) for k in keys},
                 "intervals": {k: list(self.bootstrap.mean_interval(per_query[k].to_numpy())) for k in keys}}
 
+    def intervals(self, run: pd.DataFrame, keys=INTERVAL_KEYS) -> dict:
+        """95% intervals of a ranking's main figures (unjudged products count as misses: the
+        figures of :func:`~graphrel.retrieval.evaluation.retrieval_metrics`), paired bootstrap
+        over the queries, the draws of the judged-only intervals.
+
+        Args:
+            run: ``query_id, rank, product_id`` (a retriever's run or a re-ranked list).
+            keys: figures of ``retrieval_metrics``.
+
+        Returns:
+            ``{key: [low, high], ...}``, bounds in [0, 1].
+
+        Raises:
+            KeyError: a key that is not a figure of ``retrieval_metrics``.
+        """
+        per_query = per_query_metrics(run, self.qrels)
+        return {k: list(self.bootstrap.mean_interval(per_query[k].to_numpy())) for k in keys}
+
+    def differences(self, run: pd.DataFrame, baselines: dict, keys=DIFFERENCE_KEYS) -> dict:
+        """Main figures of ``run`` minus each baseline's on the same queries, with 95% intervals
+        (paired bootstrap: the mean per-query difference on each draw of queries).
+
+        Args:
+            run: ``query_id, rank, product_id``.
+            baselines: name -> another ranking of the same queries.
+            keys: figures of :func:`~graphrel.retrieval.evaluation.retrieval_metrics`.
+
+        Returns:
+            ``{name: {key: {"difference": d, "interval": [low, high]}}}``; d in [-1, 1] is the
+            difference of the two main figures.
+
+        Raises:
+            KeyError: a key that is not a figure of ``retrieval_metrics``.
+        """
+        mine = per_query_metrics(run, self.qrels)
+        out = {}
+        for name, baseline in baselines.items():
+            theirs = per_query_metrics(baseline, self.qrels)
+            out[name] = {k: {"difference": float(mine[k].mean() - theirs[k].mean()),
+                             "interval": list(self.bootstrap.mean_interval(mine[k].to_numpy(), theirs[k].to_numpy()))}
+                         for k in keys}
+        return out
+
     def fill(self, entries: dict, runs_dir: str | Path) -> dict:
-        """Add ``judged_only`` (all figures) to every entry without one, from its run file.
+        """Add ``judged_only`` (all figures) and, if missing, ``intervals`` (:meth:`intervals`)
+        to every entry without ``judged_only``, from its run file.
 
         Args:
             entries: retriever name -> metrics entry (changed in place).
@@ -138,8 +192,18 @@ class JudgedOnly:
         """
         for name, entry in entries.items():
             if "judged_only" not in entry:
-                entry["judged_only"] = self.figures(read_trec_run(Path(runs_dir) / f"{name}.trec", self.query_ids))
+                run = read_trec_run(Path(runs_dir) / f"{name}.trec", self.query_ids)
+                entry["judged_only"] = self.figures(run)
+                entry.setdefault("intervals", self.intervals(run))
         return entries
+
+
+def figure_cell(figures: dict, key: str) -> str:
+    """A report cell of figure ``key`` of an entry: ``"0.712 [0.690, 0.730]"`` with its interval
+    (``figures["intervals"][key]``), ``"0.712"`` without one."""
+    if key in figures.get("intervals", {}):
+        return interval_cell(figures, key)
+    return f"{figures[key]:.3f}"
 
 
 def interval_cell(figures: dict | None, key: str) -> str:

@@ -2,7 +2,8 @@
 
 Every retriever is evaluated on the same test queries (recall@10/100/1000, NDCG@10 via
 :func:`graphrel.retrieval.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
-file; with a :class:`~graphrel.retrieval.judged_only.JudgedOnly`, also the judged-only figures
+file; with a :class:`~graphrel.retrieval.judged_only.JudgedOnly`, also the 95% intervals of
+recall@10, recall@100 and NDCG@10 (paired bootstrap over queries) and the judged-only figures
 on its condensed lists, Sakai 2007), then all are timed in one loop with the same protocol: a warm-up on other (validation)
 queries, then ``repeats`` rounds, each running every retriever once over every test query
 (interleaved, so a change of load on a shared machine falls on all alike), once for the query
@@ -19,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from graphrel.retrieval.evaluation import RECALL_CUTOFFS, retrieval_metrics, run_frame, write_trec_run
-from graphrel.retrieval.judged_only import interval_cell
+from graphrel.retrieval.judged_only import figure_cell, interval_cell
 from graphrel.retrieval.retriever import Retriever
 
 log = logging.getLogger("graphrel")
@@ -28,7 +29,11 @@ DEPTH = max(RECALL_CUTOFFS)
 
 
 def _index_cost(retriever: Retriever, directory: Path) -> tuple[float, int]:
-    """Seconds to build the search index from the saved products, and its size in bytes."""
+    """Seconds to build the search index from the saved products, and its size in bytes (a
+    hybrid: the sums of its inputs')."""
+    if getattr(retriever, "inputs", None):
+        costs = [_index_cost(r, d) for r, d in zip(retriever.inputs, retriever.input_directories)]
+        return float(sum(c[0] for c in costs)), int(sum(c[1] for c in costs))
     if getattr(retriever, "xmc", None) is not None:  # the model is trained, not indexed
         return 0.0, int(retriever.xmc.size_bytes())
     start = time.perf_counter()
@@ -58,13 +63,15 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
         timing_k: search depth timed.
         threads: faiss threads.
         judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: each
-            entry also gets ``judged_only`` (its figures on the condensed lists, with intervals);
-            None: no judged-only figures.
+            entry also gets ``intervals`` (95% intervals of its recall@10, recall@100, NDCG@10)
+            and ``judged_only`` (its figures on the condensed lists, with intervals); None:
+            neither.
 
     Returns:
         name -> ``recall@10, recall@100, recall@1000, ndcg@10, precision@10,
         query_encodings_per_second, queries_per_second, parameters, teacher, index_build_seconds,
-        index_bytes`` (and ``judged_only``: ``{"recall@10", ..., "intervals": {"recall@10": [low,
+        index_bytes`` (and ``intervals``: ``{"recall@10": [low, high], "recall@100": ...,
+        "ndcg@10": ...}``, ``judged_only``: ``{"recall@10", ..., "intervals": {"recall@10": [low,
         high], ...}}``); figures in [0, 1].
     """
     entries, loaded = {}, {}
@@ -80,6 +87,7 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
                          "teacher": retriever.manifest.get("teacher"),
                          "index_build_seconds": build_seconds, "index_bytes": index_bytes}
         if judged_only is not None:
+            entries[name]["intervals"] = judged_only.intervals(run)
             entries[name]["judged_only"] = judged_only.figures(run)
         loaded[name] = retriever
         log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
@@ -106,7 +114,9 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
              f"(label >= {meta['relevance_threshold']:g}; {meta['test_queries_without_relevant']} test queries "
              f"have none and are left out), catalogue of {meta['catalogue_products']:,} products. "
              "**Unjudged products count as misses**: a retriever is credited only for the products raters judged, "
-             "so compare systems, not absolute values.", "",
+             "so compare systems, not absolute values." + (
+                 " Brackets: 95% interval, paired bootstrap over the test queries (the same draws for every row)."
+                 if any(e.get("intervals") for e in entries.values()) else ""), "",
              "| retriever | teacher | recall@10 | recall@100 | recall@1000 | NDCG@10 | P@10 | % teacher recall@100 "
              "| query parameters | query encodings/s | queries/s | index build s | index MB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -114,8 +124,9 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
         teacher = e.get("teacher")
         share = (f"{100 * e['recall@100'] / entries[teacher]['recall@100']:.1f}%"
                  if teacher in entries and entries[teacher]["recall@100"] else "")
-        lines.append(f"| {name} | {teacher or ''} | {e['recall@10']:.3f} | {e['recall@100']:.3f} | "
-                     f"{e['recall@1000']:.3f} | {e['ndcg@10']:.3f} | {e.get('precision@10', float('nan')):.3f} | {share} | "
+        lines.append(f"| {name} | {teacher or ''} | {figure_cell(e, 'recall@10')} | {figure_cell(e, 'recall@100')} | "
+                     f"{e['recall@1000']:.3f} | {figure_cell(e, 'ndcg@10')} | "
+                     f"{e.get('precision@10', float('nan')):.3f} | {share} | "
                      f"{e['parameters']:,} | "
                      f"{e['query_encodings_per_second']:,.0f} | {e['queries_per_second']:,.0f} | "
                      f"{e['index_build_seconds']:.2f} | {e['index_bytes'] / 2**20:.1f} |")
@@ -132,7 +143,8 @@ def retrieval_markdown(entries: dict, meta: dict, extra_sections=()) -> str:
               "only return products it saw as labels); blend_and_match* = the dual encoder trained with the XMC "
               "top-K as extra weighted positives (_k / _w: the ablation of K and of the XMC weight); "
               "dual_encoder_xmc_kd = plain score distillation from the XMC; fusion_* = both models served, "
-              "ranked by reciprocal rank fusion / CombSUM (timed in their own loop).", ""]
+              "ranked by reciprocal rank fusion / CombSUM (timed in their own loop). "
+              "hybrid = BM25 fused with one dense retriever, the fusion chosen on validation queries (below).", ""]
     lines += judged_only_markdown(entries)
     lines += [section.rstrip() + "\n" for section in extra_sections]
     return "\n".join(lines)
@@ -156,3 +168,32 @@ def judged_only_markdown(entries: dict) -> list[str]:
                      f"{e['ndcg@10']:.3f} | {interval_cell(e['judged_only'], 'ndcg@10')} |")
     return lines + [""]
 
+
+
+def hybrid_markdown(entry: dict) -> str:
+    """The report's hybrid section: the fusion chosen on validation queries, its validation
+    figures beside its inputs', and its test differences from each input with 95% intervals."""
+    s, v = entry["setting"], entry["setting"]["validation"]
+    lexical, dense = s["inputs"]
+    what = (f"RRF, k {s['rrf_k']}" if s["method"] == "rrf" else
+            f"weighted sum of {s['norm']}-normalised scores, {1 - s['weight']:.1f} x {lexical} + "
+            f"{s['weight']:.1f} x {dense}")
+    if v.get("queries"):
+        figures = " ".join(f"{name} {f['recall@100']:.3f} / {f['ndcg@10']:.3f};" for name, f in
+                           {"hybrid": v["figures"], **v["inputs"]}.items())
+        chosen = (f"chosen on {v['queries']:,} validation queries (never a test query) by recall@100, ties by "
+                  f"NDCG@10, among RRF and weighted sums (dense weight 0.1 to 0.9) of min-max, zmuv (z-score) and "
+                  f"sum normalised scores. Validation recall@100 / NDCG@10: {figures.rstrip(';')}.")
+    else:
+        chosen = "not chosen: the run has no validation query with a relevant product (RRF by default)."
+    lines = ["### Hybrid lexical + dense retrieval", "",
+             f"`hybrid` = `{lexical}` fused with `{dense}` (each one's top {s['depth']:,} per query) by "
+             f"`ranx.fuse` (Bassani, ECIR 2022): **{what}**, {chosen} Served by `graphrel retrieve --model "
+             "RUN/retrieval/retrievers/hybrid` (its `hybrid.json`). Differences on the test queries, hybrid minus "
+             "input, with 95% intervals (paired bootstrap over queries):", "",
+             "| hybrid minus | recall@100 | NDCG@10 |", "|---|---|---|"]
+    for name, d in entry.get("differences", {}).items():
+        cells = [f"{d[k]['difference']:+.3f} [{d[k]['interval'][0]:+.3f}, {d[k]['interval'][1]:+.3f}]"
+                 for k in ("recall@100", "ndcg@10")]
+        lines.append(f"| {name} | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"

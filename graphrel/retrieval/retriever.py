@@ -10,6 +10,8 @@ Layout of a retriever directory::
     bm25/                    (bm25) bm25s index + tokenizer vocabulary
     xmc/                     (xmc) the XMC model (:class:`~graphrel.retrieval.xmc.XMCModel`): TF-IDF
                              query features + probabilistic label tree; it returns only its labels
+    hybrid.json              (hybrid) no products of its own: the fusion of two sibling retriever
+                             directories (:mod:`graphrel.retrieval.hybrid`), loaded by :meth:`Retriever.load`
 
 A dense retriever encodes queries with its query encoder and searches the product embeddings
 with a faiss exact inner-product index (:class:`~graphrel.retrieval.index.ExactIndex`), or on
@@ -225,11 +227,16 @@ class Retriever:
                 :class:`~graphrel.retrieval.index.IndexOptions` (e.g. another ``hnsw_ef_search``).
                 The HNSW graph is read from the directory if :func:`save_hnsw_index` saved it
                 (same ``hnsw_m`` and ``hnsw_ef_construction``), else built here from
-                ``product_embeddings.npy``. Ignored by BM25.
+                ``product_embeddings.npy``. Ignored by BM25; a hybrid passes it to its dense input.
+
+        Returns:
+            A :class:`Retriever`; for a hybrid directory a
+            :class:`~graphrel.retrieval.hybrid.HybridRetriever` (the same interface).
 
         Raises:
             GraphrelInputError: the directory does not exist or is not a retriever directory;
-                an unknown index or an HNSW option out of range.
+                an unknown index or an HNSW option out of range; a hybrid whose configuration or
+                input directories are missing or bad.
         """
         options = IndexOptions.of(index)
         directory = Path(directory)
@@ -246,6 +253,10 @@ class Retriever:
         if manifest.get("format") != FORMAT:
             raise GraphrelInputError(f"unknown retriever format {manifest.get('format')!r}", path=path,
                                      fix=f"rebuild the retriever (expected {FORMAT})")
+        if manifest.get("kind") == "hybrid":  # BM25 + a dense retriever fused: graphrel.retrieval.hybrid
+            from graphrel.retrieval.hybrid import load_hybrid
+
+            return load_hybrid(directory, threads=threads, index=options)
         catalogue = Catalogue.load(directory)
         if manifest["kind"] == "bm25":
             from graphrel.retrieval.bm25 import BM25Index
@@ -277,6 +288,16 @@ class Retriever:
         from graphrel.retrieval.encoders import encode
 
         return encode(self.query_encoder, queries, batch_size=batch_size)
+
+    def prepare_queries(self, queries, *, batch_size: int = 256) -> None:
+        """The query side of a search alone (timed as query encoding): BM25 tokenisation, XMC
+        TF-IDF features, or the query encoder's forward pass."""
+        if self.bm25 is not None:
+            self.bm25.query_token_ids(queries)
+        elif self.xmc is not None:
+            self.xmc.features.transform(queries)
+        else:
+            self.encode_queries(queries, batch_size=batch_size)
 
     def search_rows(self, queries, k: int, *, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
         """Top-k catalogue rows and scores per query, best first, ties by product id.
@@ -346,12 +367,7 @@ class Retriever:
         encode_times, search_times = [], []
         for _ in range(repeats):
             start = time.perf_counter()
-            if self.bm25 is not None:
-                self.bm25.query_token_ids(queries)
-            elif self.xmc is not None:
-                self.xmc.features.transform(queries)
-            else:
-                self.encode_queries(queries, batch_size=batch_size)
+            self.prepare_queries(queries, batch_size=batch_size)
             encode_times.append(time.perf_counter() - start)
             start = time.perf_counter()
             self.search_rows(queries, min(k, len(self.catalogue)), batch_size=batch_size)

@@ -18,8 +18,12 @@ Retrievers: ``bm25``; ``minilm_zero_shot`` (all-MiniLM-L6-v2 as shipped); ``dual
 teacher); ``embeddistill`` (asymmetric student: static query encoder, the teacher's frozen product
 embeddings, label + score distillation + query embedding matching) and, with ``ablation``, the
 same student with each loss combination (``embeddistill_label``, ``embeddistill_score``,
-``embeddistill_label_score``, ``embeddistill_embedding``). A retriever whose directory holds the
-same build key (config values and inputs) is reused, so an interrupted stage resumes.
+``embeddistill_label_score``, ``embeddistill_embedding``); ``hybrid`` (BM25 fused with one dense
+retriever, the fusion chosen on the run's validation queries: :mod:`graphrel.retrieval.hybrid`).
+A retriever whose directory holds the same build key (config values and inputs) is reused, so an
+interrupted stage resumes. Every entry's recall@10, recall@100 and NDCG@10 carry 95% intervals
+(paired bootstrap over the test queries, the same draws for every system); the hybrid's entry
+also its differences from each of its inputs, with intervals.
 """
 
 from __future__ import annotations
@@ -64,9 +68,13 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
         entries = the ``retrieval`` entry of ``metrics.json``, retriever name -> ``recall@10``,
         ``recall@100``, ``recall@1000``, ``ndcg@10`` (in [0, 1]), ``query_encodings_per_second``,
         ``queries_per_second``, ``parameters`` (query side), ``teacher`` (entry name or None),
-        ``index_build_seconds``, ``index_bytes``, ``judged_only`` (the same figures on each
-        ranking with every unjudged product removed, with 95% intervals:
-        :class:`~graphrel.retrieval.judged_only.JudgedOnly`); ``two_stage`` as
+        ``index_build_seconds``, ``index_bytes``, ``intervals`` (``{"recall@10": [low, high],
+        "recall@100": ..., "ndcg@10": ...}``: 95%, paired bootstrap over queries),
+        ``judged_only`` (the same figures on each ranking with every unjudged product removed,
+        with 95% intervals: :class:`~graphrel.retrieval.judged_only.JudgedOnly`); ``hybrid``
+        also ``setting`` (its ``hybrid.json`` without the grid: inputs, method, norm, weight,
+        rrf_k, depth, validation) and ``differences`` (``{input: {"recall@100": {"difference":
+        d, "interval": [low, high]}, "ndcg@10": ...}}``, hybrid minus input); ``two_stage`` as
         :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers);
         ``index_comparison`` as :func:`~graphrel.retrieval.index_comparison.compare_indexes` on
         the ``embeddistill`` student's test queries (None with ``index_comparison`` off);
@@ -88,6 +96,9 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     if pair_models is None:
         pair_models = _run_pair_models(run_dir)
     planned = retriever_names(config)
+    if config.hybrid and config.hybrid_dense not in (*planned, "auto"):
+        raise GraphrelInputError(f"retrieval.hybrid_dense {config.hybrid_dense!r} is not a retriever of this stage",
+                                 fix=f"set retrieval.hybrid_dense to auto or one of {', '.join(planned)}")
     if pair_models and config.rerank_retriever not in planned:
         raise GraphrelInputError(f"retrieval.rerank_retriever {config.rerank_retriever!r} is not a retriever "
                                  "of this stage", fix=f"set retrieval.rerank_retriever to one of {', '.join(planned)}")
@@ -111,12 +122,18 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     val = pairs[pairs["split"] == "val"].drop_duplicates("query_id")["query"].head(config.warmup_queries)
     names, fused = build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir, output_dir,
                                     judged=judged, warmup=list(val))
+    if config.hybrid:
+        from graphrel.retrieval.builders import build_hybrid
+
+        names.append(build_hybrid(pairs, catalogue_key, config, threshold, output_dir, names))
     judged_only = JudgedOnly(judged.qrels, judged_products(pairs), seed=config.seed)
     entries = evaluate_retrievers({n: output_dir / "retrievers" / n for n in names}, judged,
                                   output_dir / "runs", warmup=list(val), repeats=config.timing_repeats,
                                   timing_k=config.timing_k, threads=config.threads, judged_only=judged_only)
     entries.update(fused)
     judged_only.fill(entries, output_dir / "runs")  # the fused runs: read back from their run files
+    if config.hybrid:
+        _describe_hybrid(entries["hybrid"], judged_only, output_dir, judged.query_ids)
     two_stage = None
     if pair_models:
         from graphrel.retrieval.two_stage import two_stage_metrics
@@ -159,9 +176,24 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
     return result
 
 
+def _describe_hybrid(entry: dict, judged_only: JudgedOnly, output_dir: Path, query_ids) -> None:
+    """Add the hybrid's ``setting`` and its ``differences`` from each input (test run files)."""
+    from graphrel.retrieval.evaluation import read_trec_run
+    from graphrel.retrieval.hybrid import read_config
+
+    config = read_config(output_dir / "retrievers" / "hybrid")
+    entry["setting"] = {k: config[k] for k in ("inputs", "method", "norm", "weight", "rrf_k", "depth", "validation")}
+    runs = {n: read_trec_run(output_dir / "runs" / f"{n}.trec", query_ids) for n in ["hybrid", *config["inputs"]]}
+    entry["differences"] = judged_only.differences(runs.pop("hybrid"), runs)
+
+
 def _sections(result: dict) -> list[str]:
     """The report's sections after the retriever table, for the parts this stage ran."""
     sections = []
+    if result["retrieval"].get("hybrid", {}).get("setting"):
+        from graphrel.retrieval.report import hybrid_markdown
+
+        sections.append(hybrid_markdown(result["retrieval"]["hybrid"]))
     if result["two_stage"]:
         from graphrel.retrieval.two_stage import two_stage_markdown
 
@@ -187,7 +219,7 @@ def retriever_names(config: RetrievalConfig) -> list[str]:
         from graphrel.retrieval.blend_stage import BlendOptions
 
         names += ["xmc", *BlendOptions.from_config(config).variants(), "dual_encoder_xmc_kd"]
-    return names
+    return names + (["hybrid"] if config.hybrid else [])
 
 
 def _run_pair_models(run_dir: Path) -> dict:

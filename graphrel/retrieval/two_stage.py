@@ -8,7 +8,8 @@ no evaluated pair is an edge of the graph it scores with. Each re-ranked list is
 (``two_stage/RETRIEVER+MODEL.parquet``, with the key of its inputs), so a resumed stage does
 not score again; pairs/s is the scoring time of that one pass (texts to scores, the model
 loaded, no warm-up), a rough figure: the main report times students properly. Judged-only
-figures (:mod:`graphrel.retrieval.judged_only`) score each list with its unjudged products removed.
+figures (:mod:`graphrel.retrieval.judged_only`) score each list with its unjudged products removed;
+the main NDCG@10 and recall@10 get the same 95% intervals (paired bootstrap over queries).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from graphrel.retrieval.evaluation import retrieval_metrics
-from graphrel.retrieval.judged_only import interval_cell
+from graphrel.retrieval.judged_only import figure_cell, interval_cell
 from graphrel.retrieval.rerank import load_pair_scorer, rerank
 from graphrel.retrieval.retriever import Retriever
 from graphrel.run import write_parquet
@@ -50,13 +51,14 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
         judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: the
             first stage and each re-ranker also get ``judged_only`` = ``{"ndcg@10", "recall@10",
             "intervals": {"ndcg@10": [low, high], "recall@10": [low, high]}}`` (the top ``depth``
-            with every unjudged product removed; Sakai 2007); None: no judged-only figures.
+            with every unjudged product removed; Sakai 2007) and ``intervals`` = ``{"ndcg@10": [low,
+            high], "recall@10": [low, high]}`` of the main figures; None: neither.
 
     Returns:
         ``{"retriever", "depth", "first_stage": {"ndcg@10", "recall@10", "recall@depth"},
         "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second", "paths"}}}``
-        (and each ``judged_only``); metrics in [0, 1], pairs/s of the single scoring pass (None
-        when read from the cache), ``paths`` the pairs each scoring path took (the scorer's
+        (and each ``judged_only`` and ``intervals``); metrics in [0, 1], pairs/s of the single
+        scoring pass (None when read from the cache), ``paths`` the pairs each scoring path took (the scorer's
         ``paths()``; ``{}`` for the teacher).
 
     Raises:
@@ -73,6 +75,7 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
                            "recall@depth": _recall_at(run, judged.qrels)},
            "rerankers": {}}
     if judged_only is not None:
+        out["first_stage"]["intervals"] = judged_only.intervals(run, JUDGED_ONLY_KEYS)
         out["first_stage"]["judged_only"] = judged_only.figures(run, JUDGED_ONLY_KEYS)
     queries = dict(zip(judged.query_ids, judged.queries))
     texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
@@ -104,6 +107,7 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
         out["rerankers"][name] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"],
                                   "pairs": len(reranked), "pairs_per_second": speed, "paths": paths}
         if judged_only is not None:
+            out["rerankers"][name]["intervals"] = judged_only.intervals(reranked, JUDGED_ONLY_KEYS)
             out["rerankers"][name]["judged_only"] = judged_only.figures(reranked, JUDGED_ONLY_KEYS)
         log.info("retrieval: %s top %d re-ranked by %s: NDCG@10 %.3f (first stage %.3f)", retriever.name,
                  out["depth"], name, metrics["ndcg@10"], first["ndcg@10"])
@@ -120,7 +124,7 @@ def _recall_at(run: pd.DataFrame, qrels: dict) -> float:
 def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
     """The report's two-stage table: the first stage, then one row per re-ranker."""
     depth, first = result["depth"], result["first_stage"]
-    rows = [f"| {result['retriever']} alone | {first['ndcg@10']:.3f} | {first['recall@10']:.3f} | "
+    rows = [f"| {result['retriever']} alone | {figure_cell(first, 'ndcg@10')} | {figure_cell(first, 'recall@10')} | "
             f"{_judged(first)} |  |  |"]
     reference = result["rerankers"].get(teacher, {}).get("ndcg@10")
     for name, m in result["rerankers"].items():
@@ -132,7 +136,8 @@ def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
                            f"{paths['text_fallback']:,} pairs)"), "–"
         elif paths.get("text_fallback"):
             name = f"{name} (text fallback for {paths['text_fallback']:,} of {m['pairs']:,} pairs)"
-        rows.append(f"| {result['retriever']} top {depth} -> {name} | {m['ndcg@10']:.3f} | {m['recall@10']:.3f} | "
+        rows.append(f"| {result['retriever']} top {depth} -> {name} | {figure_cell(m, 'ndcg@10')} | "
+                    f"{figure_cell(m, 'recall@10')} | "
                     f"{_judged(m)} | {share} | {speed} |")
     return "\n".join([
         "### Two-stage: retrieve, then re-rank", "",
@@ -140,7 +145,8 @@ def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
         f"{first['recall@depth']:.3f}: no re-ranker can find more), re-ranked by each pair model. "
         "The k-order student reads the graph without any test query's edges (protocol `new_query`). "
         "Judged-only: every unjudged product removed from each list before scoring (condensed list, Sakai 2007; "
-        "95% interval, paired bootstrap over queries); the other figures count unjudged products as misses.", "",
+        "95% interval, paired bootstrap over queries, as for the main figures); the other figures count "
+        "unjudged products as misses.", "",
         f"| system | NDCG@10 | recall@10 | judged-only NDCG@10 | judged-only recall@10 "
         f"| % of {teacher} re-ranker NDCG@10 | pairs/s (one pass) |",
         "|---|---|---|---|---|---|---|", *rows, ""])

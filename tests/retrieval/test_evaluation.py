@@ -183,6 +183,42 @@ def test_judged_only_intervals_are_the_paired_bootstrap_of_the_per_query_figures
     assert judged_only_of(seed=7).figures(hand_run()) == figures  # same seed, same intervals
 
 
+def test_main_intervals_are_the_paired_bootstrap_of_the_main_per_query_figures_and_contain_them():
+    from graphrel.intervals import PairedBootstrap
+    from graphrel.retrieval.evaluation import per_query_metrics
+
+    run = hand_run()
+    intervals = judged_only_of(seed=3).intervals(run)
+    per_query = per_query_metrics(run, HAND_QRELS)  # unjudged products count as misses here
+    boot = PairedBootstrap(["a", "b", "c"], np.zeros(3), resamples=200, seed=3)
+    main = retrieval_metrics(run, HAND_QRELS)
+    assert set(intervals) == {"recall@10", "recall@100", "ndcg@10"}
+    for key, (low, high) in intervals.items():
+        assert [low, high] == list(boot.mean_interval(per_query[key].to_numpy())), key
+        assert 0 <= low <= main[key] <= high <= 1, key
+    assert intervals["ndcg@10"] != judged_only_of(seed=3).figures(run)["intervals"]["ndcg@10"]  # not judged-only
+    assert intervals["recall@10"][0] < intervals["recall@10"][1]  # the queries differ
+
+
+def test_differences_are_paired_over_the_same_queries():
+    from graphrel.intervals import PairedBootstrap
+    from graphrel.retrieval.evaluation import per_query_metrics
+
+    run = hand_run()
+    better = hand_run({**HAND_RANKINGS, "b": ["r3", "r4"], "c": ["r5"]})  # b and c improved
+    j = judged_only_of(seed=5)
+    out = j.differences(better, {"base": run, "same": better})
+    boot = PairedBootstrap(["a", "b", "c"], np.zeros(3), resamples=200, seed=5)
+    mine, theirs = per_query_metrics(better, HAND_QRELS), per_query_metrics(run, HAND_QRELS)
+    for key in ("recall@100", "ndcg@10"):
+        d = out["base"][key]
+        gain = retrieval_metrics(better, HAND_QRELS)[key] - retrieval_metrics(run, HAND_QRELS)[key]
+        assert d["difference"] == pytest.approx(gain, abs=1e-12) and d["difference"] > 0
+        assert d["interval"] == list(boot.mean_interval(mine[key].to_numpy(), theirs[key].to_numpy()))
+        assert d["interval"][0] <= d["difference"] <= d["interval"][1]
+        assert out["same"][key] == {"difference": 0.0, "interval": [0.0, 0.0]}  # a run against itself
+
+
 def test_per_query_metrics_average_to_the_aggregate_figures():
     from graphrel.retrieval.evaluation import per_query_metrics
 
@@ -244,6 +280,7 @@ def test_fill_reads_the_run_files_of_entries_without_judged_only(tmp_path):
     j.fill(entries, tmp_path)
     assert entries["kept"]["judged_only"] == {"recall@10": 0.25}  # not recomputed (no run file)
     assert entries["fused"]["judged_only"] == j.figures(run)
+    assert entries["fused"]["intervals"] == j.intervals(run) and "intervals" not in entries["kept"]
     assert entries["fused"]["judged_only"]["recall@10"] == pytest.approx(1.0)
 
 
@@ -304,8 +341,9 @@ def test_every_retriever_entry_gets_judged_only_figures_beside_unchanged_ones(tm
     plain = report.evaluate_retrievers({"fake": tmp_path}, judged, tmp_path / "runs", **kwargs)
     entries = report.evaluate_retrievers({"fake": tmp_path}, judged, tmp_path / "runs", **kwargs,
                                          judged_only=judged_only_of())
-    assert "judged_only" not in plain["fake"]
-    assert {k: v for k, v in entries["fake"].items() if k != "judged_only"} == plain["fake"]
+    assert "judged_only" not in plain["fake"] and "intervals" not in plain["fake"]
+    assert {k: v for k, v in entries["fake"].items() if k not in ("judged_only", "intervals")} == plain["fake"]
+    assert entries["fake"]["intervals"] == judged_only_of().intervals(hand_run({q: r for q, r in rankings.items()}))
     # top 4: a [u1, r1, u2, n1] -> [r1, n1]; b [u00..u03] -> []; c -> []
     figures = entries["fake"]["judged_only"]
     assert figures["recall@10"] == pytest.approx(0.5 / 3, abs=1e-12)
@@ -316,6 +354,8 @@ def test_every_retriever_entry_gets_judged_only_figures_beside_unchanged_ones(tm
     assert "### Judged-only figures" in table and "Sakai" in table and "counts unjudged products as misses" in table
     low, high = figures["intervals"]["recall@10"]
     assert f"| fake | {plain['fake']['recall@10']:.3f} | {figures['recall@10']:.3f} [{low:.3f}, {high:.3f}] |" in table
+    low, high = entries["fake"]["intervals"]["ndcg@10"]  # the main table's cells carry the intervals
+    assert f"| {plain['fake']['ndcg@10']:.3f} [{low:.3f}, {high:.3f}] |" in table and "Brackets: 95% interval" in table
     assert "Judged-only" not in report.retrieval_markdown(plain, {"test_queries": 3, "relevance_threshold": 2.5,
                                                                   "test_queries_without_relevant": 0,
                                                                   "catalogue_products": 30})
@@ -350,7 +390,11 @@ def test_two_stage_reports_judged_only_figures_of_the_first_stage_and_each_re_ra
     table = two_stage.two_stage_markdown(result, teacher="model")
     assert "judged-only NDCG@10 | judged-only recall@10" in table and "Sakai 2007" in table
     low, high = model["judged_only"]["intervals"]["ndcg@10"]
-    assert f"| {model['ndcg@10']:.3f} | {model['recall@10']:.3f} | {model['judged_only']['ndcg@10']:.3f} " \
-           f"[{low:.3f}, {high:.3f}] |" in table
+    main = {k: model["intervals"][k] for k in ("ndcg@10", "recall@10")}
+    assert set(first["intervals"]) == set(main) == {"ndcg@10", "recall@10"}
+    assert main["ndcg@10"][0] <= model["ndcg@10"] <= main["ndcg@10"][1]
+    assert f"| {model['ndcg@10']:.3f} [{main['ndcg@10'][0]:.3f}, {main['ndcg@10'][1]:.3f}] | " \
+           f"{model['recall@10']:.3f} [{main['recall@10'][0]:.3f}, {main['recall@10'][1]:.3f}] | " \
+           f"{model['judged_only']['ndcg@10']:.3f} [{low:.3f}, {high:.3f}] |" in table
     assert "judged_only" not in two_stage.two_stage_metrics(
         tmp_path, judged, {"model": (tmp_path, None)}, depth=5, cache_dir=tmp_path / "cache", key="k")["first_stage"]

@@ -29,11 +29,47 @@ def test_combsum_adds_min_max_normalised_scores():
     assert list(fused["product_id"]) == ["p1", "p3", "p2"]
 
 
+def test_wsum_weights_each_run_after_its_normalisation():
+    a = pd.DataFrame({"query_id": "q", "rank": [1, 2, 3], "product_id": ["p1", "p2", "p3"], "score": [0.9, 0.5, 0.1]})
+    b = pd.DataFrame({"query_id": "q", "rank": [1, 2], "product_id": ["p3", "p2"], "score": [4.0, 2.0]})
+    fused = fuse_runs([a, b], method="wsum", norm="min-max", weights=[0.3, 0.7], depth=10)
+    # min-max: a -> p1 1, p2 0.5, p3 0; b -> p3 1, p2 0; absent products add 0
+    assert dict(zip(fused["product_id"], fused["score"])) == pytest.approx({"p3": 0.7, "p1": 0.3, "p2": 0.15})
+    assert list(fused["product_id"]) == ["p3", "p1", "p2"]
+    zmuv = fuse_runs([a, b], method="wsum", norm="zmuv", weights=[1.0, 0.0], depth=10)
+    z = (a["score"] - a["score"].mean()) / a["score"].std(ddof=0)
+    assert dict(zip(zmuv["product_id"], zmuv["score"])) == pytest.approx(dict(zip(a["product_id"], z)))
+
+
+def test_ties_at_the_cut_are_broken_by_product_id_not_by_ranx_order():
+    # every product fuses to 0.5 (min-max: z 1/0, m 0.5/0.5, a 0/1): the top 1 is the smallest id
+    a = pd.DataFrame({"query_id": "q", "rank": [1, 2, 3], "product_id": ["z", "m", "a"], "score": [1.0, 0.5, 0.0]})
+    b = pd.DataFrame({"query_id": "q", "rank": [1, 2, 3], "product_id": ["a", "m", "z"], "score": [1.0, 0.5, 0.0]})
+    for depth, expected in ((1, ["a"]), (2, ["a", "m"]), (3, ["a", "m", "z"])):
+        fused = fuse_runs([a, b], method="wsum", norm="min-max", weights=[0.5, 0.5], depth=depth)
+        assert fused["product_id"].tolist() == expected and fused["rank"].tolist() == list(range(1, depth + 1))
+
+
+def test_runs_converted_once_fuse_as_the_frames_do():
+    from graphrel.retrieval.fusion import RanxRuns
+
+    a, b = run({"q": ["p1", "p2", "p3"], "r": ["p4", "p1"]}), run({"q": ["p3", "p4"], "r": ["p1", "p2"]})
+    converted = RanxRuns([a, b])
+    for kwargs in ({"method": "rrf"}, {"method": "combsum"}, {"method": "wsum", "norm": "sum", "weights": [0.4, 0.6]}):
+        assert fuse_runs(converted, **kwargs).equals(fuse_runs([a, b], **kwargs)), kwargs
+
+
 def test_fusion_bad_input():
     with pytest.raises(GraphrelInputError, match="at least two"):
         fuse_runs([run({"q": ["p1"]})])
     with pytest.raises(GraphrelInputError, match="unknown fusion"):
         fuse_runs([run({"q": ["p1"]})] * 2, method="max")
+    with pytest.raises(GraphrelInputError, match="normalisation"):
+        fuse_runs([run({"q": ["p1"]})] * 2, method="wsum", norm="max", weights=[1, 1])
+    with pytest.raises(GraphrelInputError, match="one finite weight"):
+        fuse_runs([run({"q": ["p1"]})] * 2, method="wsum", norm="sum", weights=[1])
+    with pytest.raises(GraphrelInputError, match="options of wsum"):
+        fuse_runs([run({"q": ["p1"]})] * 2, method="rrf", weights=[0.5, 0.5])
 
 
 def test_precision_at_10_is_reported_beside_recall():

@@ -7,7 +7,19 @@ from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.stage import ABLATIONS, RetrievalConfig, run_retrieval
 
 KEYS = {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_per_second", "queries_per_second",
-        "parameters", "teacher", "judged_only"}
+        "parameters", "teacher", "judged_only", "intervals"}
+#: Validation queries of the toy run (the hybrid's fusion is chosen on them): relevant products.
+VAL_QUERIES = {"cordless drill kit": ["p07", "p01"], "hose": ["p02", "p11", "p06"], "door knob": ["p09"],
+               "light bulb": ["p05"]}
+
+
+def assert_intervals(entry: dict, keys, name) -> None:
+    """``entry["intervals"]`` holds ``keys``, each interval in [0, 1] and around the main figure
+    (the bootstrap's mean of per-query figures resamples their mean)."""
+    assert set(entry["intervals"]) == set(keys), name
+    for key in keys:
+        low, high = entry["intervals"][key]
+        assert 0 <= low <= entry[key] + 1e-12 and entry[key] - 1e-12 <= high <= 1, (name, key)
 
 
 def assert_judged_only(entry: dict, keys, name) -> None:
@@ -31,6 +43,26 @@ def tiny_config(encoder_dir, **overrides):
     return RetrievalConfig(**values)
 
 
+def add_validation_queries(run_dir) -> None:
+    """Give the toy run a ``val`` split: :data:`VAL_QUERIES`, each with one judged non-relevant product."""
+    import numpy as np
+
+    from .conftest import PRODUCTS
+
+    pairs = pd.read_parquet(run_dir / "pairs.parquet")
+    rows = [(q, p, 1.0) for q, ps in VAL_QUERIES.items() for p in ps]
+    rows += [(q, next(p for p in sorted(PRODUCTS, reverse=True) if p not in ps), 0.25) for q, ps in VAL_QUERIES.items()]
+    val = pd.DataFrame(rows, columns=["query", "product_id", "label"]).assign(split="val")
+    val["query_id"], val["product_text"] = val["query"], val["product_id"].map(PRODUCTS)
+    val["relevance"] = 1 + 2 * val["label"]
+    val.insert(0, "row_id", np.arange(len(pairs), len(pairs) + len(val)))
+    pd.concat([pairs, val[pairs.columns]], ignore_index=True).to_parquet(run_dir / "pairs.parquet", index=False)
+    scores = pd.read_parquet(run_dir / "teacher_scores.parquet")
+    extra = val[["query_id", "product_id"]].assign(teacher_logit=val["label"] * 2 - 1)
+    extra["teacher_score"] = 1 / (1 + np.exp(-extra["teacher_logit"]))
+    pd.concat([scores, extra], ignore_index=True).to_parquet(run_dir / "teacher_scores.parquet", index=False)
+
+
 @pytest.fixture
 def run_with_teacher(toy_run):
     from graphrel.models.teacher import CrossEncoderTeacher
@@ -38,6 +70,7 @@ def run_with_teacher(toy_run):
     from .conftest import TINY
 
     CrossEncoderTeacher(backbone_config=TINY).save_pretrained(toy_run / "teacher")
+    add_validation_queries(toy_run)
     return toy_run
 
 
@@ -50,14 +83,16 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *ABLATIONS, "embeddistill_symmetric",
              "xmc", "blend_and_match",
              "blend_and_match_k3", "blend_and_match_k30", "blend_and_match_w0.1", "blend_and_match_w2",
-             "dual_encoder_xmc_kd", "fusion_rrf", "fusion_combsum"]
+             "dual_encoder_xmc_kd", "hybrid", "fusion_rrf", "fusion_combsum"]
     assert list(entries) == names
     for name, entry in entries.items():
         assert KEYS <= set(entry), name
         assert all(0 <= entry[k] <= 1 for k in ("recall@10", "recall@100", "recall@1000", "ndcg@10"))
         assert_judged_only(entry, ("recall@10", "recall@100", "recall@1000", "ndcg@10", "precision@10"), name)
+        assert_intervals(entry, ("recall@10", "recall@100", "ndcg@10"), name)
         assert (out / "runs" / f"{name}.trec").is_file()
         assert name.startswith("fusion_") or (out / "retrievers" / name / "manifest.json").is_file()
+    check_hybrid(out, entries, tiny_config(tiny_encoder_dir))
     assert entries["bm25"]["recall@1000"] == pytest.approx(1.0)  # the toy catalogue is smaller than 1000
     assert entries["embeddistill"]["teacher"] == "dual_encoder" and entries["bm25"]["teacher"] is None
     assert entries["embeddistill"]["parameters"] < entries["dual_encoder"]["parameters"]
@@ -82,6 +117,7 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert two["first_stage"]["recall@depth"] == pytest.approx(1.0)  # every product is retrieved
     for name, entry in {"first stage": two["first_stage"], **two["rerankers"]}.items():
         assert_judged_only(entry, ("ndcg@10", "recall@10"), name)
+        assert_intervals(entry, ("ndcg@10", "recall@10"), name)
     assert saved["retrieval"]["bm25"]["judged_only"] == entries["bm25"]["judged_only"]
     reranked = pd.read_parquet(out / "two_stage" / "dual_encoder+teacher.parquet")
     assert len(reranked) == 5 * 12 and reranked.groupby("query_id")["product_id"].nunique().eq(12).all()
@@ -92,6 +128,8 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert "### Teacher geometry" in report and "### Index: exact search against HNSW" in report
     assert "### Judged-only figures" in report and "| fusion_rrf |" in report.split("### Judged-only figures")[1]
     assert "judged-only NDCG@10 | judged-only recall@10" in report
+    assert "### Hybrid lexical + dense retrieval" in report and "| hybrid minus | recall@100 | NDCG@10 |" in report
+    assert f"| hybrid |  | {entries['hybrid']['recall@10']:.3f} [" in report  # the main figures' intervals
     assert sorted(p.name for p in run_with_teacher.iterdir()) == before  # the run directory is read only
 
     # a second call reuses every retriever (no training: the trainers would fail)
@@ -108,6 +146,77 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     assert again["two_stage"]["rerankers"]["teacher"]["ndcg@10"] == two["rerankers"]["teacher"]["ndcg@10"]
     assert again["two_stage"]["rerankers"]["teacher"]["judged_only"] == two["rerankers"]["teacher"]["judged_only"]
     assert again["retrieval"]["fusion_rrf"]["judged_only"] == entries["fusion_rrf"]["judged_only"]
+    assert again["retrieval"]["hybrid"]["differences"] == entries["hybrid"]["differences"]  # the hybrid reused
+
+
+def check_hybrid(out, entries, config) -> None:
+    """The stage's hybrid: chosen on the validation queries (the choice is reproduced from the
+    inputs' validation runs alone), saved, served by ``Retriever.load`` with its test ranking."""
+    import numpy as np
+
+    from graphrel.retrieval.evaluation import read_trec_run
+    from graphrel.retrieval.hybrid import HybridRetriever, choose_setting, read_config
+    from graphrel.retrieval.retriever import Retriever
+
+    entry, saved = entries["hybrid"], read_config(out / "retrievers" / "hybrid")
+    assert saved["format"] == "graphrel-hybrid/1" and saved["inputs"] == ["bm25", "dual_encoder"]
+    assert saved["validation"]["queries"] == len(VAL_QUERIES) and len(saved["grid"]) == 28
+    assert entry["setting"] == {k: saved[k] for k in ("inputs", "method", "norm", "weight", "rrf_k", "depth",
+                                                       "validation")}
+    val_ids = sorted(VAL_QUERIES)
+    qrels = {q: set(ps) for q, ps in VAL_QUERIES.items()}
+    runs = [Retriever.load(out / "retrievers" / n).search(val_ids, 1000, query_ids=val_ids) for n in saved["inputs"]]
+    setting, grid = choose_setting(*runs, qrels, rrf_k=config.fusion_rrf_k)
+    assert grid == saved["grid"] and {k: saved[k] for k in setting} == setting
+    assert saved["validation"]["inputs"]["bm25"]["recall@100"] == pytest.approx(1.0)  # 12 products: all found
+    # differences: hybrid minus each input, paired, with intervals around them
+    assert set(entry["differences"]) == {"bm25", "dual_encoder"}
+    for name, figures in entry["differences"].items():
+        for key in ("recall@100", "ndcg@10"):
+            d = figures[key]
+            assert d["difference"] == pytest.approx(entry[key] - entries[name][key], abs=1e-9), (name, key)
+            assert d["interval"][0] <= d["difference"] + 1e-12 and d["difference"] - 1e-12 <= d["interval"][1]
+    # serving: the saved hybrid, loaded as any retriever, reproduces the stage's test ranking exactly
+    hybrid = Retriever.load(out / "retrievers" / "hybrid")
+    assert isinstance(hybrid, HybridRetriever)
+    test_ids = sorted({"drill", "garden hose", "paint", "door", "led light"})
+    served = hybrid.search(test_ids, 1000, query_ids=test_ids)
+    written = read_trec_run(out / "runs" / "hybrid.trec", test_ids)
+    assert served[["query_id", "rank", "product_id"]].equals(written[["query_id", "rank", "product_id"]])
+    assert np.allclose(served["score"], written["score"], atol=1e-6)
+
+
+def test_the_hybrid_takes_the_best_dense_retriever_on_validation_with_auto(run_with_teacher, tmp_path,
+                                                                           tiny_encoder_dir, monkeypatch):
+    import graphrel.retrieval.hybrid as hybrid
+    from graphrel.retrieval.builders import build_hybrid
+    from graphrel.retrieval.hybrid import read_config
+
+    seen = []  # the queries every choice of a fusion is made on
+
+    def spy(lexical, dense, qrels, **kwargs):
+        seen.append((set(lexical["query_id"]) | set(dense["query_id"]), set(qrels)))
+        return choose(lexical, dense, qrels, **kwargs)
+
+    choose = hybrid.choose_setting
+    monkeypatch.setattr(hybrid, "choose_setting", spy)
+
+    out = tmp_path / "retrieval"
+    config = tiny_config(tiny_encoder_dir, ablation=False, symmetric_student=False, blend_and_match=False,
+                         index_comparison=False, dual_pooling_steps=0)
+    run_retrieval(run_with_teacher, out, config, pair_models={})
+    pairs = pd.read_parquet(run_with_teacher / "pairs.parquet").assign(product_id=lambda f: f.product_id.astype(str))
+    auto = tiny_config(tiny_encoder_dir, hybrid_dense="auto", ablation=False)
+    assert build_hybrid(pairs, "catalogue", auto, 0.75, out, ["bm25", "minilm_zero_shot", "dual_encoder",
+                                                              "embeddistill"]) == "hybrid"
+    saved = read_config(out / "retrievers" / "hybrid")
+    figures = saved["validation"]["inputs"]
+    assert set(figures) == {"bm25", "dual_encoder", "embeddistill"}  # both dense candidates measured
+    best = max(["dual_encoder", "embeddistill"], key=lambda n: (figures[n]["recall@100"], figures[n]["ndcg@10"]))
+    assert saved["inputs"] == ["bm25", best]
+    assert len(seen) == 2 and all(runs == qrels == set(VAL_QUERIES) for runs, qrels in seen)  # never a test query
+    with pytest.raises(GraphrelInputError, match="hybrid_dense"):
+        run_retrieval(run_with_teacher, tmp_path / "bad", tiny_config(tiny_encoder_dir, hybrid_dense="nope"))
 
 
 def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_encoder_dir):
@@ -120,7 +229,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
     ("student_steps", 0), ("dual_encoder_batch_size", 1), ("scale", 0.0), ("scale", float("nan")),
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
-    ("rerank_depth", 0), ("generated_queries_per_product", -1), ("matching_batch_size", 0), ("document_weight", -1.0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
+    ("rerank_depth", 0), ("hybrid_dense", "bm25"), ("hybrid_dense", ""), ("generated_queries_per_product", -1), ("matching_batch_size", 0), ("document_weight", -1.0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
