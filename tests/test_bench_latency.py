@@ -136,3 +136,19 @@ def test_a_missing_model_is_a_user_error_with_a_suggestion(tmp_path):
     (tmp_path / "student_korder" / "student.json").write_text("{}")
     with pytest.raises(GraphrelInputError, match="did you mean 'student_korder'"):
         bench.load_models(tmp_path, ["student_kordr"], "new_query", ["fp32"])
+
+
+def test_each_teacher_row_runs_on_the_backend_it_names(tmp_path_factory, tmp_path):
+    """The teacher scorer scores on its run's labelling backend (teacher_backend.json); the
+    benchmark's fp32 row must still be eager fp32, each other row its own backend."""
+    import json
+    import shutil
+
+    from helpers import tiny_run_dir
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run_dir(tmp_path_factory) / "teacher", run / "teacher")
+    (run / "teacher_backend.json").write_text(json.dumps({"backend": "int8_all"}))
+    models = bench.load_models(run, ["teacher"], "new_query", ["fp32"])
+    assert list(models) == [("teacher", "fp32")]
+    assert models[("teacher", "fp32")].backend == "fp32"

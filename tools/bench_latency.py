@@ -180,7 +180,8 @@ def load_models(run: Path, names: list[str] | None, protocol: str, backends: lis
     for name in names or found:
         scorer = load_scorer(run / name, graph=run / PROTOCOL_GRAPHS[protocol])
         if isinstance(scorer, TeacherScorer):
-            models.update({(name, b): scorer if b == "fp32" else BackendTeacher(scorer, b) for b in backends})
+            # each backend named explicitly (the scorer itself scores on the run's labelling backend)
+            models.update({(name, b): BackendTeacher(scorer, b) for b in backends})
         else:  # a student runs on its own dtype (BERT2DNN may run bf16)
             models[(name, {"torch.bfloat16": "bf16"}.get(str(getattr(scorer, "dtype", "")), "-"))] = scorer
     return models

@@ -44,10 +44,10 @@ def load_pair_scorer(directory: str | Path, *, graph: str | Path | None = None) 
         score.paths = scorer.paths  # pairs per scoring path (graph / text fallback)
         return score
     if (directory / "config.json").is_file():
-        from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits
+        from graphrel.scoring.teacher_scorer import TeacherScorer
 
-        teacher = load_teacher(directory)
-        return lambda qids, queries, pids, texts: teacher_logits(teacher, queries, texts, progress=False).astype(np.float64)
+        teacher = TeacherScorer.load(directory)  # the run's max_length and scoring backend
+        return lambda qids, queries, pids, texts: teacher.logits(queries, texts).astype(np.float64)
     raise GraphrelInputError("not a pair model directory (no student.json or config.json)", path=directory,
                              fix="pass a student directory (e.g. RUN/student_korder) or the teacher (RUN/teacher)")
 

@@ -107,7 +107,8 @@ def model_files(model_dir: Path) -> list[Path]:
     """Every file a model directory's scores depend on: the directory's own files (its
     checkpoint, manifest, vocabulary, tokenizer; not the ``README.md`` model card, which the
     evaluation rewrites), the graph a graph student's ``student.json`` names (``../graph.pt``),
-    and for a run's teacher the run's ``config.yaml`` (its temperature)."""
+    and for a run's teacher the run's ``config.yaml`` (its temperature) and ``teacher_backend.json``
+    (the backend it scores on)."""
     files = sorted(path for path in model_dir.iterdir() if path.is_file() and path.name != "README.md") \
         if model_dir.is_dir() else []
     try:
@@ -116,8 +117,9 @@ def model_files(model_dir: Path) -> list[Path]:
         manifest = None
     if isinstance(manifest, dict) and isinstance(manifest.get("graph"), str):
         files.append((model_dir / manifest["graph"]).resolve())
-    elif manifest is None and (model_dir.parent / "config.yaml").is_file():
-        files.append(model_dir.parent / "config.yaml")
+    elif manifest is None:
+        files += [model_dir.parent / name for name in ("config.yaml", "teacher_backend.json")
+                  if (model_dir.parent / name).is_file()]
     return files
 
 

@@ -5,7 +5,10 @@ A teacher directory is the Hugging Face model directory the pipeline's teacher s
 of a pair is the run's teacher score, ``sigmoid(logit / T)``
 (:mod:`graphrel.scoring.teacher_labelling`), with the temperature ``T`` of the run that
 trained it: ``pipeline.teacher.temperature`` of ``config.yaml`` beside the directory (a run's
-``RUN/teacher``), else 1.0 (the config's default), and the same ``max_length``.
+``RUN/teacher``), else 1.0 (the config's default), and the same ``max_length``; on the backend
+that labelled the run's pairs (``teacher_backend.json`` beside the directory, e.g. bf16,
+:mod:`graphrel.scoring.teacher_backends`), else eager fp32, or fp32 when this machine cannot
+run that backend (said in the log).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np
 
 from graphrel.errors import GraphrelInputError
 
-__all__ = ["TeacherScorer", "is_teacher_directory", "TEACHER_FILES"]
+__all__ = ["TeacherScorer", "is_teacher_directory", "run_teacher_backend", "TEACHER_FILES"]
 
 log = logging.getLogger("graphrel")
 
@@ -79,6 +82,7 @@ class TeacherScorer:
     temperature: float = 1.0
     name: str = "teacher"
     score_batch_size: int = 128
+    backend: str = "fp32"
 
     @classmethod
     def load(cls, directory: str | Path) -> "TeacherScorer":
@@ -97,9 +101,10 @@ class TeacherScorer:
         overrides = {"max_length": max_length} if max_length is not None else {}
         teacher = load_teacher(directory, temperature=temperature, **overrides)
         teacher.eval()
-        log.debug("teacher %s: temperature %g, max_length %d (%s)", directory, temperature,
-                  teacher.hparams.max_length, source)
-        return cls(teacher=teacher, temperature=temperature, name=directory.name)
+        backend = run_teacher_backend(directory)
+        log.debug("teacher %s: temperature %g, max_length %d (%s), backend %s", directory, temperature,
+                  teacher.hparams.max_length, source, backend)
+        return cls(teacher=teacher, temperature=temperature, name=directory.name, backend=backend)
 
     def reset_text_caches(self) -> None:
         """Nothing to forget: the teacher tokenises every pair afresh."""
@@ -121,8 +126,38 @@ class TeacherScorer:
         Returns:
             (N,) float32 in [0, 1], ``sigmoid(logit / temperature)``.
         """
+        logits = self.logits(queries, product_texts, batch_size=batch_size, progress=progress)
+        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64) / self.temperature))).astype(np.float32)
+
+    def logits(self, queries, product_texts, *, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
+        """Teacher logits (N,) float32 of pairs, in input order, on :attr:`backend`."""
         from graphrel.scoring.teacher_labelling import teacher_logits
 
-        logits = teacher_logits(self.teacher, list(queries), list(product_texts), progress=progress,
-                                batch_size=batch_size or self.score_batch_size)
-        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64) / self.temperature))).astype(np.float32)
+        return teacher_logits(self.teacher, list(queries), list(product_texts), progress=progress,
+                              batch_size=batch_size or self.score_batch_size, backend=self.backend)
+
+
+def run_teacher_backend(directory: str | Path) -> str:
+    """The backend a run's teacher scores on: the one ``teacher_backend.json`` beside the teacher
+    directory names (the run's labels came from it), if this machine can run it; else fp32."""
+    import json
+
+    from graphrel.scoring.teacher_backends import BACKENDS, RECORD, unavailable_backends
+
+    record_path = Path(directory).parent / RECORD
+    if not record_path.is_file():
+        return "fp32"
+    try:
+        backend = json.loads(record_path.read_text()).get("backend", "fp32")
+    except (OSError, ValueError, AttributeError):
+        raise GraphrelInputError(f"the run's {RECORD} cannot be read", path=record_path,
+                                 fix="restore the file the run wrote") from None
+    if backend not in BACKENDS:
+        raise GraphrelInputError(f"unknown teacher backend {backend!r}", path=record_path,
+                                 fix=f"restore the file the run wrote (backends: {', '.join(BACKENDS)})")
+    missing = unavailable_backends().get(backend)
+    if missing:
+        log.warning("the run's teacher labelled with %s, which this machine cannot run (%s): scoring in fp32",
+                    backend, missing)
+        return "fp32"
+    return backend
