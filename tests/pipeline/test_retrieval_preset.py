@@ -27,6 +27,20 @@ def test_the_preset_is_the_default_job_plus_retrieval_with_its_defaults():
     assert PipelineConfig().retrieval.enabled is False  # the default job stays about 15 minutes
 
 
+STUDIES = {"ablation": True, "index_comparison": True, "blend_and_match": True, "dual_pooling_steps": 400}
+
+
+def test_the_retrieval_preset_builds_what_is_served_and_the_study_preset_adds_the_studies():
+    preset, study = load("home_depot_retrieval.yaml"), load("home_depot_retrieval_study.yaml")
+    served, studied = preset.pop("retrieval"), study.pop("retrieval")
+    assert preset == study  # the same main job
+    assert {key: served[key] for key in STUDIES} == {"ablation": False, "index_comparison": False,
+                                                      "blend_and_match": False, "dual_pooling_steps": 0}
+    assert {key: studied.pop(key) for key in STUDIES} == STUDIES
+    assert {k: v for k, v in served.items() if k not in STUDIES} == studied
+    assert served["hybrid"] is True and served["symmetric_student"] is True
+
+
 def test_a_bad_retrieval_option_stops_the_job_before_any_work():
     config = PipelineConfig(retrieval=dataclasses.replace(RetrievalConfig(), enabled=True, rerank_depth=0))
     with pytest.raises(GraphrelInputError, match="retrieval.rerank_depth"):
