@@ -42,7 +42,7 @@ import pandas as pd
 from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.fusion import RRF_K, WSUM_NORMS, RanxRuns, fuse_runs
 from graphrel.retrieval.retriever import FORMAT as RETRIEVER_FORMAT
-from graphrel.retrieval.retriever import MANIFEST, Retriever, _write_directory
+from graphrel.retrieval.retriever import MANIFEST, Retriever, _write_directory, checked_depth
 
 log = logging.getLogger("graphrel")
 
@@ -217,12 +217,7 @@ class HybridRetriever(Retriever):
         Raises:
             ValueError: k < 1.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if k > len(self.catalogue):
-            log.warning("k=%d is larger than the catalogue (%d products): returning %d per query",
-                        k, len(self.catalogue), len(self.catalogue))
-            k = len(self.catalogue)
+        k = checked_depth(k, len(self.catalogue))
         queries = [str(q) for q in queries]
         ids = np.arange(len(queries)) if query_ids is None else np.asarray(query_ids, dtype=object)
         if not queries:

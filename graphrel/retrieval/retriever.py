@@ -48,6 +48,22 @@ XMC_DIR = "xmc"
 FORMAT = "graphrel-retriever/1"
 
 
+def checked_depth(k: int, catalogue_size: int) -> int:
+    """The depth a search of ``k`` products per query returns: ``k``, or the catalogue's size
+    (with a warning) when it has fewer products.
+
+    Raises:
+        ValueError: k < 1.
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if k > catalogue_size:
+        log.warning("k=%d is larger than the catalogue (%d products): returning %d per query",
+                    k, catalogue_size, catalogue_size)
+        return catalogue_size
+    return k
+
+
 def _write_directory(directory: Path, fill) -> None:
     """Build a directory in ``.NAME.tmp`` beside it with ``fill(tmp)``, then rename it into place."""
     directory = Path(directory)
@@ -312,12 +328,7 @@ class Retriever:
         Raises:
             ValueError: k < 1.
         """
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        if k > len(self.catalogue):
-            log.warning("k=%d is larger than the catalogue (%d products): returning %d per query",
-                        k, len(self.catalogue), len(self.catalogue))
-            k = len(self.catalogue)
+        k = checked_depth(k, len(self.catalogue))
         queries = [str(q) for q in queries]
         if self.bm25 is not None:
             return self.bm25.search(queries, k)
