@@ -372,7 +372,7 @@ def _main(argv: list[str]) -> int:
 
             inspect_command(rest)
         elif command == "retrieve":
-            from graphrel.retrieval.command import retrieve_command
+            from graphrel.retrieval.serving.command import retrieve_command
 
             retrieve_command(rest)
         elif command == "knn":

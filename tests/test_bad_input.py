@@ -191,7 +191,7 @@ def test_text_of_control_or_invisible_characters_only_is_refused(capsys, tmp_pat
 
 def test_queries_file_of_control_characters_only_is_refused(capsys, tmp_path):
     from graphrel.errors import GraphrelInputError
-    from graphrel.retrieval.command import read_queries
+    from graphrel.retrieval.serving.command import read_queries
 
     source = tmp_path / "queries.parquet"
     pd.DataFrame({"query": ["drill", "\x00\u200b"]}).to_parquet(source)

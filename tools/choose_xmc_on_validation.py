@@ -4,10 +4,10 @@
         [--thresholds none,0.5,0.6,0.7,0.8,0.9] [--baseline 0.7] [--out xmc_validation.json]
 
 ``retrieval.xmc_transfer_threshold`` decides which transfer pairs of the training queries the XMC
-model (:mod:`graphrel.retrieval.xmc`) also learns from: those whose teacher score is at or above
+model (:mod:`graphrel.retrieval.encoding.xmc`) also learns from: those whose teacher score is at or above
 it (``none``: the labelled pairs only). For each threshold this script trains the XMC model
 exactly as the retrieval stage does (:func:`graphrel.retrieval.blend_stage.build_xmc_retriever`:
-:func:`~graphrel.retrieval.xmc.xmc_training_examples` on the ``train`` split plus the transfer
+:func:`~graphrel.retrieval.encoding.xmc.xmc_training_examples` on the ``train`` split plus the transfer
 pairs of training queries, the run's ``retrieval`` options from its ``config.yaml``, one napkinxc
 thread by default), retrieves the top 100 catalogue products of every **validation** query
 (split ``val``) with at least one judged-relevant product (label >= ``relevance_threshold``, 2.5
@@ -82,11 +82,12 @@ def interval_text(value: float, bounds) -> str:
 
 def evaluate(args, work: Path) -> dict:
     from graphrel.intervals import PairedBootstrap
-    from graphrel.retrieval.blend_stage import BlendOptions, build_xmc_retriever
+    from graphrel.retrieval.blend_stage import build_xmc_retriever
+    from graphrel.retrieval.config import BlendOptions
     from graphrel.retrieval.build_keys import key as build_key
-    from graphrel.retrieval.catalogue import Catalogue, judged_test_queries, normalised_threshold
-    from graphrel.retrieval.evaluation import retrieval_metrics, run_frame
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.search.catalogue import Catalogue, judged_test_queries, normalised_threshold
+    from graphrel.retrieval.measures.evaluation import retrieval_metrics, run_frame
+    from graphrel.retrieval.serving.retriever import Retriever
     from graphrel.run import load_run_pairs
 
     run_dir = Path(args.run_dir)

@@ -27,7 +27,7 @@ from scipy.stats import ConstantInputWarning, mannwhitneyu, pearsonr, rankdata
 from graphrel.metrics import per_query_ndcg
 from graphrel.pipeline.evaluation import QualityFigures
 from graphrel.pipeline.report import markdown_table
-from graphrel.retrieval.evaluation import write_trec_run
+from graphrel.retrieval.measures.evaluation import write_trec_run
 from graphrel.run import atomic_path
 
 #: Slice kind (a column of :func:`query_slices`) -> its values in reading order.
@@ -285,7 +285,7 @@ def write_trec_runs(frame: pd.DataFrame, score_columns, directory: str | Path, *
     """TREC run files and qrels of the evaluated pairs, written atomically into ``directory``.
 
     One run per model, ``<name with ':' as '.'>.trec`` (by
-    :func:`graphrel.retrieval.evaluation.write_trec_run`: ``qid Q0 product_id rank score tag``,
+    :func:`graphrel.retrieval.measures.evaluation.write_trec_run`: ``qid Q0 product_id rank score tag``,
     whitespace in query ids as ``_``): each query's pairs by score, ties by product id, the
     score written being ``pairs - rank + 1`` (as the retrieval stage's runs) so that trec_eval
     evaluates exactly that order. ``qrels.txt``: ``qid 0 product_id grade``, grade = the index

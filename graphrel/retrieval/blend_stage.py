@@ -5,8 +5,9 @@ rank fusion, built (or reused by build key) under ``OUTPUT/retrievers``.
 it writes the retriever directories ``xmc``, ``blend_and_match``, ``dual_encoder_xmc_kd`` (and,
 with an ablation, ``blend_and_match_k{K}`` / ``blend_and_match_w{W}``) and returns the fusion
 entries ``fusion_rrf`` and ``fusion_combsum`` (the dual encoder's and the XMC model's top 1000
-fused with ``ranx.fuse``) in the ``retrieval`` entry shape of ``metrics.json``. Every option is a
-field of :class:`BlendOptions`, named as the ``RetrievalConfig`` field that carries it.
+fused with ``ranx.fuse``, evaluated and timed by :func:`fusion_entries`) in the ``retrieval``
+entry shape of ``metrics.json``. Every option is a field of
+:class:`~graphrel.retrieval.config.BlendOptions`, named as the ``RetrievalConfig`` field that carries it.
 """
 
 from __future__ import annotations
@@ -14,125 +15,24 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.config import RetrievalConfig
-
-_DEFAULTS = RetrievalConfig()  # one source of the defaults: the stage's config
+from graphrel.retrieval.config import BlendOptions
+from graphrel.retrieval.serving.fusion import DEPTH, fuse_retrievers, fuse_runs
 
 log = logging.getLogger("graphrel")
-
-
-@dataclass
-class BlendOptions:
-    """Options of Blend and Match (fields of ``RetrievalConfig`` with the same names and defaults).
-
-    Attributes:
-        xmc_transfer_threshold: also train the XMC model on transfer pairs of training queries
-            whose teacher score is >= this (in [0, 1]); None: labelled pairs only. Default 0.7,
-            chosen on validation queries (``python tools/choose_xmc_on_validation.py --run-dir RUN``):
-            on 989 Home Depot validation queries the XMC recall@100 is 0.087 with labelled pairs
-            only and 0.142 at 0.7; 0.5 (0.139) and 0.6 (0.146) do not differ from 0.7 (95%
-            bootstrap intervals of the difference contain 0; 0.6 - 0.7: +0.004 [-0.006, +0.014]),
-            0.8 is lower (0.112).
-        xmc_max_word_ngram, xmc_min_char_ngram, xmc_max_char_ngram, xmc_max_features,
-        xmc_liblinear_c, xmc_max_leaves, xmc_ensemble: :class:`~graphrel.retrieval.xmc.XMCOptions`.
-        blend_top_k: XMC products per training query added as positives (K >= 0).
-        blend_xmc_weight: weight of the XMC positives' term (>= 0).
-        blend_weighting: ``constant`` or ``score`` (XMC positive weighted by its XMC score).
-        blend_ablation_top_k: K values of the ablation (each >= 0), at ``blend_xmc_weight``.
-        blend_ablation_xmc_weights: XMC weights of the ablation (each >= 0), at ``blend_top_k``.
-        xmc_distillation_weight: weight of the KD baseline's XMC score distillation (> 0).
-        xmc_distillation_depth: XMC top products scored per training query for KD (>= 1).
-        fusion_rrf_k: RRF rank constant (>= 1).
-    """
-
-    xmc_transfer_threshold: float | None = _DEFAULTS.xmc_transfer_threshold
-    xmc_max_word_ngram: int = _DEFAULTS.xmc_max_word_ngram
-    xmc_min_char_ngram: int = _DEFAULTS.xmc_min_char_ngram
-    xmc_max_char_ngram: int = _DEFAULTS.xmc_max_char_ngram
-    xmc_max_features: int = _DEFAULTS.xmc_max_features
-    xmc_liblinear_c: float = _DEFAULTS.xmc_liblinear_c
-    xmc_max_leaves: int = _DEFAULTS.xmc_max_leaves
-    xmc_ensemble: int = _DEFAULTS.xmc_ensemble
-    blend_top_k: int = _DEFAULTS.blend_top_k
-    blend_xmc_weight: float = _DEFAULTS.blend_xmc_weight
-    blend_weighting: str = _DEFAULTS.blend_weighting
-    blend_ablation_top_k: tuple = _DEFAULTS.blend_ablation_top_k
-    blend_ablation_xmc_weights: tuple = _DEFAULTS.blend_ablation_xmc_weights
-    xmc_distillation_weight: float = _DEFAULTS.xmc_distillation_weight
-    xmc_distillation_depth: int = _DEFAULTS.xmc_distillation_depth
-    fusion_rrf_k: int = _DEFAULTS.fusion_rrf_k
-
-    @classmethod
-    def from_config(cls, config) -> "BlendOptions":
-        """The options carried by a ``RetrievalConfig`` (fields it lacks keep their defaults), checked."""
-        names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{n: getattr(config, n) for n in names if hasattr(config, n)}).check()
-
-    def xmc_options(self, *, seed: int, threads: int):
-        from graphrel.retrieval.xmc import XMCOptions
-
-        return XMCOptions(max_word_ngram=self.xmc_max_word_ngram, min_char_ngram=self.xmc_min_char_ngram,
-                          max_char_ngram=self.xmc_max_char_ngram, max_features=self.xmc_max_features,
-                          liblinear_c=self.xmc_liblinear_c, max_leaves=self.xmc_max_leaves,
-                          ensemble=self.xmc_ensemble, threads=threads, seed=seed)
-
-    def variants(self) -> dict:
-        """Blend and Match retrievers to build: name -> (K, XMC weight); the main one first."""
-        out = {"blend_and_match": (self.blend_top_k, self.blend_xmc_weight)}
-        out.update({f"blend_and_match_k{k}": (k, self.blend_xmc_weight) for k in self.blend_ablation_top_k})
-        out.update({f"blend_and_match_w{w:g}": (self.blend_top_k, w) for w in self.blend_ablation_xmc_weights})
-        return out
-
-    def check(self) -> "BlendOptions":
-        """Raise :class:`GraphrelInputError` naming the first option out of range."""
-        def bad(name: str, rule: str):
-            raise GraphrelInputError(f"retrieval.{name} must be {rule}, got {getattr(self, name)!r}",
-                                     fix=f"set retrieval.{name} to {rule}")
-
-        def whole(value, low: int) -> bool:
-            return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
-
-        t = self.xmc_transfer_threshold
-        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
-            bad("xmc_transfer_threshold", "null or a teacher score in [0, 1]")
-        for name, low in (("xmc_max_word_ngram", 1), ("xmc_min_char_ngram", 1), ("xmc_max_features", 1),
-                          ("xmc_max_leaves", 2), ("xmc_ensemble", 1), ("blend_top_k", 0),
-                          ("xmc_distillation_depth", 1), ("fusion_rrf_k", 1)):
-            if not whole(getattr(self, name), low):
-                bad(name, f"a whole number >= {low}")
-        if not whole(self.xmc_max_char_ngram, self.xmc_min_char_ngram):
-            bad("xmc_max_char_ngram", f"a whole number >= xmc_min_char_ngram ({self.xmc_min_char_ngram})")
-        for name, positive in (("xmc_liblinear_c", True), ("xmc_distillation_weight", True),
-                               ("blend_xmc_weight", False)):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
-                    or value < 0 or (positive and value == 0):
-                bad(name, "a finite number > 0" if positive else "a finite number >= 0")
-        if self.blend_weighting not in ("constant", "score"):
-            bad("blend_weighting", "'constant' or 'score'")
-        self.blend_ablation_top_k = tuple(self.blend_ablation_top_k or ())
-        self.blend_ablation_xmc_weights = tuple(self.blend_ablation_xmc_weights or ())
-        if not all(whole(k, 0) for k in self.blend_ablation_top_k):
-            bad("blend_ablation_top_k", "a list of whole numbers >= 0")
-        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) and w >= 0
-                   for w in self.blend_ablation_xmc_weights):
-            bad("blend_ablation_xmc_weights", "a list of finite numbers >= 0")
-        return self
 
 
 def build_xmc_retriever(pairs, catalogue, options: BlendOptions, *, threshold: float, seed: int, threads: int,
                         directory: Path, key: str):
     """Fit the XMC model on the training pairs (+ transfer pairs) and write its retriever directory."""
-    from graphrel.retrieval.retriever import save_xmc_retriever
+    from graphrel.retrieval.serving.retriever import save_xmc_retriever
     from graphrel.retrieval.build_keys import reusable as _reusable
     from graphrel.retrieval.build_keys import set_key as _set_key
-    from graphrel.retrieval.xmc import XMCModel, xmc_training_examples
+    from graphrel.retrieval.encoding.xmc import XMCModel, xmc_training_examples
 
     if not _reusable(directory, key):
         import tempfile
@@ -162,8 +62,8 @@ def blend_examples(examples, pairs, catalogue, positives_by_query: dict, *, conf
     products **and** the XMC positives of each query (same count, depth and seed as the dual encoder's)."""
     import pandas as pd
 
-    from graphrel.retrieval.bm25 import BM25Index
-    from graphrel.retrieval.mining import mine_hard_negatives
+    from graphrel.retrieval.search.bm25 import BM25Index
+    from graphrel.retrieval.students.mining import mine_hard_negatives
 
     xmc_rows = pd.DataFrame([(q, p, 1.0) for q, (ids, _) in positives_by_query.items() for p in ids],
                             columns=["query_id", "product_id", "label"])
@@ -183,8 +83,8 @@ def train_variant(kind: str, examples, catalogue, product_embeddings, config, *,
     Returns:
         ``(model, losses, seconds)``.
     """
-    from graphrel.retrieval.blend_and_match import train_blend_and_match, train_xmc_distillation
-    from graphrel.retrieval.encoders import load_encoder
+    from graphrel.retrieval.students.blend_and_match import train_blend_and_match, train_xmc_distillation
+    from graphrel.retrieval.encoding.encoders import load_encoder
 
     model = load_encoder(config.backbone)
     rows = {p: i for i, p in enumerate(catalogue.product_ids)}
@@ -208,9 +108,9 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
 
     Args:
         pairs: the run's pairs (``load_run_pairs``: labels normalised, ``teacher_score``).
-        catalogue: the stage's :class:`~graphrel.retrieval.catalogue.Catalogue`.
+        catalogue: the stage's :class:`~graphrel.retrieval.search.catalogue.Catalogue`.
         examples: the stage's training examples (the dual encoder's).
-        judged: the judged test queries (:class:`~graphrel.retrieval.catalogue.JudgedQueries`).
+        judged: the judged test queries (:class:`~graphrel.retrieval.search.catalogue.JudgedQueries`).
         config: the ``RetrievalConfig`` (budget fields ``dual_encoder_*``, ``scale``, ``seed``,
             ``backbone``, ``threads``, ``hard_negatives``, ``negative_depth``, ``bm25_*``, timing
             fields; Blend and Match fields as :class:`BlendOptions`).
@@ -228,9 +128,9 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
         "fusion_combsum": entry}}``; entries have the keys of
         :func:`~graphrel.retrieval.report.evaluate_retrievers` (``teacher`` None).
     """
-    from graphrel.retrieval.blend_and_match import xmc_positives
-    from graphrel.retrieval.encoders import count_parameters
-    from graphrel.retrieval.retriever import save_dense_retriever
+    from graphrel.retrieval.students.blend_and_match import xmc_positives
+    from graphrel.retrieval.encoding.encoders import count_parameters
+    from graphrel.retrieval.serving.retriever import save_dense_retriever
     from graphrel.retrieval.build_keys import key as _key
     from graphrel.retrieval.build_keys import reusable as _reusable
 
@@ -283,9 +183,63 @@ def build_blend_and_match(pairs, catalogue, examples, judged, *, config, thresho
                                                distillation_weight=options.xmc_distillation_weight)
         save("dual_encoder_xmc_kd", model, losses, seconds, key,
              {"distillation_weight": options.xmc_distillation_weight, "depth": options.xmc_distillation_depth})
-    from graphrel.retrieval.fusion import fusion_entries
-
     fusion = fusion_entries([root / "dual_encoder", root / "xmc"], judged, Path(output_dir) / "runs",
                             rrf_k=options.fusion_rrf_k, warmup=warmup, repeats=config.timing_repeats,
                             timing_k=config.timing_k, threads=config.threads)
     return {"retrievers": ["xmc", *variants, "dual_encoder_xmc_kd"], "fusion": fusion}
+
+
+def fusion_entries(directories: list, judged, runs_dir: Path, *, rrf_k: int = 60, warmup=(), repeats: int = 3,
+                   timing_k: int = 100, threads: int = 1) -> dict:
+    """``fusion_rrf`` and ``fusion_combsum`` of retrievers' top 1000 on the judged test queries.
+
+    Speed = the whole serve-both system: every model's search of the top ``timing_k`` plus the
+    fusion, median of ``repeats`` runs over the test queries after a warm-up; parameters and
+    index sizes are the models' sums.
+    """
+    from graphrel.retrieval.measures.evaluation import retrieval_metrics, run_frame, write_trec_run
+    from graphrel.retrieval.serving.retriever import Retriever
+
+    retrievers = [Retriever.load(d, threads=threads) for d in directories]
+    queries, ids = list(judged.queries), judged.query_ids
+    runs = []
+    for retriever in retrievers:
+        rows, scores = retriever.search_rows(queries, min(DEPTH, len(retriever.catalogue)))
+        runs.append(run_frame(ids, retriever.catalogue.product_ids, rows, scores))
+    sizes = [_index_bytes(r, Path(d)) for r, d in zip(retrievers, directories)]
+    entries = {}
+    for method in ("rrf", "combsum"):
+        name = f"fusion_{method}"
+        fused = fuse_runs(runs, method=method, depth=DEPTH, rrf_k=rrf_k)
+        write_trec_run(fused, Path(runs_dir) / f"{name}.trec", tag=name)
+        metrics = retrieval_metrics(fused, judged.qrels)
+        entries[name] = {**{k: v for k, v in metrics.items() if k != "queries"},
+                         "parameters": int(sum(r.manifest.get("parameters", 0) for r in retrievers)),
+                         "teacher": None, "models": [r.name for r in retrievers], "index_build_seconds": 0.0,
+                         "index_bytes": int(sum(sizes)),
+                         **_time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k)}
+        log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
+    return entries
+
+
+def _index_bytes(retriever, directory: Path) -> int:
+    if retriever.xmc is not None:
+        return retriever.xmc.size_bytes()
+    path = directory / "product_embeddings.npy"
+    return int(np.load(path, mmap_mode="r").nbytes) if path.is_file() else 0
+
+
+def _time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k) -> dict:
+    warm = list(warmup) or queries[:64]
+    fuse_retrievers(retrievers, warm, k=timing_k, method=method, rrf_k=rrf_k)
+    encode_times, search_times = [], []
+    for _ in range(max(1, repeats)):
+        start = time.perf_counter()
+        for retriever in retrievers:
+            retriever.prepare_queries(queries)
+        encode_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        fuse_retrievers(retrievers, queries, k=timing_k, method=method, rrf_k=rrf_k)
+        search_times.append(time.perf_counter() - start)
+    return {"query_encodings_per_second": len(queries) / float(np.median(encode_times)),
+            "queries_per_second": len(queries) / float(np.median(search_times))}

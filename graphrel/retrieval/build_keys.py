@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphrel.retrieval.retriever import MANIFEST
+from graphrel.retrieval.serving.retriever import MANIFEST
 
 
 def key(**parts) -> str:

@@ -17,9 +17,9 @@ from graphrel.retrieval.build_keys import key as _key
 from graphrel.retrieval.build_keys import reusable as _reusable
 from graphrel.retrieval.build_keys import run_fingerprint as _run_fingerprint
 from graphrel.retrieval.build_keys import set_key as _set_key
-from graphrel.retrieval.catalogue import Catalogue
+from graphrel.retrieval.search.catalogue import Catalogue
 from graphrel.retrieval.config import ABLATIONS
-from graphrel.retrieval.retriever import save_bm25_retriever, save_dense_retriever
+from graphrel.retrieval.serving.retriever import save_bm25_retriever, save_dense_retriever
 from graphrel.run import write_parquet
 
 log = logging.getLogger("graphrel")
@@ -27,7 +27,7 @@ log = logging.getLogger("graphrel")
 
 def _product_embeddings(encoder, name: str, catalogue: Catalogue, cache: Path, key: str, batch_size: int) -> np.ndarray:
     """The catalogue encoded by ``encoder`` (unit rows), cached as ``cache/NAME.npy`` + key."""
-    from graphrel.retrieval.encoders import encode
+    from graphrel.retrieval.encoding.encoders import encode
 
     path, key_path = cache / f"{name}.npy", cache / f"{name}.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
@@ -46,8 +46,8 @@ def _product_embeddings(encoder, name: str, catalogue: Catalogue, cache: Path, k
 
 def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, output_dir: Path, key: str) -> pd.DataFrame:
     """Mined and teacher-scored training examples, cached in ``training_examples.parquet``."""
-    from graphrel.retrieval.bm25 import BM25Index
-    from graphrel.retrieval.mining import add_teacher_logits, mine_hard_negatives, positive_examples
+    from graphrel.retrieval.search.bm25 import BM25Index
+    from graphrel.retrieval.students.mining import add_teacher_logits, mine_hard_negatives, positive_examples
 
     path, key_path = output_dir / "training_examples.parquet", output_dir / "training_examples.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
@@ -104,7 +104,7 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
 
 def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str]:
     """BM25 and zero-shot MiniLM; returns the zero-shot product embeddings and their key."""
-    from graphrel.retrieval.encoders import count_parameters, load_encoder
+    from graphrel.retrieval.encoding.encoders import count_parameters, load_encoder
 
     root = output_dir / "retrievers"
     key = _key(stage="bm25", catalogue=catalogue_key, k1=c.bm25_k1, b=c.bm25_b)
@@ -124,8 +124,8 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
 
 def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstream: str) -> str:
     """Fine-tune the dual encoder (the EmbedDistill teacher) unless reusable; returns its key."""
-    from graphrel.retrieval.encoders import count_parameters, load_encoder
-    from graphrel.retrieval.training import fine_tune_dual_encoder
+    from graphrel.retrieval.encoding.encoders import count_parameters, load_encoder
+    from graphrel.retrieval.students.training import fine_tune_dual_encoder
 
     directory = output_dir / "retrievers" / "dual_encoder"
     key = _key(up=upstream, steps=c.dual_encoder_steps, bs=c.dual_encoder_batch_size, lr=c.dual_encoder_learning_rate,
@@ -152,7 +152,7 @@ def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstr
 
 def build_hybrid(pairs, catalogue_key: str, config, threshold: float, output_dir: Path, names: list[str]) -> str:
     """Choose the hybrid's fusion on the run's validation queries and write its directory
-    (:mod:`graphrel.retrieval.hybrid`), unless one with the same build key is there.
+    (:mod:`graphrel.retrieval.serving.hybrid`), unless one with the same build key is there.
 
     The validation queries are the run's ``val`` split with a product labelled at or above
     ``threshold`` (as the test queries are read); BM25 and the dense input (``hybrid_dense``;
@@ -167,10 +167,10 @@ def build_hybrid(pairs, catalogue_key: str, config, threshold: float, output_dir
         GraphrelInputError: ``hybrid_dense`` is not one of ``names``.
     """
     from graphrel.errors import GraphrelInputError
-    from graphrel.retrieval.catalogue import judged_test_queries
-    from graphrel.retrieval.evaluation import retrieval_metrics
-    from graphrel.retrieval.hybrid import CHOICE_KEYS, DEPTH, NAME, choose_setting, save_hybrid, settings_grid
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.search.catalogue import judged_test_queries
+    from graphrel.retrieval.measures.evaluation import retrieval_metrics
+    from graphrel.retrieval.serving.hybrid import CHOICE_KEYS, DEPTH, NAME, choose_setting, save_hybrid, settings_grid
+    from graphrel.retrieval.serving.retriever import Retriever
 
     root = output_dir / "retrievers"
     if config.hybrid_dense == "auto" and "dual_encoder" in names:
@@ -233,7 +233,7 @@ def _manifest_key(directory: Path) -> str | None:
     """The build key recorded in a retriever directory's manifest (None without one)."""
     import json
 
-    from graphrel.retrieval.retriever import MANIFEST
+    from graphrel.retrieval.serving.retriever import MANIFEST
 
     try:
         return json.loads((directory / MANIFEST).read_text()).get("build_key")

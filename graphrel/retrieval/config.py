@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,8 +70,8 @@ class RetrievalConfig:
             (``blend_and_match``, ``blend_and_match_k*`` / ``_w*`` for the ablation), the KD
             baseline ``dual_encoder_xmc_kd`` and the rank fusions ``fusion_rrf`` /
             ``fusion_combsum`` of the dual encoder and the XMC model. The ``xmc_*``, ``blend_*``
-            and ``fusion_rrf_k`` options: :class:`graphrel.retrieval.blend_stage.BlendOptions`.
-        hybrid: build ``hybrid`` (:mod:`graphrel.retrieval.hybrid`): BM25 fused with one dense
+            and ``fusion_rrf_k`` options: :class:`BlendOptions` (below).
+        hybrid: build ``hybrid`` (:mod:`graphrel.retrieval.serving.hybrid`): BM25 fused with one dense
             retriever by ``ranx.fuse``, the fusion (RRF with k ``fusion_rrf_k``, or a weighted
             sum 0.1..0.9 of min-max / z-score / sum normalised scores) chosen on the run's
             validation queries by recall@100 (then NDCG@10); costs one BM25 and one dense search
@@ -188,9 +189,109 @@ class RetrievalConfig:
         if self.dual_encoder_product_side not in ("frozen", "trained"):
             bad("dual_encoder_product_side", "'frozen' or 'trained'")
         if self.blend_and_match:
-            from graphrel.retrieval.blend_stage import BlendOptions
-
             BlendOptions.from_config(self)
             if self.dual_encoder_product_side != "frozen":
                 bad("dual_encoder_product_side", "'frozen' with blend_and_match (or turn blend_and_match off)")
+        return self
+
+
+_DEFAULTS = RetrievalConfig()  # one source of the defaults: the stage's config
+
+
+@dataclass
+class BlendOptions:
+    """Options of Blend and Match (fields of ``RetrievalConfig`` with the same names and defaults).
+
+    Attributes:
+        xmc_transfer_threshold: also train the XMC model on transfer pairs of training queries
+            whose teacher score is >= this (in [0, 1]); None: labelled pairs only. Default 0.7,
+            chosen on validation queries (``python tools/choose_xmc_on_validation.py --run-dir RUN``):
+            on 989 Home Depot validation queries the XMC recall@100 is 0.087 with labelled pairs
+            only and 0.142 at 0.7; 0.5 (0.139) and 0.6 (0.146) do not differ from 0.7 (95%
+            bootstrap intervals of the difference contain 0; 0.6 - 0.7: +0.004 [-0.006, +0.014]),
+            0.8 is lower (0.112).
+        xmc_max_word_ngram, xmc_min_char_ngram, xmc_max_char_ngram, xmc_max_features,
+        xmc_liblinear_c, xmc_max_leaves, xmc_ensemble: :class:`~graphrel.retrieval.encoding.xmc.XMCOptions`.
+        blend_top_k: XMC products per training query added as positives (K >= 0).
+        blend_xmc_weight: weight of the XMC positives' term (>= 0).
+        blend_weighting: ``constant`` or ``score`` (XMC positive weighted by its XMC score).
+        blend_ablation_top_k: K values of the ablation (each >= 0), at ``blend_xmc_weight``.
+        blend_ablation_xmc_weights: XMC weights of the ablation (each >= 0), at ``blend_top_k``.
+        xmc_distillation_weight: weight of the KD baseline's XMC score distillation (> 0).
+        xmc_distillation_depth: XMC top products scored per training query for KD (>= 1).
+        fusion_rrf_k: RRF rank constant (>= 1).
+    """
+
+    xmc_transfer_threshold: float | None = _DEFAULTS.xmc_transfer_threshold
+    xmc_max_word_ngram: int = _DEFAULTS.xmc_max_word_ngram
+    xmc_min_char_ngram: int = _DEFAULTS.xmc_min_char_ngram
+    xmc_max_char_ngram: int = _DEFAULTS.xmc_max_char_ngram
+    xmc_max_features: int = _DEFAULTS.xmc_max_features
+    xmc_liblinear_c: float = _DEFAULTS.xmc_liblinear_c
+    xmc_max_leaves: int = _DEFAULTS.xmc_max_leaves
+    xmc_ensemble: int = _DEFAULTS.xmc_ensemble
+    blend_top_k: int = _DEFAULTS.blend_top_k
+    blend_xmc_weight: float = _DEFAULTS.blend_xmc_weight
+    blend_weighting: str = _DEFAULTS.blend_weighting
+    blend_ablation_top_k: tuple = _DEFAULTS.blend_ablation_top_k
+    blend_ablation_xmc_weights: tuple = _DEFAULTS.blend_ablation_xmc_weights
+    xmc_distillation_weight: float = _DEFAULTS.xmc_distillation_weight
+    xmc_distillation_depth: int = _DEFAULTS.xmc_distillation_depth
+    fusion_rrf_k: int = _DEFAULTS.fusion_rrf_k
+
+    @classmethod
+    def from_config(cls, config) -> "BlendOptions":
+        """The options carried by a ``RetrievalConfig`` (fields it lacks keep their defaults), checked."""
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{n: getattr(config, n) for n in names if hasattr(config, n)}).check()
+
+    def xmc_options(self, *, seed: int, threads: int):
+        from graphrel.retrieval.encoding.xmc import XMCOptions
+
+        return XMCOptions(max_word_ngram=self.xmc_max_word_ngram, min_char_ngram=self.xmc_min_char_ngram,
+                          max_char_ngram=self.xmc_max_char_ngram, max_features=self.xmc_max_features,
+                          liblinear_c=self.xmc_liblinear_c, max_leaves=self.xmc_max_leaves,
+                          ensemble=self.xmc_ensemble, threads=threads, seed=seed)
+
+    def variants(self) -> dict:
+        """Blend and Match retrievers to build: name -> (K, XMC weight); the main one first."""
+        out = {"blend_and_match": (self.blend_top_k, self.blend_xmc_weight)}
+        out.update({f"blend_and_match_k{k}": (k, self.blend_xmc_weight) for k in self.blend_ablation_top_k})
+        out.update({f"blend_and_match_w{w:g}": (self.blend_top_k, w) for w in self.blend_ablation_xmc_weights})
+        return out
+
+    def check(self) -> "BlendOptions":
+        """Raise :class:`GraphrelInputError` naming the first option out of range."""
+        def bad(name: str, rule: str):
+            raise GraphrelInputError(f"retrieval.{name} must be {rule}, got {getattr(self, name)!r}",
+                                     fix=f"set retrieval.{name} to {rule}")
+
+        def whole(value, low: int) -> bool:
+            return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= low
+
+        t = self.xmc_transfer_threshold
+        if t is not None and (isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t <= 1):
+            bad("xmc_transfer_threshold", "null or a teacher score in [0, 1]")
+        for name, low in (("xmc_max_word_ngram", 1), ("xmc_min_char_ngram", 1), ("xmc_max_features", 1),
+                          ("xmc_max_leaves", 2), ("xmc_ensemble", 1), ("blend_top_k", 0),
+                          ("xmc_distillation_depth", 1), ("fusion_rrf_k", 1)):
+            if not whole(getattr(self, name), low):
+                bad(name, f"a whole number >= {low}")
+        if not whole(self.xmc_max_char_ngram, self.xmc_min_char_ngram):
+            bad("xmc_max_char_ngram", f"a whole number >= xmc_min_char_ngram ({self.xmc_min_char_ngram})")
+        for name, positive in (("xmc_liblinear_c", True), ("xmc_distillation_weight", True),
+                               ("blend_xmc_weight", False)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not np.isfinite(value) \
+                    or value < 0 or (positive and value == 0):
+                bad(name, "a finite number > 0" if positive else "a finite number >= 0")
+        if self.blend_weighting not in ("constant", "score"):
+            bad("blend_weighting", "'constant' or 'score'")
+        self.blend_ablation_top_k = tuple(self.blend_ablation_top_k or ())
+        self.blend_ablation_xmc_weights = tuple(self.blend_ablation_xmc_weights or ())
+        if not all(whole(k, 0) for k in self.blend_ablation_top_k):
+            bad("blend_ablation_top_k", "a list of whole numbers >= 0")
+        if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and np.isfinite(w) and w >= 0
+                   for w in self.blend_ablation_xmc_weights):
+            bad("blend_ablation_xmc_weights", "a list of finite numbers >= 0")
         return self

@@ -1,8 +1,8 @@
 """Evaluation and timing of retriever directories, and the report section "retrieval".
 
 Every retriever is evaluated on the same test queries (recall@10/100/1000, NDCG@10 via
-:func:`graphrel.retrieval.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
-file; with a :class:`~graphrel.retrieval.judged_only.JudgedOnly`, also the 95% intervals of
+:func:`graphrel.retrieval.measures.evaluation.retrieval_metrics`, its top 1000 written as a TREC run
+file; with a :class:`~graphrel.retrieval.measures.judged_only.JudgedOnly`, also the 95% intervals of
 recall@10, recall@100 and NDCG@10 (paired bootstrap over queries) and the judged-only figures
 on its condensed lists, Sakai 2007), then all are timed in one loop with the same protocol: a warm-up on other (validation)
 queries, then ``repeats`` rounds, each running every retriever once over every test query
@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrel.retrieval.evaluation import RECALL_CUTOFFS, retrieval_metrics, run_frame, write_trec_run
-from graphrel.retrieval.judged_only import figure_cell, interval_cell
-from graphrel.retrieval.retriever import Retriever
+from graphrel.retrieval.measures.evaluation import RECALL_CUTOFFS, retrieval_metrics, run_frame, write_trec_run
+from graphrel.retrieval.measures.judged_only import figure_cell, interval_cell
+from graphrel.retrieval.serving.retriever import Retriever
 
 log = logging.getLogger("graphrel")
 
@@ -38,12 +38,12 @@ def _index_cost(retriever: Retriever, directory: Path) -> tuple[float, int]:
         return 0.0, int(retriever.xmc.size_bytes())
     start = time.perf_counter()
     if retriever.bm25 is not None:
-        from graphrel.retrieval.bm25 import BM25Index
+        from graphrel.retrieval.search.bm25 import BM25Index
 
         index = BM25Index(retriever.catalogue.texts, k1=retriever.manifest.get("k1", 1.5), b=retriever.manifest.get("b", 0.75))
         seconds = time.perf_counter() - start
         return seconds, int(sum(index.model.scores[k].nbytes for k in ("data", "indices", "indptr")))
-    from graphrel.retrieval.index import ExactIndex
+    from graphrel.retrieval.search.index import ExactIndex
 
     vectors = np.load(directory / "product_embeddings.npy")
     ExactIndex(vectors)
@@ -56,13 +56,13 @@ def evaluate_retrievers(directories: dict, judged, runs_dir: Path, *, warmup, re
 
     Args:
         directories: name -> retriever directory, in report order.
-        judged: :class:`~graphrel.retrieval.catalogue.JudgedQueries`.
+        judged: :class:`~graphrel.retrieval.search.catalogue.JudgedQueries`.
         runs_dir: where ``NAME.trec`` run files go.
         warmup: queries run once before each retriever's timing.
         repeats: timed runs (median), >= 1.
         timing_k: search depth timed.
         threads: faiss threads.
-        judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: each
+        judged_only: a :class:`~graphrel.retrieval.measures.judged_only.JudgedOnly` of ``judged``: each
             entry also gets ``intervals`` (95% intervals of its recall@10, recall@100, NDCG@10)
             and ``judged_only`` (its figures on the condensed lists, with intervals); None:
             neither.

@@ -19,7 +19,7 @@ teacher); ``embeddistill`` (asymmetric student: static query encoder, the teache
 embeddings, label + score distillation + query embedding matching) and, with ``ablation``, the
 same student with each loss combination (``embeddistill_label``, ``embeddistill_score``,
 ``embeddistill_label_score``, ``embeddistill_embedding``); ``hybrid`` (BM25 fused with one dense
-retriever, the fusion chosen on the run's validation queries: :mod:`graphrel.retrieval.hybrid`).
+retriever, the fusion chosen on the run's validation queries: :mod:`graphrel.retrieval.serving.hybrid`).
 A retriever whose directory holds the same build key (config values and inputs) is reused, so an
 interrupted stage resumes. Every entry's recall@10, recall@100 and NDCG@10 carry 95% intervals
 (paired bootstrap over the test queries, the same draws for every system); the hybrid's entry
@@ -37,14 +37,14 @@ import numpy as np
 
 from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.config import ABLATIONS, RetrievalConfig
-from graphrel.retrieval.catalogue import Catalogue, judged_test_queries, normalised_threshold
+from graphrel.retrieval.search.catalogue import Catalogue, judged_test_queries, normalised_threshold
 from graphrel.retrieval.report import evaluate_retrievers, retrieval_markdown
 from graphrel.retrieval.build_keys import directory_fingerprint as _directory_fingerprint
 from graphrel.retrieval.build_keys import key as _key
 from graphrel.retrieval.build_keys import run_fingerprint as _run_fingerprint
 from graphrel.retrieval.builders import build_retrievers
-from graphrel.retrieval.judged_only import JudgedOnly, judged_products
-from graphrel.retrieval.retriever import MANIFEST, Retriever
+from graphrel.retrieval.measures.judged_only import JudgedOnly, judged_products
+from graphrel.retrieval.serving.retriever import MANIFEST, Retriever
 from graphrel.run import write_json
 
 log = logging.getLogger("graphrel")
@@ -71,14 +71,14 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
         ``index_build_seconds``, ``index_bytes``, ``intervals`` (``{"recall@10": [low, high],
         "recall@100": ..., "ndcg@10": ...}``: 95%, paired bootstrap over queries),
         ``judged_only`` (the same figures on each ranking with every unjudged product removed,
-        with 95% intervals: :class:`~graphrel.retrieval.judged_only.JudgedOnly`); ``hybrid``
+        with 95% intervals: :class:`~graphrel.retrieval.measures.judged_only.JudgedOnly`); ``hybrid``
         also ``setting`` (its ``hybrid.json`` without the grid: inputs, method, norm, weight,
         rrf_k, depth, validation) and ``differences`` (``{input: {"recall@100": {"difference":
         d, "interval": [low, high]}, "ndcg@10": ...}}``, hybrid minus input); ``two_stage`` as
         :func:`~graphrel.retrieval.two_stage.two_stage_metrics` (None without re-rankers);
-        ``index_comparison`` as :func:`~graphrel.retrieval.index_comparison.compare_indexes` on
+        ``index_comparison`` as :func:`~graphrel.retrieval.search.index_comparison.compare_indexes` on
         the ``embeddistill`` student's test queries (None with ``index_comparison`` off);
-        ``teacher_geometry`` as :func:`~graphrel.retrieval.teacher_geometry.dual_pooling_geometry`
+        ``teacher_geometry`` as :func:`~graphrel.retrieval.students.teacher_geometry.dual_pooling_geometry`
         (None when ``dual_pooling_steps`` is 0).
 
     Raises:
@@ -147,7 +147,7 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
                                       judged_only=judged_only)
     geometry = None
     if config.dual_pooling_steps:
-        from graphrel.retrieval.teacher_geometry import dual_pooling_geometry
+        from graphrel.retrieval.students.teacher_geometry import dual_pooling_geometry
 
         geometry = dual_pooling_geometry(
             pairs, run_dir / "teacher", output_dir / "teacher_geometry", seed=config.seed,
@@ -159,7 +159,7 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
             relevance=threshold)
     comparison = None
     if config.index_comparison and "embeddistill" in names:
-        from graphrel.retrieval.index_comparison import compare_indexes
+        from graphrel.retrieval.search.index_comparison import compare_indexes
 
         student = Retriever.load(output_dir / "retrievers" / "embeddistill", threads=config.threads)
         comparison = compare_indexes(np.load(output_dir / "retrievers" / "embeddistill" / "product_embeddings.npy"),
@@ -178,8 +178,8 @@ def run_retrieval(run_dir: str | Path, output_dir: str | Path, config: Retrieval
 
 def _describe_hybrid(entry: dict, judged_only: JudgedOnly, output_dir: Path, query_ids) -> None:
     """Add the hybrid's ``setting`` and its ``differences`` from each input (test run files)."""
-    from graphrel.retrieval.evaluation import read_trec_run
-    from graphrel.retrieval.hybrid import read_config
+    from graphrel.retrieval.measures.evaluation import read_trec_run
+    from graphrel.retrieval.serving.hybrid import read_config
 
     config = read_config(output_dir / "retrievers" / "hybrid")
     entry["setting"] = {k: config[k] for k in ("inputs", "method", "norm", "weight", "rrf_k", "depth", "validation")}
@@ -199,13 +199,13 @@ def _sections(result: dict) -> list[str]:
 
         sections.append(two_stage_markdown(result["two_stage"]))
     if result["index_comparison"]:
-        from graphrel.retrieval.index_comparison import index_comparison_markdown
+        from graphrel.retrieval.search.index_comparison import index_comparison_markdown
 
         sections.append(index_comparison_markdown(result["index_comparison"], title=(
             "Index: exact search against HNSW (embeddistill test queries, the catalogue's product embeddings)"))
             + "\noverlap@k: the share of exact search's top k that HNSW finds (its recall loss is 1 - overlap).\n")
     if result["teacher_geometry"]:
-        from graphrel.retrieval.teacher_geometry import geometry_markdown
+        from graphrel.retrieval.students.teacher_geometry import geometry_markdown
 
         sections.append(geometry_markdown(result["teacher_geometry"]))
     return sections
@@ -216,7 +216,7 @@ def retriever_names(config: RetrievalConfig) -> list[str]:
     names = ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill", *(ABLATIONS if config.ablation else ()),
              *(["embeddistill_symmetric"] if config.symmetric_student else [])]
     if config.blend_and_match:
-        from graphrel.retrieval.blend_stage import BlendOptions
+        from graphrel.retrieval.config import BlendOptions
 
         names += ["xmc", *BlendOptions.from_config(config).variants(), "dual_encoder_xmc_kd"]
     return names + (["hybrid"] if config.hybrid else [])

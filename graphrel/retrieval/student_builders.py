@@ -26,7 +26,7 @@ import pandas as pd
 
 from graphrel.retrieval.build_keys import key as _key
 from graphrel.retrieval.build_keys import reusable as _reusable
-from graphrel.retrieval.retriever import Retriever, save_dense_retriever
+from graphrel.retrieval.serving.retriever import Retriever, save_dense_retriever
 from graphrel.run import atomic_path
 
 log = logging.getLogger("graphrel")
@@ -59,7 +59,7 @@ def matching_queries(pairs, catalogue, c, *, test_queries) -> list[str]:
 
 def _teacher_embeddings(encoder, texts: list[str], path: Path, key: str, batch_size: int) -> np.ndarray:
     """The teacher's unit embeddings of ``texts``, cached in ``path`` (+ ``.key``)."""
-    from graphrel.retrieval.encoders import encode
+    from graphrel.retrieval.encoding.encoders import encode
 
     key_path = path.with_suffix(".key")
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
@@ -84,9 +84,9 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         c: the ``RetrievalConfig``; output_dir: the stage's directory; teacher_key: the dual
             encoder's build key; test_queries: texts the matching queries must not repeat.
     """
-    from graphrel.retrieval.embeddistill import LossWeights, build_asymmetric_student, distil_static_embeddings
-    from graphrel.retrieval.embeddistill import prune_vocabulary, train_asymmetric_student
-    from graphrel.retrieval.encoders import encode
+    from graphrel.retrieval.students.embeddistill import LossWeights, build_asymmetric_student, distil_static_embeddings
+    from graphrel.retrieval.students.embeddistill import prune_vocabulary, train_asymmetric_student
+    from graphrel.retrieval.encoding.encoders import encode
 
     root = Path(output_dir) / "retrievers"
     teacher = Retriever.load(root / "dual_encoder")
@@ -128,7 +128,7 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         manifest = {"build_key": keys[name], "loss_weights": dict(zip(("label", "score", "embedding"), weights)),
                     "matching_queries": len(matching) if uses_matching else 0, "static_rows": static.num_embeddings}
         if name == SYMMETRIC:
-            from graphrel.retrieval.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
+            from graphrel.retrieval.students.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
 
             losses = train_symmetric_student(student, examples, product_texts=catalogue.texts,
                                              teacher_product_embeddings=products, product_rows=rows,

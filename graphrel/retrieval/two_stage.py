@@ -8,7 +8,7 @@ no evaluated pair is an edge of the graph it scores with. Each re-ranked list is
 (``two_stage/RETRIEVER+MODEL.parquet``, with the key of its inputs), so a resumed stage does
 not score again; pairs/s is the scoring time of that one pass (texts to scores, the model
 loaded, no warm-up), a rough figure: the main report times students properly. Judged-only
-figures (:mod:`graphrel.retrieval.judged_only`) score each list with its unjudged products removed;
+figures (:mod:`graphrel.retrieval.measures.judged_only`) score each list with its unjudged products removed;
 the main NDCG@10 and recall@10 get the same 95% intervals (paired bootstrap over queries).
 """
 
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from graphrel.retrieval.evaluation import retrieval_metrics
-from graphrel.retrieval.judged_only import figure_cell, interval_cell
-from graphrel.retrieval.rerank import load_pair_scorer, rerank
-from graphrel.retrieval.retriever import Retriever
+from graphrel.retrieval.measures.evaluation import retrieval_metrics
+from graphrel.retrieval.measures.judged_only import figure_cell, interval_cell
+from graphrel.retrieval.serving.rerank import load_pair_scorer, rerank
+from graphrel.retrieval.serving.retriever import Retriever
 from graphrel.run import write_parquet
 
 log = logging.getLogger("graphrel")
@@ -39,16 +39,16 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
 
     Args:
         retriever_dir: the first stage (a retriever directory).
-        judged: :class:`~graphrel.retrieval.catalogue.JudgedQueries` (the test queries and qrels).
+        judged: :class:`~graphrel.retrieval.search.catalogue.JudgedQueries` (the test queries and qrels).
         pair_models: name -> ``(directory, graph)``: a pair model directory
-            (:func:`~graphrel.retrieval.rerank.load_pair_scorer`) and the ``graph.pt`` a graph
+            (:func:`~graphrel.retrieval.serving.rerank.load_pair_scorer`) and the ``graph.pt`` a graph
             student reads (None for text-only models and the teacher).
         depth: products retrieved per query and re-ranked (>= 1; clamped to the catalogue).
         cache_dir: where the re-ranked lists are kept.
         key: fingerprint of everything upstream (retriever, models); a cached list is reused
             only under the same key and depth.
         threads: faiss threads of the first stage.
-        judged_only: a :class:`~graphrel.retrieval.judged_only.JudgedOnly` of ``judged``: the
+        judged_only: a :class:`~graphrel.retrieval.measures.judged_only.JudgedOnly` of ``judged``: the
             first stage and each re-ranker also get ``judged_only`` = ``{"ndcg@10", "recall@10",
             "intervals": {"ndcg@10": [low, high], "recall@10": [low, high]}}`` (the top ``depth``
             with every unjudged product removed; Sakai 2007) and ``intervals`` = ``{"ndcg@10": [low,

@@ -3,9 +3,9 @@
 :func:`retrieve` runs ``mapInPandas`` over the queries: each executor Python worker loads the
 retriever once (its catalogue, query encoder and index: exact faiss or HNSW, BM25, or the
 XMC model) and keeps it for every later batch, and each batch of queries is searched with
-:meth:`graphrel.retrieval.retriever.Retriever.search`, as ``graphrel retrieve`` does. Query ids
+:meth:`graphrel.retrieval.serving.retriever.Retriever.search`, as ``graphrel retrieve`` does. Query ids
 are those ``graphrel retrieve`` reads from the same file (a whole number as its digits:
-:func:`graphrel.retrieval.command.query_id_texts`, applied in the workers), and each id must
+:func:`graphrel.retrieval.serving.command.query_id_texts`, applied in the workers), and each id must
 be on one row, as there.
 """
 
@@ -91,7 +91,7 @@ def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown
     """Refuse a query id on two or more rows (one Spark job; two more, on failure, to name them).
 
     Ids are compared as the column holds them, which is as their texts: a column's values and
-    their :func:`~graphrel.retrieval.command.query_id_texts` go one to one.
+    their :func:`~graphrel.retrieval.serving.command.query_id_texts` go one to one.
 
     Raises:
         GraphrelInputError: naming the first ``shown`` repeated ids (in id order), how many
@@ -100,7 +100,7 @@ def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from graphrel.retrieval.command import query_id_texts
+    from graphrel.retrieval.serving.command import query_id_texts
 
     column = query_id_col or query_col
     repeated = df_queries.groupBy(F.col(column).alias("_id")).count().where(F.col("count") > 1)
@@ -143,7 +143,7 @@ class _BatchSearch:
         self.batch_size, self.threads = batch_size, threads
 
     def __call__(self, batches):
-        from graphrel.retrieval.command import query_id_texts
+        from graphrel.retrieval.serving.command import query_id_texts
 
         retriever = worker_retriever(self.retriever_dir, self.index, self.threads)
         for batch in batches:
@@ -155,7 +155,7 @@ class _BatchSearch:
 
 def worker_retriever(directory: str, index: str, threads: int):
     """The retriever of ``directory``, loaded once per Python process and kept."""
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
     from graphrel.spark.worker import load_once
 
     return load_once(("retriever", directory, index), threads,

@@ -47,7 +47,7 @@ def tiny_encoder_dir(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiny_static(tiny_encoder_dir):
     """model2vec static embeddings (16-d) of the tiny encoder (students copy them)."""
-    from graphrel.retrieval.embeddistill import distil_static_embeddings
+    from graphrel.retrieval.students.embeddistill import distil_static_embeddings
 
     return distil_static_embeddings(tiny_encoder_dir, dim=16)
 

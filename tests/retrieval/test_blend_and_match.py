@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.blend_and_match import blend_and_match_loss, xmc_score_distillation
-from graphrel.retrieval.blend_stage import BlendOptions
+from graphrel.retrieval.students.blend_and_match import blend_and_match_loss, xmc_score_distillation
+from graphrel.retrieval.config import BlendOptions
 
 
 def hand_case(xmc_weight: float):

@@ -3,15 +3,15 @@
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.bm25 import BM25Index
-from graphrel.retrieval.blend_and_match import xmc_positives
+from graphrel.retrieval.search.bm25 import BM25Index
+from graphrel.retrieval.students.blend_and_match import xmc_positives
 from graphrel.retrieval.blend_stage import blend_examples, build_blend_and_match
-from graphrel.retrieval.catalogue import Catalogue, judged_test_queries
+from graphrel.retrieval.search.catalogue import Catalogue, judged_test_queries
 from graphrel.retrieval.config import RetrievalConfig
-from graphrel.retrieval.encoders import encode, load_encoder
-from graphrel.retrieval.mining import mine_hard_negatives, positive_examples
-from graphrel.retrieval.retriever import Retriever, save_dense_retriever
-from graphrel.retrieval.xmc import XMCModel, xmc_training_examples
+from graphrel.retrieval.encoding.encoders import encode, load_encoder
+from graphrel.retrieval.students.mining import mine_hard_negatives, positive_examples
+from graphrel.retrieval.serving.retriever import Retriever, save_dense_retriever
+from graphrel.retrieval.encoding.xmc import XMCModel, xmc_training_examples
 
 from .conftest import toy_pairs
 

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from graphrel.cli import main
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.retriever import save_bm25_retriever
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.serving.retriever import save_bm25_retriever
 
 from .conftest import toy_pairs
 
@@ -124,8 +124,8 @@ def test_rerank_with_an_unknown_model_is_refused(tmp_path, bm25_dir, capsys):
 
 
 def test_index_hnsw_returns_the_exact_top_k_on_a_tiny_catalogue(tmp_path, tiny_encoder_dir):
-    from graphrel.retrieval.encoders import encode, load_encoder
-    from graphrel.retrieval.retriever import save_dense_retriever
+    from graphrel.retrieval.encoding.encoders import encode, load_encoder
+    from graphrel.retrieval.serving.retriever import save_dense_retriever
 
     catalogue = Catalogue.from_pairs(toy_pairs())
     encoder = load_encoder(tiny_encoder_dir)
@@ -145,7 +145,7 @@ def test_index_hnsw_returns_the_exact_top_k_on_a_tiny_catalogue(tmp_path, tiny_e
 def test_an_interrupted_run_resumes_from_its_finished_chunks(tmp_path, bm25_dir, capsys, monkeypatch):
     """Killed after its first chunk: no output, the chunk kept; a new run without --resume is
     refused; --resume retrieves only the rest and writes what an uninterrupted run writes."""
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
 
     path = tmp_path / "q.csv"
     pd.DataFrame({"query": ["garden hose", "paint brush", "door", "drill", "led light"]}).to_csv(path, index=False)
@@ -181,8 +181,8 @@ def test_an_interrupted_run_resumes_from_its_finished_chunks(tmp_path, bm25_dir,
 
 
 def _dense_dir(folder, encoder_dir):
-    from graphrel.retrieval.encoders import encode, load_encoder
-    from graphrel.retrieval.retriever import save_dense_retriever
+    from graphrel.retrieval.encoding.encoders import encode, load_encoder
+    from graphrel.retrieval.serving.retriever import save_dense_retriever
 
     catalogue = Catalogue.from_pairs(toy_pairs())
     encoder = load_encoder(encoder_dir)

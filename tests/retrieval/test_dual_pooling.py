@@ -7,7 +7,7 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from graphrel.retrieval.dual_pooling import (
+from graphrel.retrieval.students.dual_pooling import (
     DualPoolingScorer,
     dual_pooling_scores,
     excluded_token_ids,

@@ -1,13 +1,13 @@
 import numpy as np
 import pytest
 
-from graphrel.retrieval.bm25 import BM25Index
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.embeddistill import LossWeights, build_asymmetric_student
-from graphrel.retrieval.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
-from graphrel.retrieval.encoders import count_parameters, encode, load_encoder
-from graphrel.retrieval.mining import mine_hard_negatives, positive_examples
-from graphrel.retrieval.retriever import Retriever
+from graphrel.retrieval.search.bm25 import BM25Index
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.students.embeddistill import LossWeights, build_asymmetric_student
+from graphrel.retrieval.students.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
+from graphrel.retrieval.encoding.encoders import count_parameters, encode, load_encoder
+from graphrel.retrieval.students.mining import mine_hard_negatives, positive_examples
+from graphrel.retrieval.serving.retriever import Retriever
 
 from .conftest import toy_pairs
 

@@ -3,8 +3,9 @@ import pandas as pd
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import Catalogue, judged_test_queries, normalised_threshold
-from graphrel.retrieval.evaluation import retrieval_metrics, run_frame, top_k, write_trec_run
+from graphrel.retrieval.search.catalogue import Catalogue, judged_test_queries, normalised_threshold
+from graphrel.retrieval.measures.evaluation import retrieval_metrics, run_frame, write_trec_run
+from graphrel.retrieval.search.topk import top_k
 
 from .conftest import toy_pairs
 
@@ -121,13 +122,13 @@ def hand_run(rankings=HAND_RANKINGS) -> pd.DataFrame:
 
 
 def judged_only_of(qrels=HAND_QRELS, judged=HAND_JUDGED, **options):
-    from graphrel.retrieval.judged_only import JudgedOnly
+    from graphrel.retrieval.measures.judged_only import JudgedOnly
 
     return JudgedOnly(qrels, judged, **{"resamples": 200, "seed": 0, **options})
 
 
 def test_condensed_run_keeps_the_judged_products_in_order_and_renumbers_ranks():
-    from graphrel.retrieval.judged_only import condensed_run
+    from graphrel.retrieval.measures.judged_only import condensed_run
 
     run = hand_run()
     condensed = condensed_run(run.sample(frac=1.0, random_state=3), HAND_JUDGED)  # row order must not matter
@@ -171,8 +172,8 @@ def test_the_main_figures_still_count_unjudged_products_as_misses_and_the_run_is
 
 def test_judged_only_intervals_are_the_paired_bootstrap_of_the_per_query_figures():
     from graphrel.intervals import PairedBootstrap
-    from graphrel.retrieval.evaluation import per_query_metrics
-    from graphrel.retrieval.judged_only import condensed_run
+    from graphrel.retrieval.measures.evaluation import per_query_metrics
+    from graphrel.retrieval.measures.judged_only import condensed_run
 
     figures = judged_only_of(seed=7).figures(hand_run())
     per_query = per_query_metrics(condensed_run(hand_run(), HAND_JUDGED), HAND_QRELS)
@@ -185,7 +186,7 @@ def test_judged_only_intervals_are_the_paired_bootstrap_of_the_per_query_figures
 
 def test_main_intervals_are_the_paired_bootstrap_of_the_main_per_query_figures_and_contain_them():
     from graphrel.intervals import PairedBootstrap
-    from graphrel.retrieval.evaluation import per_query_metrics
+    from graphrel.retrieval.measures.evaluation import per_query_metrics
 
     run = hand_run()
     intervals = judged_only_of(seed=3).intervals(run)
@@ -202,7 +203,7 @@ def test_main_intervals_are_the_paired_bootstrap_of_the_main_per_query_figures_a
 
 def test_differences_are_paired_over_the_same_queries():
     from graphrel.intervals import PairedBootstrap
-    from graphrel.retrieval.evaluation import per_query_metrics
+    from graphrel.retrieval.measures.evaluation import per_query_metrics
 
     run = hand_run()
     better = hand_run({**HAND_RANKINGS, "b": ["r3", "r4"], "c": ["r5"]})  # b and c improved
@@ -220,7 +221,7 @@ def test_differences_are_paired_over_the_same_queries():
 
 
 def test_per_query_metrics_average_to_the_aggregate_figures():
-    from graphrel.retrieval.evaluation import per_query_metrics
+    from graphrel.retrieval.measures.evaluation import per_query_metrics
 
     run = hand_run()
     per_query = per_query_metrics(run, HAND_QRELS)
@@ -231,8 +232,8 @@ def test_per_query_metrics_average_to_the_aggregate_figures():
 
 
 def test_unjudged_products_never_lower_the_judged_only_figures():
-    from graphrel.retrieval.evaluation import per_query_metrics
-    from graphrel.retrieval.judged_only import condensed_run
+    from graphrel.retrieval.measures.evaluation import per_query_metrics
+    from graphrel.retrieval.measures.judged_only import condensed_run
 
     rng = np.random.default_rng(0)
     products = [f"p{i:03d}" for i in range(300)]
@@ -259,7 +260,7 @@ def test_unjudged_products_never_lower_the_judged_only_figures():
 
 
 def test_judged_products_are_the_labelled_pairs_of_test_queries():
-    from graphrel.retrieval.judged_only import judged_products
+    from graphrel.retrieval.measures.judged_only import judged_products
 
     pairs = toy_pairs()
     pairs.loc[(pairs.query_id == "paint") & (pairs.product_id == "p03") & (pairs.split == "test"), "label"] = np.nan
@@ -285,7 +286,7 @@ def test_fill_reads_the_run_files_of_entries_without_judged_only(tmp_path):
 
 
 def test_read_trec_run_maps_query_ids_back_and_refuses_ambiguous_ones(tmp_path):
-    from graphrel.retrieval.evaluation import read_trec_run
+    from graphrel.retrieval.measures.evaluation import read_trec_run
 
     run = hand_run({"garden  hose": ["NA", "p2"], "other": ["p3"]})
     write_trec_run(run, tmp_path / "x.trec", tag="x")
@@ -330,7 +331,7 @@ class FakeRetriever:
 
 def test_every_retriever_entry_gets_judged_only_figures_beside_unchanged_ones(tmp_path, monkeypatch):
     from graphrel.retrieval import report
-    from graphrel.retrieval.catalogue import JudgedQueries
+    from graphrel.retrieval.search.catalogue import JudgedQueries
 
     # every ranking 4 long (search_rows returns a full (Q, 4) block)
     rankings = {"a": HAND_RANKINGS["a"][:4], "b": HAND_RANKINGS["b"][:4], "c": ["u20", "u21", "u98", "u99"]}
@@ -363,7 +364,7 @@ def test_every_retriever_entry_gets_judged_only_figures_beside_unchanged_ones(tm
 
 def test_two_stage_reports_judged_only_figures_of_the_first_stage_and_each_re_ranker(tmp_path, monkeypatch):
     from graphrel.retrieval import two_stage
-    from graphrel.retrieval.catalogue import JudgedQueries
+    from graphrel.retrieval.search.catalogue import JudgedQueries
 
     rankings = {"a": HAND_RANKINGS["a"], "c": HAND_RANKINGS["c"]}
     order = {"n1": 5, "u1": 4, "r1": 3, "r2": 2, "u2": 1, "u20": 1, "u21": 0}  # a re-ranked: [n1, u1, r1, r2, u2]

@@ -2,8 +2,8 @@ import pandas as pd
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.evaluation import retrieval_metrics
-from graphrel.retrieval.fusion import fuse_runs
+from graphrel.retrieval.measures.evaluation import retrieval_metrics
+from graphrel.retrieval.serving.fusion import fuse_runs
 
 
 def run(rankings: dict) -> pd.DataFrame:
@@ -51,7 +51,7 @@ def test_ties_at_the_cut_are_broken_by_product_id_not_by_ranx_order():
 
 
 def test_runs_converted_once_fuse_as_the_frames_do():
-    from graphrel.retrieval.fusion import RanxRuns
+    from graphrel.retrieval.serving.fusion import RanxRuns
 
     a, b = run({"q": ["p1", "p2", "p3"], "r": ["p4", "p1"]}), run({"q": ["p3", "p4"], "r": ["p1", "p2"]})
     converted = RanxRuns([a, b])
@@ -79,10 +79,10 @@ def test_precision_at_10_is_reported_beside_recall():
 
 def test_retrieve_command_serves_the_rank_fusion_of_two_models(tmp_path, capsys):
     from graphrel.cli import main
-    from graphrel.retrieval.catalogue import Catalogue
-    from graphrel.retrieval.command import retrieve_file
-    from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_xmc_retriever
-    from graphrel.retrieval.xmc import XMCModel, xmc_training_examples
+    from graphrel.retrieval.search.catalogue import Catalogue
+    from graphrel.retrieval.serving.command import retrieve_file
+    from graphrel.retrieval.serving.retriever import Retriever, save_bm25_retriever, save_xmc_retriever
+    from graphrel.retrieval.encoding.xmc import XMCModel, xmc_training_examples
 
     from .conftest import toy_pairs
 

@@ -2,11 +2,11 @@ import numpy as np
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.encoders import encode, load_encoder
-from graphrel.retrieval.hnsw import HNSWIndex
-from graphrel.retrieval.index import ExactIndex, IndexOptions, build_index, l2_normalise
-from graphrel.retrieval.retriever import Retriever, hnsw_index_path, save_dense_retriever, save_hnsw_index
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.encoding.encoders import encode, load_encoder
+from graphrel.retrieval.search.hnsw import HNSWIndex
+from graphrel.retrieval.search.index import ExactIndex, IndexOptions, build_index, l2_normalise
+from graphrel.retrieval.serving.retriever import Retriever, hnsw_index_path, save_dense_retriever, save_hnsw_index
 
 from .conftest import toy_pairs
 
@@ -133,7 +133,7 @@ def test_a_saved_graph_is_read_back_instead_of_rebuilt(tmp_path, tiny_encoder_di
     def no_build(*args, **kwargs):
         raise AssertionError("built instead of read")
 
-    monkeypatch.setattr("graphrel.retrieval.retriever.build_index", no_build)
+    monkeypatch.setattr("graphrel.retrieval.serving.retriever.build_index", no_build)
     loaded = Retriever.load(tmp_path / "dense", index=options)
     assert loaded.index.ef_search == 24 and loaded.index.m == 4
     assert loaded.search(["garden hose", "door"], 4).product_id.tolist() == exact.product_id.tolist()

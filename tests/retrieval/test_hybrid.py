@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.evaluation import retrieval_metrics
-from graphrel.retrieval.hybrid import (FORMAT, HybridRetriever, choose_setting, fuse_setting, load_hybrid, read_config,
+from graphrel.retrieval.measures.evaluation import retrieval_metrics
+from graphrel.retrieval.serving.hybrid import (FORMAT, HybridRetriever, choose_setting, fuse_setting, load_hybrid, read_config,
                                        save_hybrid, settings_grid)
 
 from .conftest import toy_pairs
@@ -78,9 +78,9 @@ def test_the_hybrid_of_two_identical_runs_is_that_run(setting):
 @pytest.fixture
 def two_retrievers(tmp_path, tiny_encoder_dir):
     """``retrievers/bm25`` and ``retrievers/dense`` over the toy catalogue."""
-    from graphrel.retrieval.catalogue import Catalogue
-    from graphrel.retrieval.encoders import encode, load_encoder
-    from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_dense_retriever
+    from graphrel.retrieval.search.catalogue import Catalogue
+    from graphrel.retrieval.encoding.encoders import encode, load_encoder
+    from graphrel.retrieval.serving.retriever import Retriever, save_bm25_retriever, save_dense_retriever
 
     catalogue, root = Catalogue.from_pairs(toy_pairs()), tmp_path / "retrievers"
     save_bm25_retriever(root / "bm25", catalogue=catalogue)
@@ -94,7 +94,7 @@ QUERIES = ["garden hose", "cordless drill", "door", "paint brush"]
 
 
 def test_a_saved_hybrid_round_trips_and_serves_its_fusion_exactly(two_retrievers):
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
 
     root, inputs = two_retrievers
     setting = {"method": "wsum", "norm": "zmuv", "weight": 0.3, "rrf_k": None}
@@ -130,7 +130,7 @@ def test_a_saved_hybrid_round_trips_and_serves_its_fusion_exactly(two_retrievers
 
 def test_graphrel_retrieve_serves_the_saved_hybrid(two_retrievers, tmp_path):
     from graphrel.cli import main
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
 
     root, inputs = two_retrievers
     setting = {"method": "wsum", "norm": "min-max", "weight": 0.6, "rrf_k": None}

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from graphrel.retrieval.bm25 import BM25Index
-from graphrel.retrieval.index import ExactIndex, l2_normalise
+from graphrel.retrieval.search.bm25 import BM25Index
+from graphrel.retrieval.search.index import ExactIndex, l2_normalise
 
 
 def test_exact_index_matches_brute_force_with_ties_by_row():

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from graphrel.retrieval.index import l2_normalise
-from graphrel.retrieval.index_comparison import compare_indexes, index_comparison_markdown, overlap_at_k
+from graphrel.retrieval.search.index import l2_normalise
+from graphrel.retrieval.search.index_comparison import compare_indexes, index_comparison_markdown, overlap_at_k
 
 
 @pytest.fixture(scope="module")

@@ -27,9 +27,9 @@ def tiny_knn_config(**overrides):
 def knn_run(tmp_path_factory, tiny_encoder_dir):
     """A toy run with a tiny random teacher, dual encoder and BM25 retrievers, and its k-NN evaluation."""
     from graphrel.models.teacher import CrossEncoderTeacher
-    from graphrel.retrieval.catalogue import Catalogue
-    from graphrel.retrieval.encoders import encode, load_encoder
-    from graphrel.retrieval.retriever import save_bm25_retriever, save_dense_retriever
+    from graphrel.retrieval.search.catalogue import Catalogue
+    from graphrel.retrieval.encoding.encoders import encode, load_encoder
+    from graphrel.retrieval.serving.retriever import save_bm25_retriever, save_dense_retriever
 
     from .conftest import TINY, toy_pairs
 
@@ -142,7 +142,7 @@ def test_a_sampled_item_set_states_its_judged_and_sampled_products(knn_run, tmp_
 
 @pytest.mark.parametrize("n_items", [None, 0])
 def test_the_whole_catalogue_is_searched_when_n_items_is_null_or_0(n_items, knn_run):
-    from graphrel.retrieval.catalogue import Catalogue
+    from graphrel.retrieval.search.catalogue import Catalogue
     from graphrel.retrieval.knn.data import knn_data
 
     from .conftest import toy_pairs
@@ -245,7 +245,7 @@ def test_knn_command_finds_the_exact_top_k_with_a_whole_catalogue_budget(knn_run
     top = pd.read_parquet(target)
     assert list(top.columns) == ["query_id", "rank", "product_id", "score", "ce_calls"]
     assert top.query_id.tolist() == ["a"] * 3 + ["b"] * 3 and top.ce_calls.eq(12).all()
-    from graphrel.retrieval.catalogue import Catalogue
+    from graphrel.retrieval.search.catalogue import Catalogue
 
     catalogue = Catalogue.load(run / "retrieval" / "retrievers" / "dual_encoder")
     exact = teacher_logits_of(run, "garden hose", catalogue.texts)

@@ -6,10 +6,10 @@ import pandas as pd
 import pytest
 
 from graphrel.cli import main
-from graphrel.retrieval.catalogue import Catalogue, judged_test_queries
-from graphrel.retrieval.encoders import encode, load_encoder
-from graphrel.retrieval.evaluation import retrieval_metrics
-from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_dense_retriever
+from graphrel.retrieval.search.catalogue import Catalogue, judged_test_queries
+from graphrel.retrieval.encoding.encoders import encode, load_encoder
+from graphrel.retrieval.measures.evaluation import retrieval_metrics
+from graphrel.retrieval.serving.retriever import Retriever, save_bm25_retriever, save_dense_retriever
 
 
 @pytest.mark.real_data

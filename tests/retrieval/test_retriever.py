@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.encoders import encode, load_encoder
-from graphrel.retrieval.retriever import Retriever, save_bm25_retriever, save_dense_retriever
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.encoding.encoders import encode, load_encoder
+from graphrel.retrieval.serving.retriever import Retriever, save_bm25_retriever, save_dense_retriever
 
 from .conftest import toy_pairs
 

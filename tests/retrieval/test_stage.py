@@ -34,7 +34,9 @@ def assert_judged_only(entry: dict, keys, name) -> None:
 
 
 def tiny_config(encoder_dir, **overrides):
-    values = dict(backbone=str(encoder_dir), encode_batch_size=8, max_train_examples=50, hard_negatives=2,
+    """The tiny stage with every study on (the study preset's ablation, index comparison, Blend and
+    Match, teacher geometry), so one stage run covers every retriever and table."""
+    values = dict(ablation=True, index_comparison=True, blend_and_match=True, backbone=str(encoder_dir), encode_batch_size=8, max_train_examples=50, hard_negatives=2,
                   negative_depth=6, dual_encoder_steps=10, dual_encoder_batch_size=4, dual_encoder_learning_rate=1e-3,
                   student_dim=8, student_steps=10, matching_batch_size=4, student_batch_size=4, timing_repeats=1, warmup_queries=2, threads=1,
                   dual_pooling_steps=3, dual_pooling_batch_size=4, dual_pooling_train_pairs=12,
@@ -135,12 +137,12 @@ def test_stage_writes_every_retriever_metrics_and_report(run_with_teacher, tmp_p
     # a second call reuses every retriever (no training: the trainers would fail)
     import graphrel.retrieval.stage as stage
 
-    monkeypatch.setattr("graphrel.retrieval.training.fine_tune_dual_encoder", None)
-    monkeypatch.setattr("graphrel.retrieval.embeddistill.train_asymmetric_student", None)
-    monkeypatch.setattr("graphrel.retrieval.embeddistill_symmetric.train_symmetric_student", None)
+    monkeypatch.setattr("graphrel.retrieval.students.training.fine_tune_dual_encoder", None)
+    monkeypatch.setattr("graphrel.retrieval.students.embeddistill.train_asymmetric_student", None)
+    monkeypatch.setattr("graphrel.retrieval.students.embeddistill_symmetric.train_symmetric_student", None)
     monkeypatch.setattr("graphrel.retrieval.blend_stage.train_variant", None)
     monkeypatch.setattr("graphrel.retrieval.two_stage.load_pair_scorer", None)  # the re-ranked lists are cached
-    monkeypatch.setattr("graphrel.retrieval.dual_pooling.train_dual_pooling_scorer", None)
+    monkeypatch.setattr("graphrel.retrieval.students.dual_pooling.train_dual_pooling_scorer", None)
     again = stage.run_retrieval(run_with_teacher, out, tiny_config(tiny_encoder_dir))
     assert again["retrieval"]["embeddistill"]["recall@100"] == entries["embeddistill"]["recall@100"]
     assert again["two_stage"]["rerankers"]["teacher"]["ndcg@10"] == two["rerankers"]["teacher"]["ndcg@10"]
@@ -154,9 +156,9 @@ def check_hybrid(out, entries, config) -> None:
     inputs' validation runs alone), saved, served by ``Retriever.load`` with its test ranking."""
     import numpy as np
 
-    from graphrel.retrieval.evaluation import read_trec_run
-    from graphrel.retrieval.hybrid import HybridRetriever, choose_setting, read_config
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.measures.evaluation import read_trec_run
+    from graphrel.retrieval.serving.hybrid import HybridRetriever, choose_setting, read_config
+    from graphrel.retrieval.serving.retriever import Retriever
 
     entry, saved = entries["hybrid"], read_config(out / "retrievers" / "hybrid")
     assert saved["format"] == "graphrel-hybrid/1" and saved["inputs"] == ["bm25", "dual_encoder"]
@@ -188,9 +190,9 @@ def check_hybrid(out, entries, config) -> None:
 
 def test_the_hybrid_takes_the_best_dense_retriever_on_validation_with_auto(run_with_teacher, tmp_path,
                                                                            tiny_encoder_dir, monkeypatch):
-    import graphrel.retrieval.hybrid as hybrid
+    import graphrel.retrieval.serving.hybrid as hybrid
     from graphrel.retrieval.builders import build_hybrid
-    from graphrel.retrieval.hybrid import read_config
+    from graphrel.retrieval.serving.hybrid import read_config
 
     seen = []  # the queries every choice of a fusion is made on
 
@@ -233,7 +235,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
-        RetrievalConfig(**{option: value}).check()
+        RetrievalConfig(**{"blend_and_match": True, option: value}).check()  # its options are checked when on
 
 
 def test_all_zero_loss_weights_are_refused():

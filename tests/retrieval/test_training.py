@@ -3,13 +3,13 @@ import pandas as pd
 import pytest
 import torch
 
-from graphrel.retrieval.bm25 import BM25Index
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.embeddistill import (LossWeights, build_asymmetric_student, score_distillation,
+from graphrel.retrieval.search.bm25 import BM25Index
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.students.embeddistill import (LossWeights, build_asymmetric_student, score_distillation,
                                              train_asymmetric_student)
-from graphrel.retrieval.encoders import count_parameters, encode, load_encoder
-from graphrel.retrieval.mining import mine_hard_negatives, positive_examples
-from graphrel.retrieval.training import distinct_query_batches, fine_tune_dual_encoder
+from graphrel.retrieval.encoding.encoders import count_parameters, encode, load_encoder
+from graphrel.retrieval.students.mining import mine_hard_negatives, positive_examples
+from graphrel.retrieval.students.training import distinct_query_batches, fine_tune_dual_encoder
 
 from .conftest import toy_pairs
 
@@ -148,7 +148,7 @@ def test_matching_queries_are_validated(examples, tiny_encoder_dir, static, kwar
 
 
 def test_matching_batches_cover_every_query_without_repeats():
-    from graphrel.retrieval.embeddistill import matching_batches
+    from graphrel.retrieval.students.embeddistill import matching_batches
 
     batches = list(matching_batches(10, batch_size=4, steps=6, seed=0))
     assert len(batches) == 6 and all(len(b) == 4 and len(set(b.tolist())) == 4 for b in batches)
@@ -157,7 +157,7 @@ def test_matching_batches_cover_every_query_without_repeats():
 
 
 def test_pruned_vocabulary_keeps_the_embeddings_of_seen_texts(static):
-    from graphrel.retrieval.embeddistill import prune_vocabulary
+    from graphrel.retrieval.students.embeddistill import prune_vocabulary
 
     texts = ["cordless drill bit set", "garden hose reel"]
     pruned = prune_vocabulary(static, texts)

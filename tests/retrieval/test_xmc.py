@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.retriever import Retriever, save_xmc_retriever
-from graphrel.retrieval.xmc import XMCModel, XMCOptions, xmc_training_examples
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.serving.retriever import Retriever, save_xmc_retriever
+from graphrel.retrieval.encoding.xmc import XMCModel, XMCOptions, xmc_training_examples
 
 from .conftest import toy_pairs
 

@@ -62,7 +62,7 @@ def knn_search(queries, *, run_dir: str | Path, k: int = 10, budget: int = 100, 
     from graphrel.retrieval.knn.calls import CrossEncoderCalls, teacher_pair_scores
     from graphrel.retrieval.knn.index_store import KnnIndex
     from graphrel.retrieval.knn.search import adaptive_search, round_sizes
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
     from graphrel.scoring.teacher_labelling import load_teacher
 
     _check(k, budget, rounds, blend)
@@ -112,7 +112,7 @@ def knn_file(run_dir, queries_path, output, *, k: int = 10, budget: int = 100, r
     Raises:
         GraphrelInputError: any bad input (checked before anything is written).
     """
-    from graphrel.retrieval.command import read_queries
+    from graphrel.retrieval.serving.command import read_queries
     from graphrel.run import write_parquet
 
     output = Path(output)

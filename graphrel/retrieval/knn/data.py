@@ -19,8 +19,8 @@ import numpy as np
 import pandas as pd
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import TEST_SPLITS, Catalogue
-from graphrel.retrieval.evaluation import top_k
+from graphrel.retrieval.search.catalogue import TEST_SPLITS, Catalogue
+from graphrel.retrieval.search.topk import top_k
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ def dual_encoder_scores(retriever, queries, items: np.ndarray, product_embedding
     """Dual-encoder cosines of queries against the item set.
 
     Args:
-        retriever: a dense :class:`~graphrel.retrieval.retriever.Retriever` (its query encoder).
+        retriever: a dense :class:`~graphrel.retrieval.serving.retriever.Retriever` (its query encoder).
         queries: Q texts; items: (N,) catalogue rows; product_embeddings: (catalogue, d) unit rows.
 
     Returns:
@@ -123,6 +123,6 @@ def dual_encoder_scores(retriever, queries, items: np.ndarray, product_embedding
 
 
 def bm25_scores(bm25, queries, items: np.ndarray) -> np.ndarray:
-    """BM25 scores (Q, N) of queries against the item set (a :class:`~graphrel.retrieval.bm25.BM25Index`
+    """BM25 scores (Q, N) of queries against the item set (a :class:`~graphrel.retrieval.search.bm25.BM25Index`
     of the whole catalogue: the catalogue's term statistics)."""
     return bm25.scores([str(q) for q in queries])[:, items]

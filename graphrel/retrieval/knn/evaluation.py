@@ -57,7 +57,7 @@ def _file_digest(*paths: Path) -> str:
 
 def _inputs(run_dir: Path, config: KnnConfig):
     """The run's pairs and the dual encoder / BM25 retrievers, checked."""
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.serving.retriever import Retriever
 
     retrievers = Path(config.retrievers_dir) if config.retrievers_dir else run_dir / "retrieval" / "retrievers"
     for path, what in ((run_dir / "pairs.parquet", "run pairs"), (run_dir / "teacher" / "config.json", "teacher")):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from graphrel.retrieval.evaluation import top_k
+from graphrel.retrieval.search.topk import top_k
 from graphrel.retrieval.knn.factorisation import (InductiveFactorisation, TransductiveFactorisation,
                                                   fit_factorisation, input_scale, standardisation)
 

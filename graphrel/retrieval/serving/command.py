@@ -10,9 +10,9 @@ text or whole numbers, read as their digits (:func:`query_id_texts`). Output: Pa
 ``query_id, rank, product_id, score`` (k rows per query, best first, ties by product id), or a
 TREC run file (``.trec``). The output is written atomically and an existing output is refused;
 queries are retrieved in chunks kept in ``OUT.parts`` until the output is written, so an
-interrupted run continues with ``--resume`` (:mod:`graphrel.retrieval.retrieve_parts`).
+interrupted run continues with ``--resume`` (:mod:`graphrel.retrieval.serving.retrieve_parts`).
 ``--index hnsw`` searches a dense retriever's products with an approximate HNSW graph
-(:class:`~graphrel.retrieval.hnsw.HNSWIndex`; built at load time unless saved in the directory)
+(:class:`~graphrel.retrieval.search.hnsw.HNSWIndex`; built at load time unless saved in the directory)
 instead of exact search; ``--hnsw-ef-search`` trades its speed for recall.
 Bad input (a missing file or column, an empty query, a repeated query id, an unknown retriever
 directory, k < 1, an existing output) is one line naming the file, the row and the fix; exit code 2.
@@ -193,7 +193,7 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
     """Retrieve the top ``k`` products of every query of a file; write them atomically.
 
     Args:
-        model: a retriever directory (see :mod:`graphrel.retrieval.retriever`), or with ``fusion``
+        model: a retriever directory (see :mod:`graphrel.retrieval.serving.retriever`), or with ``fusion``
             a list of two or more.
         queries_path: queries file (see :func:`read_queries`).
         output: ``.parquet`` (query_id, rank, product_id, score) or ``.trec``; must not exist.
@@ -203,11 +203,11 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
             (output gains ``retrieval_score``); None: no re-ranking.
         index: ``exact`` (default) or ``hnsw`` (approximate; dense retrievers only, BM25 ignores it).
         hnsw_ef_search: HNSW candidates per search, >= 1; None: the default of
-            :class:`~graphrel.retrieval.index.IndexOptions`. Only with ``index="hnsw"``.
+            :class:`~graphrel.retrieval.search.index.IndexOptions`. Only with ``index="hnsw"``.
         fusion: ``rrf`` or ``combsum``: each model's top ``k`` fused with ``ranx.fuse``
-            (:mod:`graphrel.retrieval.fusion`; score = the fused score); None: one model.
+            (:mod:`graphrel.retrieval.serving.fusion`; score = the fused score); None: one model.
         chunk_size: queries per chunk (>= 1); each finished chunk is kept in ``OUT.parts``
-            (:mod:`graphrel.retrieval.retrieve_parts`) until the output is written.
+            (:mod:`graphrel.retrieval.serving.retrieve_parts`) until the output is written.
         resume: continue an interrupted run from its finished chunks (same queries, models and
             options); without it, an interrupted run's parts stop a new run.
 
@@ -218,9 +218,9 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
         GraphrelInputError: any bad input (checked before anything is written), among them a
             query id on two or more rows (see :func:`read_queries`).
     """
-    from graphrel.retrieval.evaluation import write_trec_run
-    from graphrel.retrieval.index import IndexOptions
-    from graphrel.retrieval.retriever import Retriever
+    from graphrel.retrieval.measures.evaluation import write_trec_run
+    from graphrel.retrieval.search.index import IndexOptions
+    from graphrel.retrieval.serving.retriever import Retriever
     from graphrel.run import write_parquet
 
     output = Path(output)
@@ -254,11 +254,11 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
     retriever = retrievers[0]
     scorer = None
     if rerank_model is not None:
-        from graphrel.retrieval.rerank import load_pair_scorer
+        from graphrel.retrieval.serving.rerank import load_pair_scorer
 
         scorer = load_pair_scorer(rerank_model)
     if fusion is not None:
-        from graphrel.retrieval.fusion import fuse_retrievers
+        from graphrel.retrieval.serving.fusion import fuse_retrievers
 
         search = lambda q, i: fuse_retrievers(retrievers, q, query_ids=i, k=k, method=fusion,  # noqa: E731
                                               batch_size=batch_size)
@@ -270,13 +270,13 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
         rows = search(queries[start:stop], ids[start:stop])
         if scorer is None:
             return rows
-        from graphrel.retrieval.rerank import rerank
+        from graphrel.retrieval.serving.rerank import rerank
 
         return rerank(rows, dict(zip(ids[start:stop], queries[start:stop])), texts, scorer)
 
     import shutil
 
-    from graphrel.retrieval.retrieve_parts import file_version, parts_dir, run_in_parts
+    from graphrel.retrieval.serving.retrieve_parts import file_version, parts_dir, run_in_parts
 
     parts = parts_dir(output)
     settings = {"queries": file_version(queries_path), "models": [file_version(m) for m in models],
@@ -296,7 +296,7 @@ def retrieve_file(model: str | Path | list, queries_path: str | Path, output: st
 def retrieve_command(argv: list[str]) -> None:
     """``graphrel retrieve`` (arguments without the command name)."""
     from graphrel.options import ArgumentParser, whole_number
-    from graphrel.retrieval.index import INDEX_KINDS, IndexOptions
+    from graphrel.retrieval.search.index import INDEX_KINDS, IndexOptions
 
     parser = ArgumentParser(prog="graphrel retrieve", description=(
         "Top-k products of the catalogue for every query of a CSV / Parquet / JSONL file, with a retriever "
@@ -326,7 +326,7 @@ def retrieve_command(argv: list[str]) -> None:
                              f"every product scored) or hnsw (faiss HNSW graph, M {hnsw.hnsw_m}, ef_construction "
                              f"{hnsw.hnsw_ef_construction}: approximate, faster search; built at load time, seconds "
                              f"to tens of seconds, unless saved in the directory by "
-                             f"graphrel.retrieval.retriever.save_hnsw_index). BM25 ignores it")
+                             f"graphrel.retrieval.serving.retriever.save_hnsw_index). BM25 ignores it")
     parser.add_argument("--hnsw-ef-search", type=whole_number(1, example=hnsw.hnsw_ef_search), default=None,
                         metavar="N", help=f"HNSW candidates per search, >= 1, with --index hnsw (default "
                                           f"{hnsw.hnsw_ef_search}; larger: better recall, slower)")

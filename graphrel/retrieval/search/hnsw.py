@@ -6,7 +6,7 @@ TPAMI 2018, arXiv 1603.09320) links every product to about ``2 * m`` neighbours 
 layer (``m`` on the layers above) and answers a query by a greedy descent from the top layer,
 then a best-first search of the bottom layer that keeps ``max(ef_search, k)`` candidates. It
 scores a few thousand products per query instead of all of them, so it is **approximate**: a
-true top-k product can be missed. :func:`graphrel.retrieval.index_comparison.compare_indexes` measures how
+true top-k product can be missed. :func:`graphrel.retrieval.search.index_comparison.compare_indexes` measures how
 many are (overlap@k with the exact top k) and the speed gained.
 
 faiss's ``IndexHNSWFlat`` with ``METRIC_INNER_PRODUCT`` keeps the vectors themselves (no
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from graphrel.retrieval.evaluation import top_k
+from graphrel.retrieval.search.topk import checked_queries, top_k
 
 
 def check_hnsw_options(m: int, ef_construction: int, ef_search: int) -> None:
@@ -129,7 +129,7 @@ class HNSWIndex:
         HNSW is asked for ``k + margin`` products; they are ordered by score, equal scores by
         catalogue row (= product id order), and cut to ``k``, so a tie at the cut goes to the
         smaller row among the products found (which products are found is approximate: unlike
-        :class:`~graphrel.retrieval.index.ExactIndex`, a tie is not resolved over the whole
+        :class:`~graphrel.retrieval.search.index.ExactIndex`, a tie is not resolved over the whole
         catalogue). The search keeps ``max(ef_search, k + margin)`` candidates (faiss would stop
         after ``ef_search`` steps even for a deeper k: at depth 1000 with ef_search 128 it kept
         60% of the exact top 1000 on Home Depot). When it still ends with fewer than
@@ -150,8 +150,6 @@ class HNSWIndex:
             ValueError: k < 1 or a dimension mismatch.
         """
         import faiss
-
-        from graphrel.retrieval.index import checked_queries
 
         queries, k = checked_queries(query_embeddings, k, dim=self.dim, products=len(self))
         fetch = min(len(self), k + max(0, int(margin)))

@@ -3,7 +3,7 @@ Library for Ranking Evaluation and Comparison", ECIR 2022; "ranx.fuse", CIKM 202
 
 The serve-two-models reference of Blend and Match (Bonab et al., WWW '23 Companion, doi
 10.1145/3543873.3587629): the dual encoder's and the XMC model's rankings merged per query; and
-the hybrid lexical + dense retriever (:mod:`graphrel.retrieval.hybrid`).
+the hybrid lexical + dense retriever (:mod:`graphrel.retrieval.serving.hybrid`).
 
 - ``rrf``: reciprocal rank fusion (Cormack, Clarke & Buettcher, SIGIR 2009): score(p) = sum over
   runs of 1 / (k + rank_run(p)), k = 60 (ranx's default), a product absent from a run adds nothing.
@@ -17,16 +17,15 @@ the hybrid lexical + dense retriever (:mod:`graphrel.retrieval.hybrid`).
   Bruch, Gai & Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", ACM TOIS 2023.
 
 The fused ranking is cut to ``depth``, ties broken by product id, in the run-frame format of
-:func:`graphrel.retrieval.evaluation.run_frame` (``query_id, rank, product_id, score``).
-:func:`fusion_entries` evaluates and times a fused system like any retriever of the table.
+:func:`graphrel.retrieval.measures.evaluation.run_frame` (``query_id, rank, product_id, score``).
+:func:`graphrel.retrieval.blend_stage.fusion_entries` evaluates and times a fused system like any
+retriever of the table.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -149,7 +148,7 @@ def fuse_retrievers(retrievers: list, queries, *, query_ids=None, k: int, method
     """Each retriever's top ``k`` of every query, fused (the serve-several-models system).
 
     Args:
-        retrievers: two or more :class:`~graphrel.retrieval.retriever.Retriever` over the same catalogue.
+        retrievers: two or more :class:`~graphrel.retrieval.serving.retriever.Retriever` over the same catalogue.
         queries: Q query texts; query_ids: (Q,) ids (default 0..Q-1).
         k: products per model and in the fused output (>= 1).
         method: ``rrf`` or ``combsum``.
@@ -177,59 +176,3 @@ def fuse_retrievers(retrievers: list, queries, *, query_ids=None, k: int, method
     original = {str(q): q for q in ids}
     fused["query_id"] = fused["query_id"].map(original)
     return fused.reset_index(drop=True)
-
-
-def fusion_entries(directories: list, judged, runs_dir: Path, *, rrf_k: int = 60, warmup=(), repeats: int = 3,
-                   timing_k: int = 100, threads: int = 1) -> dict:
-    """``fusion_rrf`` and ``fusion_combsum`` of retrievers' top 1000 on the judged test queries.
-
-    Speed = the whole serve-both system: every model's search of the top ``timing_k`` plus the
-    fusion, median of ``repeats`` runs over the test queries after a warm-up; parameters and
-    index sizes are the models' sums.
-    """
-    from graphrel.retrieval.evaluation import retrieval_metrics, run_frame, write_trec_run
-    from graphrel.retrieval.retriever import Retriever
-
-    retrievers = [Retriever.load(d, threads=threads) for d in directories]
-    queries, ids = list(judged.queries), judged.query_ids
-    runs = []
-    for retriever in retrievers:
-        rows, scores = retriever.search_rows(queries, min(DEPTH, len(retriever.catalogue)))
-        runs.append(run_frame(ids, retriever.catalogue.product_ids, rows, scores))
-    sizes = [_index_bytes(r, Path(d)) for r, d in zip(retrievers, directories)]
-    entries = {}
-    for method in ("rrf", "combsum"):
-        name = f"fusion_{method}"
-        fused = fuse_runs(runs, method=method, depth=DEPTH, rrf_k=rrf_k)
-        write_trec_run(fused, Path(runs_dir) / f"{name}.trec", tag=name)
-        metrics = retrieval_metrics(fused, judged.qrels)
-        entries[name] = {**{k: v for k, v in metrics.items() if k != "queries"},
-                         "parameters": int(sum(r.manifest.get("parameters", 0) for r in retrievers)),
-                         "teacher": None, "models": [r.name for r in retrievers], "index_build_seconds": 0.0,
-                         "index_bytes": int(sum(sizes)),
-                         **_time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k)}
-        log.info("retrieval: %s recall@100 %.3f ndcg@10 %.3f", name, metrics["recall@100"], metrics["ndcg@10"])
-    return entries
-
-
-def _index_bytes(retriever, directory: Path) -> int:
-    if retriever.xmc is not None:
-        return retriever.xmc.size_bytes()
-    path = directory / "product_embeddings.npy"
-    return int(np.load(path, mmap_mode="r").nbytes) if path.is_file() else 0
-
-
-def _time_fused(retrievers, queries, method, rrf_k, warmup, repeats, timing_k) -> dict:
-    warm = list(warmup) or queries[:64]
-    fuse_retrievers(retrievers, warm, k=timing_k, method=method, rrf_k=rrf_k)
-    encode_times, search_times = [], []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        for retriever in retrievers:
-            retriever.prepare_queries(queries)
-        encode_times.append(time.perf_counter() - start)
-        start = time.perf_counter()
-        fuse_retrievers(retrievers, queries, k=timing_k, method=method, rrf_k=rrf_k)
-        search_times.append(time.perf_counter() - start)
-    return {"query_encodings_per_second": len(queries) / float(np.median(encode_times)),
-            "queries_per_second": len(queries) / float(np.median(search_times))}

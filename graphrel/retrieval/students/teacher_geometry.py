@@ -1,7 +1,7 @@
 """Teacher geometry for the retrieval stage: the dual-pooling scorer on the cross-encoder teacher.
 
 EmbedDistill (Kim et al., arXiv 2301.12005) matches a student's embeddings to its teacher's; a
-cross-encoder has none, so a dual-pooling scorer (:mod:`graphrel.retrieval.dual_pooling`) is
+cross-encoder has none, so a dual-pooling scorer (:mod:`graphrel.retrieval.students.dual_pooling`) is
 fine-tuned to the teacher's logits on a seeded sample of training pairs and judged by its
 Spearman correlation with the teacher on a seeded sample of test pairs (pairs of unseen test
 queries: neither model trained on them), and by both models' AUC against the human labels.
@@ -50,8 +50,8 @@ def dual_pooling_geometry(pairs: pd.DataFrame, teacher_dir: str | Path, director
     from scipy.stats import pearsonr, spearmanr
 
     from graphrel.metrics import auc
-    from graphrel.retrieval.dual_pooling import dual_pooling_scores, save_dual_pooling_scorer
-    from graphrel.retrieval.dual_pooling import train_dual_pooling_scorer
+    from graphrel.retrieval.students.dual_pooling import dual_pooling_scores, save_dual_pooling_scorer
+    from graphrel.retrieval.students.dual_pooling import train_dual_pooling_scorer
 
     directory = Path(directory)
     path = directory / METRICS

@@ -1,11 +1,11 @@
 """EmbedDistill symmetric student (Kim et al., arXiv 2301.12005, Sec. 4.2): one small encoder for
 queries **and** products, distilled from a dual-encoder teacher.
 
-Unlike the asymmetric student (:mod:`graphrel.retrieval.embeddistill`), the product side is
+Unlike the asymmetric student (:mod:`graphrel.retrieval.students.embeddistill`), the product side is
 the student's own: the whole catalogue is re-encoded by the student (seconds for a static
 encoder), so the catalogue no longer needs the teacher either. The encoder is the same as the
 asymmetric student's (model2vec static token embeddings, mean-pooled, linear projection psi,
-L2 normalisation; :func:`~graphrel.retrieval.embeddistill.build_asymmetric_student` builds it).
+L2 normalisation; :func:`~graphrel.retrieval.students.embeddistill.build_asymmetric_student` builds it).
 Losses (weights configurable, any may be 0):
 
 - **label loss**: in-batch softmax over the batch's positives and hard negatives, all encoded
@@ -29,8 +29,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.embeddistill import LossWeights, check_matching_queries, matching_batches, score_distillation
-from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
+from graphrel.retrieval.students.embeddistill import LossWeights, check_matching_queries, matching_batches, score_distillation
+from graphrel.retrieval.students.training import embed, negative_columns, train_on_distinct_queries
 
 
 def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, teacher_product_embeddings: np.ndarray,
@@ -43,20 +43,20 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
 
     Args:
         student: a ``SentenceTransformer`` whose output dim = the teacher's (e.g. from
-            :func:`~graphrel.retrieval.embeddistill.build_asymmetric_student`).
+            :func:`~graphrel.retrieval.students.embeddistill.build_asymmetric_student`).
         examples: ``query_id, query, product_id, negative_1..n`` (product ids).
         product_texts: (N,) product texts in catalogue order.
         teacher_product_embeddings: (N, d) the teacher's unit product embeddings, catalogue order.
         product_rows: product id -> catalogue row.
         teacher_query_embeddings: (len(examples), d) the teacher's embedding of each example's query.
         weights: label, score distillation and query embedding matching weights.
-        steps, batch_size, learning_rate, seed: as :func:`~graphrel.retrieval.training.train_on_distinct_queries`.
+        steps, batch_size, learning_rate, seed: as :func:`~graphrel.retrieval.students.training.train_on_distinct_queries`.
         scale: softmax inverse temperature on cosines (> 0).
         document_weight: weight of document embedding matching (>= 0).
         matching_products_batch_size: random catalogue products per step added to document
             matching (>= 0; 0: only the batch's products).
         matching_queries, matching_teacher_embeddings, matching_batch_size, matching_score: extra
-            unlabelled queries, as :func:`~graphrel.retrieval.embeddistill.train_asymmetric_student`.
+            unlabelled queries, as :func:`~graphrel.retrieval.students.embeddistill.train_asymmetric_student`.
 
     Returns:
         The total loss of every step.
@@ -136,15 +136,15 @@ def save_symmetric_student(directory: str | Path, student, catalogue, *, name: s
     Args:
         directory: the retriever directory (replaced atomically).
         student: the trained symmetric student.
-        catalogue: a :class:`~graphrel.retrieval.catalogue.Catalogue`.
-        name, teacher, extra: as :func:`~graphrel.retrieval.retriever.save_dense_retriever`.
+        catalogue: a :class:`~graphrel.retrieval.search.catalogue.Catalogue`.
+        name, teacher, extra: as :func:`~graphrel.retrieval.serving.retriever.save_dense_retriever`.
         batch_size: product texts per encoder call (>= 1).
 
     Returns:
         (N, d) float32 unit product embeddings written (the student's).
     """
-    from graphrel.retrieval.encoders import count_parameters, encode
-    from graphrel.retrieval.retriever import save_dense_retriever
+    from graphrel.retrieval.encoding.encoders import count_parameters, encode
+    from graphrel.retrieval.serving.retriever import save_dense_retriever
 
     products = encode(student, catalogue.texts, batch_size=batch_size)
     save_dense_retriever(directory, query_encoder=student, catalogue=catalogue, product_embeddings=products, name=name,

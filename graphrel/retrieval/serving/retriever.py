@@ -8,15 +8,15 @@ Layout of a retriever directory::
     query_encoder/           (dense) sentence-transformers directory encoding queries
     hnsw_m32_efc40.faiss     (dense, optional) a saved HNSW graph (:func:`save_hnsw_index`)
     bm25/                    (bm25) bm25s index + tokenizer vocabulary
-    xmc/                     (xmc) the XMC model (:class:`~graphrel.retrieval.xmc.XMCModel`): TF-IDF
+    xmc/                     (xmc) the XMC model (:class:`~graphrel.retrieval.encoding.xmc.XMCModel`): TF-IDF
                              query features + probabilistic label tree; it returns only its labels
     hybrid.json              (hybrid) no products of its own: the fusion of two sibling retriever
-                             directories (:mod:`graphrel.retrieval.hybrid`), loaded by :meth:`Retriever.load`
+                             directories (:mod:`graphrel.retrieval.serving.hybrid`), loaded by :meth:`Retriever.load`
 
 A dense retriever encodes queries with its query encoder and searches the product embeddings
-with a faiss exact inner-product index (:class:`~graphrel.retrieval.index.ExactIndex`), or on
+with a faiss exact inner-product index (:class:`~graphrel.retrieval.search.index.ExactIndex`), or on
 request an approximate HNSW index built at load time
-(:class:`~graphrel.retrieval.hnsw.HNSWIndex`, ``Retriever.load(dir, index="hnsw")``; read
+(:class:`~graphrel.retrieval.search.hnsw.HNSWIndex`, ``Retriever.load(dir, index="hnsw")``; read
 instead when :func:`save_hnsw_index` saved that graph in the directory); the
 product embeddings may come from another encoder (an EmbedDistill asymmetric student keeps its
 teacher's frozen product embeddings). Directories are written to a temporary sibling and renamed
@@ -35,8 +35,8 @@ import numpy as np
 import pandas as pd
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.catalogue import Catalogue
-from graphrel.retrieval.index import IndexOptions, build_index
+from graphrel.retrieval.search.catalogue import Catalogue
+from graphrel.retrieval.search.index import IndexOptions, build_index
 
 log = logging.getLogger("graphrel")
 
@@ -98,7 +98,7 @@ def save_dense_retriever(directory: str | Path, *, query_encoder, catalogue: Cat
     Raises:
         ValueError: embeddings and catalogue disagree in size, or query and product dims differ.
     """
-    from graphrel.retrieval.encoders import count_parameters
+    from graphrel.retrieval.encoding.encoders import count_parameters
 
     vectors = np.ascontiguousarray(product_embeddings, dtype=np.float32)
     if vectors.shape[0] != len(catalogue):
@@ -121,7 +121,7 @@ def save_dense_retriever(directory: str | Path, *, query_encoder, catalogue: Cat
 def save_bm25_retriever(directory: str | Path, *, catalogue: Catalogue, name: str = "bm25",
                         k1: float = 1.5, b: float = 0.75) -> None:
     """Index the catalogue's texts with BM25 (bm25s) and write a bm25 retriever directory."""
-    from graphrel.retrieval.bm25 import BM25Index
+    from graphrel.retrieval.search.bm25 import BM25Index
 
     index = BM25Index(catalogue.texts, k1=k1, b=b)
     manifest = {"format": FORMAT, "kind": "bm25", "name": name, "teacher": None, "parameters": 0,
@@ -159,7 +159,7 @@ def save_hnsw_index(directory: str | Path, options: IndexOptions = IndexOptions(
     Raises:
         GraphrelInputError: not a dense retriever directory, or ``options.kind`` is not hnsw.
     """
-    from graphrel.retrieval.hnsw import HNSWIndex
+    from graphrel.retrieval.search.hnsw import HNSWIndex
 
     directory = Path(directory)
     if options.kind != "hnsw":
@@ -185,7 +185,7 @@ def save_xmc_retriever(directory: str | Path, *, model, catalogue: Catalogue, na
     """Write an XMC retriever directory (Blend and Match's secondary model).
 
     Args:
-        model: a fitted :class:`~graphrel.retrieval.xmc.XMCModel` whose labels are catalogue products.
+        model: a fitted :class:`~graphrel.retrieval.encoding.xmc.XMCModel` whose labels are catalogue products.
         catalogue: the N products (search returns catalogue rows; only the model's labels come out).
 
     Raises:
@@ -240,14 +240,14 @@ class Retriever:
             threads: faiss threads (None: faiss's default).
             index: the index a dense retriever searches with: ``"exact"`` (default), ``"hnsw"``
                 (approximate, default HNSW options) or an
-                :class:`~graphrel.retrieval.index.IndexOptions` (e.g. another ``hnsw_ef_search``).
+                :class:`~graphrel.retrieval.search.index.IndexOptions` (e.g. another ``hnsw_ef_search``).
                 The HNSW graph is read from the directory if :func:`save_hnsw_index` saved it
                 (same ``hnsw_m`` and ``hnsw_ef_construction``), else built here from
                 ``product_embeddings.npy``. Ignored by BM25; a hybrid passes it to its dense input.
 
         Returns:
             A :class:`Retriever`; for a hybrid directory a
-            :class:`~graphrel.retrieval.hybrid.HybridRetriever` (the same interface).
+            :class:`~graphrel.retrieval.serving.hybrid.HybridRetriever` (the same interface).
 
         Raises:
             GraphrelInputError: the directory does not exist or is not a retriever directory;
@@ -269,25 +269,25 @@ class Retriever:
         if manifest.get("format") != FORMAT:
             raise GraphrelInputError(f"unknown retriever format {manifest.get('format')!r}", path=path,
                                      fix=f"rebuild the retriever (expected {FORMAT})")
-        if manifest.get("kind") == "hybrid":  # BM25 + a dense retriever fused: graphrel.retrieval.hybrid
-            from graphrel.retrieval.hybrid import load_hybrid
+        if manifest.get("kind") == "hybrid":  # BM25 + a dense retriever fused: graphrel.retrieval.serving.hybrid
+            from graphrel.retrieval.serving.hybrid import load_hybrid
 
             return load_hybrid(directory, threads=threads, index=options)
         catalogue = Catalogue.load(directory)
         if manifest["kind"] == "bm25":
-            from graphrel.retrieval.bm25 import BM25Index
+            from graphrel.retrieval.search.bm25 import BM25Index
 
             return cls(manifest, catalogue, bm25=BM25Index.load(directory / BM25_DIR))
         if manifest["kind"] == "xmc":
-            from graphrel.retrieval.xmc import XMCModel
+            from graphrel.retrieval.encoding.xmc import XMCModel
 
             return cls(manifest, catalogue, xmc=XMCModel.load(directory / XMC_DIR))
-        from graphrel.retrieval.encoders import load_encoder
+        from graphrel.retrieval.encoding.encoders import load_encoder
 
         encoder = load_encoder(directory / QUERY_ENCODER)
         saved = hnsw_index_path(directory, options)
         if options.kind == "hnsw" and saved.is_file():
-            from graphrel.retrieval.hnsw import HNSWIndex
+            from graphrel.retrieval.search.hnsw import HNSWIndex
 
             search_index = HNSWIndex.load(saved, ef_search=options.hnsw_ef_search, threads=threads)
             if len(search_index) != len(catalogue):
@@ -301,7 +301,7 @@ class Retriever:
         """Query embeddings (Q, d) float32, unit rows; None for BM25 (no encoder)."""
         if self.query_encoder is None:
             return None
-        from graphrel.retrieval.encoders import encode
+        from graphrel.retrieval.encoding.encoders import encode
 
         return encode(self.query_encoder, queries, batch_size=batch_size)
 
@@ -351,7 +351,7 @@ class Retriever:
             first; score = cosine in [-1, 1] for dense retrievers, BM25 score >= 0 for bm25, the
             label probability in [0, 1] for xmc, which returns at most its labels' count).
         """
-        from graphrel.retrieval.evaluation import run_frame
+        from graphrel.retrieval.measures.evaluation import run_frame
 
         indices, scores = self.search_rows(queries, k, batch_size=batch_size)
         ids = np.arange(len(indices)) if query_ids is None else np.asarray(query_ids, dtype=object)

@@ -16,7 +16,7 @@ positives of its other examples, the judged non-relevant ones must not become po
 v_ic = 1 (``weighting="constant"``) or the XMC score in [0, 1] (``weighting="score"``). Each
 positive competes only with the negatives (positives never push each other down), and with
 ``xmc_weight = 0`` the loss is the plain label loss. The query's BM25 hard negatives are drawn
-outside its labelled products and its XMC top-K (:func:`graphrel.retrieval.mining.mine_hard_negatives`
+outside its labelled products and its XMC top-K (:func:`graphrel.retrieval.students.mining.mine_hard_negatives`
 with the XMC products counted as relevant).
 
 Also here: the **plain knowledge-distillation baseline** the paper found sub-optimal: the dual
@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
+from graphrel.retrieval.students.training import embed, negative_columns, train_on_distinct_queries
 
 WEIGHTINGS = ("constant", "score")
 
@@ -87,7 +87,7 @@ def xmc_positives(examples: pd.DataFrame, xmc, *, k: int, judged: dict) -> dict:
 
     Args:
         examples: ``query_id, query`` (one row per example; queries repeat).
-        xmc: an :class:`~graphrel.retrieval.xmc.XMCModel`.
+        xmc: an :class:`~graphrel.retrieval.encoding.xmc.XMCModel`.
         k: XMC products per query (>= 0; 0 gives none).
         judged: query id -> set of product ids judged for it (relevant or not): judged relevant
             ones are already labelled positives, judged non-relevant ones must not become positives.
@@ -119,7 +119,7 @@ def train_blend_and_match(model, examples: pd.DataFrame, *, product_embeddings: 
                           scale: float = 20.0) -> list[float]:
     """Fine-tune a dual encoder's query side in place with the Blend and Match loss.
 
-    Same loop as :func:`graphrel.retrieval.training.fine_tune_dual_encoder` with a frozen product
+    Same loop as :func:`graphrel.retrieval.students.training.fine_tune_dual_encoder` with a frozen product
     side (distinct-query batches, AdamW, warm-up then linear decay), so the same ``steps`` and
     ``batch_size`` are the same budget.
 

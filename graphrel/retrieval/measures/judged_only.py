@@ -7,7 +7,7 @@ an unjudged product as a miss, so a system is penalised for finding products nob
 catalogue of tens of thousands of products, a few judged products per test query); the
 judged-only figures say how well it orders the products that were judged. Both are reported.
 
-Relevance, gains and queries are the main figures' (:func:`~graphrel.retrieval.evaluation.retrieval_metrics`
+Relevance, gains and queries are the main figures' (:func:`~graphrel.retrieval.measures.evaluation.retrieval_metrics`
 computes both: binary gains, relevant = label at or above the threshold, test queries with no
 relevant judged product left out). Recall keeps its denominator (the query's relevant judged
 products; none is ever removed, a relevant product is judged). A query whose condensed list is
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 from graphrel.intervals import PairedBootstrap
-from graphrel.retrieval.catalogue import TEST_SPLITS
-from graphrel.retrieval.evaluation import per_query_metrics, read_trec_run, retrieval_metrics
+from graphrel.retrieval.search.catalogue import TEST_SPLITS
+from graphrel.retrieval.measures.evaluation import per_query_metrics, read_trec_run, retrieval_metrics
 
 #: Bootstrap resamples of the judged-only intervals.
 RESAMPLES = 1000
@@ -64,7 +64,7 @@ def condensed_run(run: pd.DataFrame, judged: dict) -> pd.DataFrame:
 
     Args:
         run: ``query_id, rank, product_id`` and any other columns (a ranking, as
-            :func:`~graphrel.retrieval.evaluation.run_frame` or a re-ranked list).
+            :func:`~graphrel.retrieval.measures.evaluation.run_frame` or a re-ranked list).
         judged: query id -> judged product ids (as strings; :func:`judged_products`).
 
     Returns:
@@ -116,7 +116,7 @@ class JudgedOnly:
 
         Args:
             run: ``query_id, rank, product_id`` (a retriever's run or a re-ranked list).
-            keys: figures of :func:`~graphrel.retrieval.evaluation.retrieval_metrics` to report
+            keys: figures of :func:`~graphrel.retrieval.measures.evaluation.retrieval_metrics` to report
                 (e.g. ``("recall@10", "ndcg@10")``); None: all of them.
 
         Returns:
@@ -134,7 +134,7 @@ class JudgedOnly:
 
     def intervals(self, run: pd.DataFrame, keys=INTERVAL_KEYS) -> dict:
         """95% intervals of a ranking's main figures (unjudged products count as misses: the
-        figures of :func:`~graphrel.retrieval.evaluation.retrieval_metrics`), paired bootstrap
+        figures of :func:`~graphrel.retrieval.measures.evaluation.retrieval_metrics`), paired bootstrap
         over the queries, the draws of the judged-only intervals.
 
         Args:
@@ -157,7 +157,7 @@ class JudgedOnly:
         Args:
             run: ``query_id, rank, product_id``.
             baselines: name -> another ranking of the same queries.
-            keys: figures of :func:`~graphrel.retrieval.evaluation.retrieval_metrics`.
+            keys: figures of :func:`~graphrel.retrieval.measures.evaluation.retrieval_metrics`.
 
         Returns:
             ``{name: {key: {"difference": d, "interval": [low, high]}}}``; d in [-1, 1] is the
@@ -182,7 +182,7 @@ class JudgedOnly:
         Args:
             entries: retriever name -> metrics entry (changed in place).
             runs_dir: where ``NAME.trec`` of each such entry is
-                (:func:`~graphrel.retrieval.evaluation.write_trec_run`).
+                (:func:`~graphrel.retrieval.measures.evaluation.write_trec_run`).
 
         Returns:
             ``entries``.

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from graphrel.retrieval.bm25 import BM25Index
-from graphrel.retrieval.catalogue import Catalogue
+from graphrel.retrieval.search.bm25 import BM25Index
+from graphrel.retrieval.search.catalogue import Catalogue
 
 
 def positive_examples(pairs: pd.DataFrame, *, threshold: float, max_examples: int | None, seed: int,

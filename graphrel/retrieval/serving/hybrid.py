@@ -16,7 +16,7 @@ of :func:`settings_grid`:
 The setting is chosen on the run's validation queries only (split ``val``, relevant = label at
 or above the stage's threshold, as the test queries; never a test query): the highest
 recall@100, ties by NDCG@10, then grid order; figures of
-:func:`~graphrel.retrieval.evaluation.retrieval_metrics`, the table's own. A grid over
+:func:`~graphrel.retrieval.measures.evaluation.retrieval_metrics`, the table's own. A grid over
 ``ranx.fuse``, not ``ranx.optimize_fusion``: that optimises one metric without a tie-break,
 with ranx's metric code rather than the table's, its weight grid includes the single-run
 endpoints 0 and 1, and it keeps one figure per point.
@@ -40,9 +40,9 @@ import numpy as np
 import pandas as pd
 
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.fusion import RRF_K, WSUM_NORMS, RanxRuns, fuse_runs
-from graphrel.retrieval.retriever import FORMAT as RETRIEVER_FORMAT
-from graphrel.retrieval.retriever import MANIFEST, Retriever, _write_directory, checked_depth
+from graphrel.retrieval.serving.fusion import RRF_K, WSUM_NORMS, RanxRuns, fuse_runs
+from graphrel.retrieval.serving.retriever import FORMAT as RETRIEVER_FORMAT
+from graphrel.retrieval.serving.retriever import MANIFEST, Retriever, _write_directory, checked_depth
 
 log = logging.getLogger("graphrel")
 
@@ -57,7 +57,7 @@ CHOICE_DEPTH = 100  # fused validation products evaluated: all that recall@100 a
 
 def settings_grid(rrf_k: int = RRF_K) -> list[dict]:
     """The fusion settings tried, in tie-break order: RRF, then ``wsum`` for each norm of
-    :data:`~graphrel.retrieval.fusion.WSUM_NORMS` and each dense weight of :data:`WEIGHTS`.
+    :data:`~graphrel.retrieval.serving.fusion.WSUM_NORMS` and each dense weight of :data:`WEIGHTS`.
     Each is ``{"method", "norm", "weight", "rrf_k"}`` (None where it does not apply)."""
     return [{"method": "rrf", "norm": None, "weight": None, "rrf_k": int(rrf_k)},
             *({"method": "wsum", "norm": n, "weight": w, "rrf_k": None} for n in WSUM_NORMS for w in WEIGHTS)]
@@ -68,16 +68,16 @@ def fuse_setting(lexical, dense, setting: dict, *, depth: int = DEPTH) -> pd.Dat
 
     Args:
         lexical, dense: run frames ``query_id, rank, product_id, score``, or both as one
-            :class:`~graphrel.retrieval.fusion.RanxRuns` (then ``dense`` is None).
+            :class:`~graphrel.retrieval.serving.fusion.RanxRuns` (then ``dense`` is None).
         setting: ``{"method": "rrf", "rrf_k": k}`` or ``{"method": "wsum", "norm", "weight"}``
             (weight in [0, 1] of the dense run; BM25 gets 1 - weight).
         depth: products kept per query (>= 1).
 
     Returns:
-        Run frame as :func:`~graphrel.retrieval.fusion.fuse_runs`.
+        Run frame as :func:`~graphrel.retrieval.serving.fusion.fuse_runs`.
 
     Raises:
-        GraphrelInputError: as :func:`~graphrel.retrieval.fusion.fuse_runs`.
+        GraphrelInputError: as :func:`~graphrel.retrieval.serving.fusion.fuse_runs`.
     """
     runs = lexical if isinstance(lexical, RanxRuns) else [lexical, dense]
     if setting["method"] == "rrf":
@@ -102,9 +102,9 @@ def choose_setting(lexical: pd.DataFrame, dense: pd.DataFrame, qrels: dict, *,
         ``recall@100`` and ``ndcg@10`` (in [0, 1]), in grid order.
 
     Raises:
-        GraphrelInputError: as :func:`~graphrel.retrieval.fusion.fuse_runs`.
+        GraphrelInputError: as :func:`~graphrel.retrieval.serving.fusion.fuse_runs`.
     """
-    from graphrel.retrieval.evaluation import retrieval_metrics
+    from graphrel.retrieval.measures.evaluation import retrieval_metrics
 
     runs, grid, points = RanxRuns([lexical, dense]), settings_grid(rrf_k), []
     for setting in grid:
@@ -191,7 +191,7 @@ def save_hybrid(directory: str | Path, *, inputs: list[Retriever], input_names: 
 class HybridRetriever(Retriever):
     """A saved hybrid: its inputs' top ``max(depth, k)`` fused by the saved setting, top k kept.
 
-    The interface of :class:`~graphrel.retrieval.retriever.Retriever` (``search``,
+    The interface of :class:`~graphrel.retrieval.serving.retriever.Retriever` (``search``,
     ``search_rows``, ``time_search``, ``catalogue``, ``name``, ``manifest``); load with
     :func:`load_hybrid` or ``Retriever.load``.
 

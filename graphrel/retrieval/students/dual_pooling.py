@@ -202,7 +202,7 @@ def train_dual_pooling_scorer(teacher_dir: str | Path, queries, products, teache
     torch.manual_seed(seed)
     _calibrate(model, ids, types, targets, rng.permutation(len(ids))[:256], tokenizer.pad_token_id)
 
-    from graphrel.retrieval.training import run_steps
+    from graphrel.retrieval.students.training import run_steps
 
     def batches():
         size = min(batch_size, len(ids))

@@ -1,4 +1,4 @@
-"""Ranking with a deterministic tie-break, retrieval metrics (ir-measures), TREC run files.
+"""Retrieval metrics (ir-measures), run frames, TREC run files.
 
 Metrics are computed by ``ir_measures`` (pytrec_eval underneath): recall@k = share of a query's
 judged-relevant products in its top k, NDCG@10 with binary gains (judged relevant = 1), both
@@ -7,9 +7,9 @@ as misses (non-relevant), as graphrel's retrieval protocol says; precision@10 = 
 that is judged relevant (ir_measures ``P@10``: a query with fewer than 10 results still divides by 10): the figures compare systems,
 they are not absolute recall. trec_eval breaks score ties by document id in its own order, so
 the ranking handed to it is encoded by rank (score = k - rank + 1): what is evaluated is
-exactly the order :func:`top_k` produced, ties broken by product id. :func:`per_query_metrics`
+exactly the order :func:`~graphrel.retrieval.search.topk.top_k` produced, ties broken by product id. :func:`per_query_metrics`
 gives the same figures per query (for bootstrap intervals); the judged-only figures
-(:mod:`graphrel.retrieval.judged_only`) are these metrics on a run filtered to judged products.
+(:mod:`graphrel.retrieval.measures.judged_only`) are these metrics on a run filtered to judged products.
 """
 
 from __future__ import annotations
@@ -26,38 +26,6 @@ from graphrel.run import atomic_path
 RECALL_CUTOFFS = (10, 100, 1000)
 NDCG_CUTOFF = 10
 PRECISION_CUTOFF = 10
-
-
-def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``k`` best columns of each row, ties broken by column (smaller column first).
-
-    With the catalogue sorted by product id, the column is the product's rank in id order, so
-    equal scores rank by product id. Exact (no approximation): every column tied with the
-    k-th score is considered before the cut.
-
-    Args:
-        scores: (Q, N) float scores, higher is better; NaN is not allowed.
-        k: 1 <= k; clamped to N.
-
-    Returns:
-        indices (Q, min(k, N)) int64 and their scores (Q, min(k, N)), best first.
-
-    Raises:
-        ValueError: k < 1 or scores not 2-D.
-    """
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be (queries, products), got shape {scores.shape}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    k = min(int(k), scores.shape[1])
-    indices = np.empty((scores.shape[0], k), dtype=np.int64)
-    for row, values in enumerate(scores):
-        kth = np.partition(values, values.shape[0] - k)[values.shape[0] - k]  # k-th largest
-        candidates = np.flatnonzero(values >= kth)
-        order = np.lexsort((candidates, -values[candidates]))[:k]
-        indices[row] = candidates[order]
-    return indices, np.take_along_axis(scores, indices, axis=1)
 
 
 def run_frame(query_ids, product_ids: np.ndarray, indices: np.ndarray, scores: np.ndarray) -> pd.DataFrame:

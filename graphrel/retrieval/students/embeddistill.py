@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.training import embed, negative_columns, train_on_distinct_queries
+from graphrel.retrieval.students.training import embed, negative_columns, train_on_distinct_queries
 
 
 @dataclass(frozen=True)
@@ -234,7 +234,7 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
         teacher_query_embeddings: (len(examples), d) the teacher's embedding of each example's query.
         weights: the three loss weights.
         steps, batch_size, learning_rate, seed: as
-            :func:`~graphrel.retrieval.training.train_on_distinct_queries`; scale: softmax inverse temperature.
+            :func:`~graphrel.retrieval.students.training.train_on_distinct_queries`; scale: softmax inverse temperature.
         matching_queries: M extra query texts, or None (no extra queries).
         matching_teacher_embeddings: (M, d) the teacher's unit embeddings of ``matching_queries``.
         matching_batch_size: extra queries per step (>= 1; default ``batch_size``).

@@ -24,8 +24,8 @@ from typing import Sequence
 
 import numpy as np
 
-from graphrel.retrieval.hnsw import HNSWIndex, check_hnsw_options
-from graphrel.retrieval.index import ExactIndex
+from graphrel.retrieval.search.hnsw import HNSWIndex, check_hnsw_options
+from graphrel.retrieval.search.index import ExactIndex
 
 
 def overlap_at_k(found: np.ndarray, exact: np.ndarray, k: int) -> float:
@@ -71,7 +71,7 @@ def compare_indexes(product_embeddings: np.ndarray, query_embeddings: np.ndarray
         query_embeddings: (Q, d) float32 unit rows (its query encoder's test queries).
         cutoffs: the k of overlap@k, each >= 1 (clamped to N).
         timing_k: search depth timed, >= 1 (clamped to N).
-        m, ef_construction: HNSW graph options (see :class:`~graphrel.retrieval.hnsw.HNSWIndex`).
+        m, ef_construction: HNSW graph options (see :class:`~graphrel.retrieval.search.hnsw.HNSWIndex`).
         ef_search: one value or several (duplicates dropped), each >= 1; the graph is built once.
         repeats: timed searches per index (median), >= 1.
         threads: faiss threads (None: faiss's default). Use the same as in production.

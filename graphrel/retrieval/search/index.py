@@ -9,7 +9,7 @@ the top k is the same whatever the batch.
 
 :class:`IndexOptions` chooses the index a dense retriever searches with (:func:`build_index`):
 ``exact`` (this module) or ``hnsw``, the approximate graph index of
-:class:`graphrel.retrieval.hnsw.HNSWIndex` (Malkov & Yashunin 2018), faster and slightly lossy.
+:class:`graphrel.retrieval.search.hnsw.HNSWIndex` (Malkov & Yashunin 2018), faster and slightly lossy.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from graphrel.errors import GraphrelInputError, did_you_mean
-from graphrel.retrieval.evaluation import top_k
-from graphrel.retrieval.hnsw import HNSWIndex, check_hnsw_options
+from graphrel.retrieval.search.topk import checked_queries, top_k
+from graphrel.retrieval.search.hnsw import HNSWIndex, check_hnsw_options
 
 
 def l2_normalise(vectors: np.ndarray) -> np.ndarray:
@@ -35,20 +35,6 @@ def l2_normalise(vectors: np.ndarray) -> np.ndarray:
     vectors = np.asarray(vectors, dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     return np.ascontiguousarray(vectors / np.where(norms > 0, norms, 1.0))
-
-
-def checked_queries(query_embeddings, k: int, *, dim: int, products: int) -> tuple[np.ndarray, int]:
-    """Query embeddings as (Q, dim) C-contiguous float32 and ``k`` clamped to the products.
-
-    Raises:
-        ValueError: k < 1 or a dimension mismatch.
-    """
-    queries = np.ascontiguousarray(query_embeddings, dtype=np.float32)
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    if queries.ndim != 2 or queries.shape[1] != dim:
-        raise ValueError(f"query embeddings must be (queries, {dim}), got shape {queries.shape}")
-    return queries, min(int(k), products)
 
 
 class ExactIndex:
@@ -133,7 +119,7 @@ class IndexOptions:
     depth 100; ef_search 256 keeps 98.8-99.1% / 97.3-97.5% at about 2x. At depth 1000 HNSW is
     slower than exact search (0.6x) and keeps 96% of the exact top 1000: use ``exact`` for deep
     runs. The graph takes 30-37 s to build there;
-    :func:`~graphrel.retrieval.retriever.save_hnsw_index` builds it once (read back in 0.1 s).
+    :func:`~graphrel.retrieval.serving.retriever.save_hnsw_index` builds it once (read back in 0.1 s).
 
     Raises:
         GraphrelInputError: an unknown kind or an HNSW option out of range (the message names
@@ -167,7 +153,7 @@ def build_index(product_embeddings: np.ndarray, options: IndexOptions = IndexOpt
     """The index ``options`` name, over ``product_embeddings`` (N, d) float32.
 
     Returns:
-        :class:`ExactIndex` or :class:`~graphrel.retrieval.hnsw.HNSWIndex`; both have
+        :class:`ExactIndex` or :class:`~graphrel.retrieval.search.hnsw.HNSWIndex`; both have
         ``search(query_embeddings (Q, d), k) -> (indices (Q, k) int64, scores (Q, k) float32)``.
     """
     if options.kind == "exact":

@@ -3,7 +3,7 @@
 Tokenisation is bm25s's: lower-cased words of 2+ word characters, English stop words removed,
 no stemming (PyStemmer is not a dependency). BM25 scores are Lucene's variant with k1 = 1.5,
 b = 0.75 (bm25s's defaults). Every query is scored against the whole catalogue and cut with
-:func:`graphrel.retrieval.evaluation.top_k`, so ties (frequent in BM25: duplicate titles, equal
+:func:`graphrel.retrieval.search.topk.top_k`, so ties (frequent in BM25: duplicate titles, equal
 term statistics) break by product id.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from graphrel.retrieval.evaluation import top_k
+from graphrel.retrieval.search.topk import top_k
 
 TOKENIZER_DIR = "tokenizer"
 INDEX_DIR = "index"

@@ -142,7 +142,7 @@ def fine_tune_dual_encoder(model, examples: pd.DataFrame, *, steps: int, batch_s
     Args:
         model: a ``SentenceTransformer`` (trained in place, left in eval mode).
         examples: ``query_id, query, product_id, product_text, negative_1..n,
-            negative_text_1..n`` (from :func:`graphrel.retrieval.mining.mine_hard_negatives`).
+            negative_text_1..n`` (from :func:`graphrel.retrieval.students.mining.mine_hard_negatives`).
         steps: optimiser steps (>= 1); batch_size: queries per batch (>= 2).
         learning_rate: peak AdamW learning rate (> 0).
         seed: batching and dropout seed.

@@ -13,7 +13,7 @@ import numpy as np
 
 import graphrel.backbone  # noqa: F401  (sets HF_HUB_OFFLINE=1 before sentence-transformers loads)
 from graphrel.errors import GraphrelInputError
-from graphrel.retrieval.index import l2_normalise
+from graphrel.retrieval.search.index import l2_normalise
 
 
 def load_encoder(path: str | Path):
