@@ -149,6 +149,12 @@ def test_each_teacher_row_runs_on_the_backend_it_names(tmp_path_factory, tmp_pat
     run = tmp_path / "run"
     shutil.copytree(tiny_run_dir(tmp_path_factory) / "teacher", run / "teacher")
     (run / "teacher_backend.json").write_text(json.dumps({"backend": "int8_all"}))
-    models = bench.load_models(run, ["teacher"], "new_query", ["fp32"])
-    assert list(models) == [("teacher", "fp32")]
-    assert models[("teacher", "fp32")].backend == "fp32"
+    models = bench.load_models(run, ["teacher"], "new_query", ["fp32", "int8_all"])
+    assert list(models) == [("teacher", "fp32"), ("teacher", "int8_all")]
+    from graphrel.scoring.teacher_labelling import teacher_logits
+
+    queries, products = ["pvc pipe elbow", "deck screws"] * 8, ["charlotte pipe 1/2 in. pvc elbow", "led bulb"] * 8
+    fp32 = teacher_logits(models[("teacher", "fp32")].teacher, queries, products, progress=False, backend="fp32")
+    scores = {b: models[("teacher", b)].score(None, queries, None, products) for b in ("fp32", "int8_all")}
+    np.testing.assert_allclose(scores["fp32"], 1 / (1 + np.exp(-fp32.astype(np.float64))), atol=1e-6)  # eager fp32
+    assert not np.allclose(scores["int8_all"], scores["fp32"], atol=1e-6)  # each row its own backend

@@ -9,8 +9,8 @@ product_ids, product_texts)`` call on one request, end to end from texts (tokeni
 look-up, forward pass), caches cold (``reset_text_caches()`` right before every timed call).
 Models load as ``graphrel score`` loads them (``graphrel.scoring.load.load_scorer``; graph
 students read ``RUN/graph_new_query.pt`` for ``--protocol new_query``, ``RUN/graph.pt`` for
-``new_pairs``); the teacher runs on each ``--teacher-backends`` backend through
-``teacher_logits(..., backend=...)`` (int8 backends quantised once, before timing).
+``new_pairs``); the teacher is the run's ``TeacherScorer`` on each ``--teacher-backends``
+backend (its forward, int8 quantisation included, built once in the untimed warm-up).
 Requests: ``--queries`` seeded test queries (split ``test`` of ``RUN/pairs.parquet``), each
 with its evaluated pairs plus seeded products of the run's catalogue, ``--candidates`` pairs
 in all. After each ``torch.set_num_threads(t)`` every model scores the same ``--warmup``
@@ -30,13 +30,12 @@ and, every figure with the settings and the machine, to the ``.json`` beside it.
 from __future__ import annotations
 
 import argparse
-import copy
+import dataclasses
 import json
 import os
 import platform
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -47,8 +46,7 @@ from graphrel.errors import EXIT_USER_ERROR, GraphrelInputError, did_you_mean
 from graphrel.pipeline.protocols import PROTOCOL_GRAPHS
 from graphrel.pipeline.report import markdown_table
 from graphrel.scoring.load import load_scorer
-from graphrel.scoring.teacher_backends import BACKENDS, RECORD, bf16_support, int8_layer_names, unavailable_backends
-from graphrel.scoring.teacher_labelling import teacher_logits
+from graphrel.scoring.teacher_backends import BACKENDS, RECORD, bf16_support, unavailable_backends
 from graphrel.scoring.teacher_scorer import TeacherScorer
 
 COLUMNS = ["query_id", "query", "product_id", "product_text"]
@@ -127,32 +125,6 @@ def acceptance(rows: list[dict], fast: str) -> list[dict]:
             for (model, _), r in one.items() if model in P99_LIMITS_MS]
 
 
-class BackendTeacher:
-    """The run's teacher scoring through ``teacher_logits(..., backend=backend)``: a scorer like the
-    students (``score``, ``reset_text_caches``); scores ``sigmoid(logit / temperature)``."""
-
-    def __init__(self, scorer, backend: str):
-        self.teacher, self.backend = scorer.teacher, backend
-        self.temperature, self.batch_size = scorer.temperature, scorer.score_batch_size
-        if backend.startswith("int8"):  # quantise a copy once (teacher_forward would on every call)
-            from torch.ao.quantization import default_dynamic_qconfig, quantize_dynamic
-
-            with torch.inference_mode(False), warnings.catch_warnings():
-                warnings.simplefilter("ignore")  # torch's notice that quantisation moves to torchao
-                self.teacher = copy.deepcopy(self.teacher).eval()
-                spec = {name: default_dynamic_qconfig for name in int8_layer_names(self.teacher.model, backend)}
-                quantize_dynamic(self.teacher.model, spec, dtype=torch.qint8, inplace=True)
-            self.backend = "fp32"  # the quantised model, run as it is
-
-    def reset_text_caches(self) -> None:
-        """Nothing to forget: the teacher tokenises every pair afresh."""
-
-    def score(self, query_ids, queries, product_ids, product_texts) -> np.ndarray:
-        logits = teacher_logits(self.teacher, list(queries), list(product_texts), batch_size=self.batch_size,
-                                progress=False, backend=self.backend)
-        return (1.0 / (1.0 + np.exp(-logits.astype(np.float64) / self.temperature))).astype(np.float32)
-
-
 def fast_teacher_backend(run: Path) -> tuple[str, str]:
     """The teacher's fastest backend that agrees with fp32, and where that came from."""
     if (run / RECORD).is_file():
@@ -181,7 +153,7 @@ def load_models(run: Path, names: list[str] | None, protocol: str, backends: lis
         scorer = load_scorer(run / name, graph=run / PROTOCOL_GRAPHS[protocol])
         if isinstance(scorer, TeacherScorer):
             # each backend named explicitly (the scorer itself scores on the run's labelling backend)
-            models.update({(name, b): BackendTeacher(scorer, b) for b in backends})
+            models.update({(name, b): dataclasses.replace(scorer, backend=b) for b in backends})
         else:  # a student runs on its own dtype (BERT2DNN may run bf16)
             models[(name, {"torch.bfloat16": "bf16"}.get(str(getattr(scorer, "dtype", "")), "-"))] = scorer
     return models

@@ -38,6 +38,7 @@ from graphrel.pipeline.protocols import PROTOCOL_GRAPHS, PROTOCOLS, deduplicatio
 from graphrel.scoring.load import load_scorer
 from graphrel.pipeline.timing import Timed, interleaved_seconds, speed
 from graphrel.scoring.teacher_backends import RECORD as TEACHER_BACKEND
+from graphrel.scoring.teacher_backends import teacher_forward
 from graphrel.scoring.teacher_labelling import teacher_logits
 
 #: Models every other model is compared with (when the run has them).
@@ -280,13 +281,15 @@ def _text_models(test: pd.DataFrame, teacher, teacher_config, run_dir: Path, bac
     """Test scores and timed computations of the text-only teachers: the cross-encoder, and in
     a stacked run the lexical teacher and the stack (timed as cross-encoder + lexical)."""
     scores = {"teacher": test.teacher_score.to_numpy()}
-    computations = {"teacher": Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text, progress=False,
-                                                              batch_size=teacher_config.score_batch_size,
-                                                              backend=backend))}
+    forwards = {b: teacher_forward(teacher, b) for b in {backend, "fp32"}}  # built once, outside the timing
+
+    def timed(name: str) -> Timed:
+        return Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text, progress=False,
+                                              batch_size=teacher_config.score_batch_size, forward=forwards[name]))
+
+    computations = {"teacher": timed(backend)}
     if backend != "fp32":  # the eager fp32 teacher, timed alike: every speed-up against it too
-        computations[FP32_TEACHER] = Timed(lambda f: teacher_logits(teacher, f["query"], f.product_text,
-                                                                    progress=False,
-                                                                    batch_size=teacher_config.score_batch_size))
+        computations[FP32_TEACHER] = timed("fp32")
     if "cross_encoder_logit" in test:
         # Stacked run: "teacher" is the cross-encoder; the stack and the lexical teacher get
         # their own rows (the stack's speed: both teachers one after the other).

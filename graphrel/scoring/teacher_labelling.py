@@ -26,7 +26,8 @@ from graphrel.scoring.teacher_backends import teacher_forward
 @paused_garbage_collector()
 def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by_length: bool = True,
                    pad_to_max_length: bool = False, progress: bool = True,
-                   description: str = "teacher scoring", backend: str = "fp32") -> np.ndarray:
+                   description: str = "teacher scoring", backend: str = "fp32",
+                   forward=None) -> np.ndarray:
     """Teacher logits of pairs, in input order.
 
     Pairs are tokenised once, then batched by token length (little padding: about 2x the
@@ -40,6 +41,9 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
         pad_to_max_length: pad every batch to the teacher's ``max_length`` (the plain,
             slow way; for benchmarks) instead of to its longest pair.
         backend: a :data:`graphrel.scoring.teacher_backends.BACKENDS` name.
+        forward: a ready :func:`~graphrel.scoring.teacher_backends.teacher_forward` of
+            ``teacher`` (then ``backend`` is not read): callers scoring many times build it once
+            (``int8`` quantises a copy of the model each time it is built).
 
     Returns:
         (N,) float32 logits; scores are ``sigmoid(logit / T)``.
@@ -52,7 +56,7 @@ def teacher_logits(teacher, queries, products, *, batch_size: int = 128, sort_by
     out = np.empty(len(ids), dtype=np.float32)
     out[order] = _logits_of_rows(teacher, ids, types, order, batch_size=batch_size,
                                  pad_to_max_length=pad_to_max_length, progress=progress, description=description,
-                                 forward=teacher_forward(teacher, backend))
+                                 forward=forward or teacher_forward(teacher, backend))
     return out
 
 
@@ -106,6 +110,9 @@ def teacher_logits_resumable(teacher, queries, products, parts_dir: str | Path, 
         chunk_size: pairs per saved chunk.
         batch_size: pairs per forward pass.
         backend: a :data:`graphrel.scoring.teacher_backends.BACKENDS` name.
+        forward: a ready :func:`~graphrel.scoring.teacher_backends.teacher_forward` of
+            ``teacher`` (then ``backend`` is not read): callers scoring many times build it once
+            (``int8`` quantises a copy of the model each time it is built).
 
     Returns:
         (N,) float32 logits in input order.

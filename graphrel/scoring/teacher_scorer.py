@@ -14,7 +14,7 @@ run that backend (said in the log).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +83,7 @@ class TeacherScorer:
     name: str = "teacher"
     score_batch_size: int = 128
     backend: str = "fp32"
+    _forward: object = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def load(cls, directory: str | Path) -> "TeacherScorer":
@@ -131,10 +132,13 @@ class TeacherScorer:
 
     def logits(self, queries, product_texts, *, batch_size: int | None = None, progress: bool = False) -> np.ndarray:
         """Teacher logits (N,) float32 of pairs, in input order, on :attr:`backend`."""
+        from graphrel.scoring.teacher_backends import teacher_forward
         from graphrel.scoring.teacher_labelling import teacher_logits
 
+        if self._forward is None:  # built once: int8 quantises a copy of the model when built
+            self._forward = teacher_forward(self.teacher, self.backend)
         return teacher_logits(self.teacher, list(queries), list(product_texts), progress=progress,
-                              batch_size=batch_size or self.score_batch_size, backend=self.backend)
+                              batch_size=batch_size or self.score_batch_size, forward=self._forward)
 
 
 def run_teacher_backend(directory: str | Path) -> str:
