@@ -19,7 +19,7 @@ import pandas as pd
 from graphrel.intervals import PairedBootstrap
 from graphrel.metrics import auc, spearman
 from graphrel.pipeline.calibration_stage import validation_scores
-from graphrel.pipeline.evaluation import label_scale, relevance_threshold
+from graphrel.pipeline.evaluation import label_scale, validation_threshold
 from graphrel.pipeline.config_file import run_config
 from graphrel.pipeline.report import markdown_table
 
@@ -43,14 +43,14 @@ def main() -> None:
     if not (a["query_id"].equals(b["query_id"]) and a["product_id"].equals(b["product_id"])):
         raise SystemExit("the two runs have different validation pairs: compare runs of one split")
     low, high = label_scale(args.run_a)
-    threshold = (relevance_threshold((low, high), run_config(args.run_a).evaluation.relevance_threshold) - low) / (high - low)
+    threshold = validation_threshold(run_config(args.run_a), args.run_a)
     boot = PairedBootstrap(a["query_id"].to_numpy(), a["label"].to_numpy(), threshold=threshold,
                            label_range=high - low, resamples=args.resamples, seed=0)
     rows = []
     for column in [c for c in a.columns if c not in ("query_id", "product_id", "label") and c in b]:
         for name, figure in (("auc", lambda s, y: auc(s, y, threshold=threshold)), ("spearman", spearman)):
             va, vb = figure(a[column].to_numpy(), a["label"].to_numpy()), figure(b[column].to_numpy(), b["label"].to_numpy())
-            lo, hi = boot.bounds(boot.figures(b[column].to_numpy(), name) - boot.figures(a[column].to_numpy(), name))
+            lo, hi = boot.difference(b[column].to_numpy(), a[column].to_numpy(), name)
             rows.append({"model": column, "figure": name, "run A": f"{va:.4f}", "run B": f"{vb:.4f}",
                          "B - A [95%]": f"{vb - va:+.4f} [{lo:+.4f}, {hi:+.4f}]"})
     print(f"{len(a):,} validation pairs of {a['query_id'].nunique():,} queries; A = {args.run_a}, B = {args.run_b}\n")

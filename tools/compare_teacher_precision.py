@@ -35,7 +35,7 @@ from graphrel import run as R
 from graphrel.intervals import PairedBootstrap
 from graphrel.metrics import auc, spearman
 from graphrel.pipeline.config_file import run_config
-from graphrel.pipeline.evaluation import label_scale, relevance_threshold, validation_threshold
+from graphrel.pipeline.evaluation import label_scale, validation_threshold
 from graphrel.pipeline.report import markdown_table
 from graphrel.pipeline.teacher_stages import fit_teacher
 from graphrel.scoring.teacher_labelling import load_teacher, teacher_logits
@@ -102,7 +102,7 @@ def main() -> None:
 
     val = pairs[(pairs.split == "val") & pairs.label.notna()].reset_index(drop=True)
     low, high = label_scale(args.run_dir)
-    threshold = (relevance_threshold((low, high), config.evaluation.relevance_threshold) - low) / (high - low)
+    threshold = validation_threshold(config, args.run_dir)
     boot = PairedBootstrap(val.query_id.to_numpy(), val.label.to_numpy(), threshold=threshold,
                            label_range=high - low, resamples=args.resamples, seed=0)
     scores = {}
@@ -113,7 +113,7 @@ def main() -> None:
     labels = val.label.to_numpy()
     for figure, fn in (("auc", lambda s: auc(s, labels, threshold=threshold)), ("spearman", lambda s: spearman(s, labels))):
         a, b = fn(scores["32-true"]), fn(scores["bf16-mixed"])
-        lo, hi = boot.bounds(boot.figures(scores["bf16-mixed"], figure) - boot.figures(scores["32-true"], figure))
+        lo, hi = boot.difference(scores["bf16-mixed"], scores["32-true"], figure)
         rows.append({"figure": figure, "float32": f"{a:.4f}", "bf16-mixed": f"{b:.4f}",
                      "bf16-mixed - float32 [95%]": f"{b - a:+.4f} [{lo:+.4f}, {hi:+.4f}]"})
     speed_rows = [{"precision": p, "training pairs/s": f"{v['pairs_per_second']:.1f} ({v['min']:.1f}-{v['max']:.1f})",
