@@ -17,6 +17,7 @@ data row is read, and :func:`check_values` (types) on every table or chunk read.
 
 from __future__ import annotations
 
+import decimal
 import math
 import warnings
 from dataclasses import dataclass
@@ -262,13 +263,18 @@ def _scalar_text(v: Any) -> str | None:
             return None
         if float(v).is_integer():
             return str(int(v))
+    if isinstance(v, decimal.Decimal):  # Parquet / Spark decimal columns: plain notation, a whole one as digits
+        if not v.is_finite():
+            return None
+        return str(int(v)) if v == v.to_integral_value() else format(v, "f")
     if isinstance(v, bytes):
         return v.decode("utf-8", errors="replace")
     return str(v)
 
 
 def as_text(s: pd.Series) -> pd.Series:
-    """Column as pandas str dtype; missing stays NaN; integral floats print without '.0'."""
+    """Column as pandas str dtype; missing stays NaN; integral floats and decimals print without
+    '.0' (``12300000000.0`` and ``Decimal("7.00")`` -> ``"12300000000"``, ``"7"``)."""
     if STR == "str" and isinstance(s.dtype, pd.StringDtype):
         return s.astype(STR)
     return pd.Series([_scalar_text(v) for v in s], index=s.index, dtype=STR)

@@ -100,7 +100,7 @@ def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown
     import pandas as pd
     from pyspark.sql import functions as F
 
-    from graphrel.retrieval.serving.command import query_id_texts
+    from graphrel.retrieval.serving.command import query_id_texts, short_text
 
     column = query_id_col or query_col
     repeated = df_queries.groupBy(F.col(column).alias("_id")).count().where(F.col("count") > 1)
@@ -110,13 +110,13 @@ def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown
     more = 0 if len(found) <= shown else repeated.count() - shown
     found = found[:shown]
     names = query_id_texts(pd.Series([row["_id"] for row in found], dtype=object)).tolist()
-    named = [f"{_short(name)} {'appears ' * (i == 0)}on {row['count']} rows"
+    named = [f"{short_text(name)} {'appears ' * (i == 0)}on {row['count']} rows"
              for i, (name, row) in enumerate(zip(names, found))]
     what = "query id" if query_id_col else "query"
     message = f"{what} {named[0]}"
     if query_id_col:
         texts = df_queries.where(F.col(column) == found[0]["_id"]).select(query_col).orderBy(query_col).limit(shown)
-        texts = [_short(row[0]) for row in texts.collect()] + (["..."] if found[0]["count"] > shown else [])
+        texts = [short_text(row[0]) for row in texts.collect()] + (["..."] if found[0]["count"] > shown else [])
         message += f" (queries {', '.join(texts)})"
     message += "".join(f", {n}" for n in named[1:])
     if more:
@@ -129,10 +129,6 @@ def check_unique_ids(df_queries, query_col: str, query_id_col: str | None, shown
                              f"be on one row", fix=f"de-duplicate the queries (df_queries.dropDuplicates"
                                                    f"([{query_col!r}])), or pass query_id_col naming a column "
                                                    f"of unique ids")
-
-
-def _short(value: str, width: int = 60) -> str:
-    return repr(value if len(value) <= width else value[:width - 3] + "...")
 
 
 class _BatchSearch:

@@ -84,3 +84,17 @@ def test_keep_duplicates_keeps_every_row(tmp_path):
         kept = load_pairs(path, keep_duplicates=True)
     assert list(kept.frame.row_id) == [1, 2, 3]
     assert len(load_pairs(path)) == 2
+
+
+def test_ids_as_text_keep_their_digits_whatever_the_column_type():
+    """One id-to-text rule for every loader and both retrieval engines: whole floats and
+    decimals (Parquet / Spark decimal columns) as their digits, other decimals in plain notation."""
+    from decimal import Decimal
+
+    import pandas as pd
+
+    from graphrel.data.schema import as_text
+
+    values = pd.Series([12300000000.0, Decimal("7.00"), Decimal("2.50"), Decimal("1E+3"), "q-7", None], dtype=object)
+    assert as_text(values).tolist()[:5] == ["12300000000", "7", "2.50", "1000", "q-7"]
+    assert pd.isna(as_text(values).iloc[5])

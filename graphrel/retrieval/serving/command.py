@@ -72,7 +72,7 @@ def read_queries(path: str | Path, *, query_column: str = "query", query_id_colu
     for column in columns:
         if column not in frame.columns:
             raise GraphrelInputError(f"no column {column!r} (columns: {', '.join(map(str, frame.columns))})",
-                                     path=path, fix=f"name the query column with --query-column")
+                                     path=path, fix="name the query column with --query-column")
     if frame.empty:
         raise GraphrelInputError("no queries (the file has no data rows)", path=path, fix="pass a file with queries")
     queries = _text_column(frame[query_column], path, query_column)
@@ -83,22 +83,11 @@ def read_queries(path: str | Path, *, query_column: str = "query", query_id_colu
 
 
 def query_id_texts(values: pd.Series) -> pd.Series:
-    """Query ids as text: the one rule of ``graphrel retrieve`` and :func:`graphrel.spark.retrieve`.
-
-    That of the file loaders (:func:`graphrel.data.schema.as_text`: text as it is, a whole
-    number as its digits, also one stored as a float: 12300000000.0 -> ``"12300000000"``), and
-    a decimal in plain notation, a whole one as its digits (``Decimal("7.00")`` -> ``"7"``).
-    Missing values stay missing; nothing is raised (callers check the values first).
-    """
-    if values.dtype == object:
-        values = values.map(lambda v: _plain_decimal(v) if isinstance(v, decimal.Decimal) else v)
+    """Query ids as text: the one rule of ``graphrel retrieve`` and :func:`graphrel.spark.retrieve`,
+    the file loaders' (:func:`graphrel.data.schema.as_text`: text as it is, a whole number or
+    decimal as its digits, ``12300000000.0`` -> ``"12300000000"``). Missing values stay missing;
+    nothing is raised (callers check the values first)."""
     return as_text(values)
-
-
-def _plain_decimal(value: decimal.Decimal):
-    if not value.is_finite():
-        return None
-    return str(int(value)) if value == value.to_integral_value() else format(value, "f")
 
 
 def _is_id_number(value) -> bool:
@@ -122,7 +111,7 @@ def _check_unique_ids(ids: np.ndarray, path: Path, query_id_column: str | None, 
     if not repeated:
         return
     what = "query id" if query_id_column else "query"
-    named = [f"{_short(value)} {'appears ' * (i == 0)}on rows {_listed(found)}"
+    named = [f"{short_text(value)} {'appears ' * (i == 0)}on rows {_listed(found)}"
              for i, (value, found) in enumerate(repeated[:shown])]
     message = f"{what} {', '.join(named)}"
     more = len(repeated) - shown
@@ -145,7 +134,8 @@ def _listed(rows: list[int], shown: int = 3) -> str:
     return f"{', '.join(map(str, rows[:-1]))} and {rows[-1]}"
 
 
-def _short(value: str, width: int = 60) -> str:
+def short_text(value: str, width: int = 60) -> str:
+    """``repr`` of a text cut to ``width`` characters (error messages name ids and queries)."""
     return repr(value if len(value) <= width else value[:width - 3] + "...")
 
 
