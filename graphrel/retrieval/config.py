@@ -76,12 +76,13 @@ class RetrievalConfig:
             sum 0.1..0.9 of min-max / z-score / sum normalised scores) chosen on the run's
             validation queries by recall@100 (then NDCG@10); costs one BM25 and one dense search
             of the validation queries, the grid's fusions, and the hybrid's own test evaluation.
-        hybrid_dense: the hybrid's dense input: a dense retriever of the stage (``dual_encoder``,
-            default; an ``embeddistill*`` student, ``minilm_zero_shot``, ...) or ``auto``: the
+        hybrid_dense: the hybrid's dense input: a dense retriever of the stage
+            (``embeddistill_symmetric``, default: chosen on Home Depot's validation queries, README
+            "Choices made on validation"; ``dual_encoder``, ``embeddistill``, ...) or ``auto``: the
             one of ``dual_encoder`` and the EmbedDistill students with the highest validation
             recall@100 (then NDCG@10; each searches the validation queries once; the students'
             embedding matching saw the validation query texts, never their labels). The stage
-            keeps no validation figures of its retrievers otherwise, hence the named default.
+            keeps no validation figures of its retrievers otherwise, hence a named default.
         rerank_retriever: the first stage of the two-stage system (a retriever's name); its top
             ``rerank_depth`` (>= 1) products per test query are re-ranked by each pair model given
             to :func:`~graphrel.retrieval.stage.run_retrieval` (the k-order student, the teacher).
@@ -146,7 +147,7 @@ class RetrievalConfig:
     dual_pooling_train_pairs: int = 5000
     dual_pooling_test_pairs: int = 2000
     hybrid: bool = True
-    hybrid_dense: str = "dual_encoder"
+    hybrid_dense: str = "embeddistill_symmetric"  # chosen on validation queries (README)
     rerank_retriever: str = "dual_encoder"
     rerank_depth: int = 100
 

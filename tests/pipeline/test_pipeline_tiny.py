@@ -140,7 +140,7 @@ def test_the_retrieval_stage_adds_its_metrics_and_report_section(tiny_runs, tmp_
     metrics = metrics_of(run)
     assert list(metrics["retrieval"]) == ["bm25", "minilm_zero_shot", "dual_encoder", "embeddistill",
                                          "embeddistill_symmetric", "hybrid"]
-    assert metrics["retrieval"]["hybrid"]["setting"]["inputs"] == ["bm25", "dual_encoder"]
+    assert metrics["retrieval"]["hybrid"]["setting"]["inputs"] == ["bm25", "embeddistill_symmetric"]
     for name, entry in metrics["retrieval"].items():
         assert {"recall@10", "recall@100", "recall@1000", "ndcg@10", "query_encodings_per_second",
                 "queries_per_second", "parameters", "teacher"} <= set(entry), name

@@ -161,7 +161,7 @@ def check_hybrid(out, entries, config) -> None:
     from graphrel.retrieval.serving.retriever import Retriever
 
     entry, saved = entries["hybrid"], read_config(out / "retrievers" / "hybrid")
-    assert saved["format"] == "graphrel-hybrid/1" and saved["inputs"] == ["bm25", "dual_encoder"]
+    assert saved["format"] == "graphrel-hybrid/1" and saved["inputs"] == ["bm25", "embeddistill_symmetric"]
     assert saved["validation"]["queries"] == len(VAL_QUERIES) and len(saved["grid"]) == 28
     assert entry["setting"] == {k: saved[k] for k in ("inputs", "method", "norm", "weight", "rrf_k", "depth",
                                                        "validation")}
@@ -172,7 +172,7 @@ def check_hybrid(out, entries, config) -> None:
     assert grid == saved["grid"] and {k: saved[k] for k in setting} == setting
     assert saved["validation"]["inputs"]["bm25"]["recall@100"] == pytest.approx(1.0)  # 12 products: all found
     # differences: hybrid minus each input, paired, with intervals around them
-    assert set(entry["differences"]) == {"bm25", "dual_encoder"}
+    assert set(entry["differences"]) == {"bm25", "embeddistill_symmetric"}
     for name, figures in entry["differences"].items():
         for key in ("recall@100", "ndcg@10"):
             d = figures[key]
@@ -204,7 +204,7 @@ def test_the_hybrid_takes_the_best_dense_retriever_on_validation_with_auto(run_w
     monkeypatch.setattr(hybrid, "choose_setting", spy)
 
     out = tmp_path / "retrieval"
-    config = tiny_config(tiny_encoder_dir, ablation=False, symmetric_student=False, blend_and_match=False,
+    config = tiny_config(tiny_encoder_dir, ablation=False, symmetric_student=False, blend_and_match=False, hybrid_dense="dual_encoder",
                          index_comparison=False, dual_pooling_steps=0)
     run_retrieval(run_with_teacher, out, config, pair_models={})
     pairs = pd.read_parquet(run_with_teacher / "pairs.parquet").assign(product_id=lambda f: f.product_id.astype(str))
