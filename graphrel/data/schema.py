@@ -32,9 +32,7 @@ from graphrel.errors import GraphrelInputError, did_you_mean
 
 __all__ = ["PAIR_COLUMNS", "RelevancePairs", "Column"]
 
-PAIR_COLUMNS: list[str] = [
-    "row_id", "query_id", "query", "product_id", "product_text", "relevance", "label",
-]
+PAIR_COLUMNS: list[str] = ["row_id", "query_id", "query", "product_id", "product_text", "relevance", "label"]
 """Column order of :attr:`RelevancePairs.frame`."""
 
 # pandas >= 3: the "str" dtype (NaN for missing values); pandas 2: object columns of str.
@@ -263,18 +261,15 @@ def _scalar_text(v: Any) -> str | None:
             return None
         if float(v).is_integer():
             return str(int(v))
-    if isinstance(v, decimal.Decimal):  # Parquet / Spark decimal columns: plain notation, a whole one as digits
-        if not v.is_finite():
-            return None
-        return str(int(v)) if v == v.to_integral_value() else format(v, "f")
+    if isinstance(v, decimal.Decimal):  # Parquet / Spark decimals: plain notation, a whole one as digits
+        return format(v.to_integral_value() if v == v.to_integral_value() else v, "f") if v.is_finite() else None
     if isinstance(v, bytes):
         return v.decode("utf-8", errors="replace")
     return str(v)
 
 
 def as_text(s: pd.Series) -> pd.Series:
-    """Column as pandas str dtype; missing stays NaN; integral floats and decimals print without
-    '.0' (``12300000000.0`` and ``Decimal("7.00")`` -> ``"12300000000"``, ``"7"``)."""
+    """Column as pandas str dtype; missing stays NaN; whole floats and decimals print as digits."""
     if STR == "str" and isinstance(s.dtype, pd.StringDtype):
         return s.astype(STR)
     return pd.Series([_scalar_text(v) for v in s], index=s.index, dtype=STR)
