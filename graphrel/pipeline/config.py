@@ -69,6 +69,9 @@ class TeacherConfig:
     scoring_backend: str = "auto"
     agreement_pairs: int = 512
     precision: str = "32-true"
+    random_negatives: int = 0
+    mined_negatives: int = 0
+    mined_depth: int = 50
 
 
 @dataclass
@@ -242,6 +245,13 @@ def check_config(config: PipelineConfig) -> None:
     if isinstance(c.evaluation.ndcg_min_pairs, bool) or not isinstance(c.evaluation.ndcg_min_pairs, int) \
             or c.evaluation.ndcg_min_pairs < 2:
         fail("evaluation.ndcg_min_pairs", "a whole number >= 2", c.evaluation.ndcg_min_pairs)
+    for key, value in (("teacher.random_negatives", c.teacher.random_negatives),
+                       ("teacher.mined_negatives", c.teacher.mined_negatives)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            fail(key, "a whole number >= 0", value)
+    if isinstance(c.teacher.mined_depth, bool) or not isinstance(c.teacher.mined_depth, int) \
+            or c.teacher.mined_depth < 1:
+        fail("teacher.mined_depth", "a whole number >= 1", c.teacher.mined_depth)
     if isinstance(c.student.similar_queries, bool) or not isinstance(c.student.similar_queries, int) \
             or c.student.similar_queries < 0:
         fail("student.similar_queries", "a whole number >= 0", c.student.similar_queries)

@@ -75,7 +75,11 @@ def pipeline_stages(c: PipelineConfig) -> dict[str, Stage]:
                                            if k not in ("score_batch_size", "temperature", "scoring_backend",
                                                         "agreement_pairs")
                                            # float32 fine-tuning: as before the option, finished runs keep theirs
-                                           and (k, v) != ("precision", "32-true")}, **threshold}),
+                                           and (k, v) != ("precision", "32-true")
+                                           # no catalogue negatives: as before the option
+                                           and (k, v) not in (("random_negatives", 0), ("mined_negatives", 0))
+                                           and not (k == "mined_depth" and not c.teacher.mined_negatives)},
+               **threshold}),
         Stage("teacher_scoring", (TEACHER_BACKEND, R.TEACHER_SCORES), {"split": "split",
                                                                    "teacher_fit": "teacher_fit"},
               {"temperature": c.teacher.temperature, **backend}, scratch=(R.TEACHER_SCORE_PARTS,)),

@@ -41,8 +41,7 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
                                   learning_rate=t.learning_rate, max_length=t.max_length,
                                   temperature=t.temperature, relevance_threshold=validation_threshold(c, run_dir))
     data = TeacherDataModule(backbone=t.backbone, batch_size=t.batch_size, max_length=t.max_length, seed=c.seed)
-    data.set_frames(sample_rows(pairs[pairs.split == "train"], t.max_train_pairs, c.seed),
-                    sample_rows(pairs[pairs.split == "val"], t.max_val_pairs, c.seed))
+    data.set_frames(fine_tuning_pairs(c, pairs), sample_rows(pairs[pairs.split == "val"], t.max_val_pairs, c.seed))
     trainer = stage_trainer(t.epochs, run_dir, "teacher_checkpoints", progress, monitor=None, precision=t.precision)
     trainer.fit(teacher, datamodule=data)
     with R.atomic_path(directory, directory=True) as tmp:
@@ -50,6 +49,28 @@ def fit_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, *, progre
         trainer.save_checkpoint(tmp / "teacher.ckpt")
     write_model_card(directory, name="teacher", kind="teacher", config=c, run_dir=run_dir)
     return teacher
+
+
+def fine_tuning_pairs(c: PipelineConfig, pairs: pd.DataFrame) -> pd.DataFrame:
+    """The teacher's fine-tuning pairs: (a cap of) the judged training pairs, plus the catalogue
+    negatives of their queries (:func:`graphrel.pipeline.teacher_negatives.catalogue_negatives`,
+    drawn from the training products) when ``teacher.random_negatives`` or
+    ``teacher.mined_negatives`` asks for them. Columns ``query``, ``product_text``, ``label``."""
+    from graphrel.models.teacher_data import sample_rows
+    from graphrel.pipeline.teacher_negatives import catalogue_negatives
+
+    t = c.teacher
+    train = pairs[pairs.split == "train"]
+    judged = sample_rows(train, t.max_train_pairs, c.seed)
+    if not (t.random_negatives or t.mined_negatives):
+        return judged
+    negatives = catalogue_negatives(judged, train[["product_id", "product_text"]],
+                                    random_per_query=t.random_negatives, mined_per_query=t.mined_negatives,
+                                    mined_depth=t.mined_depth, seed=c.seed)
+    log.info("teacher: %d judged pairs + %d catalogue negatives (%s)", len(judged), len(negatives),
+             ", ".join(f"{n} {kind}" for kind, n in negatives["negative"].value_counts().sort_index().items()))
+    return pd.concat([judged[["query", "product_text", "label"]], negatives[["query", "product_text", "label"]]],
+                     ignore_index=True)
 
 
 def score_with_teacher(c: PipelineConfig, run_dir: Path, pairs: pd.DataFrame, teacher, *,

@@ -134,3 +134,30 @@ def test_an_unknown_teacher_precision_is_refused(tmp_path, capsys):
     assert main(["pipeline", "--config", str(REPO_ROOT / "configs/tiny_test.yaml"), "--run-dir", str(tmp_path / "r"),
                  "--teacher.precision", "16-mixed"]) == 2
     assert "teacher.precision must be 32-true or bf16-mixed" in capsys.readouterr().err
+
+
+def test_catalogue_negatives_are_another_teacher_fit(monkeypatch, tmp_path):
+    """``teacher.random_negatives`` / ``mined_negatives`` (and ``mined_depth`` with mined
+    negatives) enter teacher_fit's key only when negatives are asked for: without them a
+    finished run keeps its teacher; with them the teacher is another fit."""
+    keys = {}
+    for name, options in {"none": ("--teacher.mined_depth", "7"),
+                          "random": ("--teacher.random_negatives", "1"),
+                          "mined": ("--teacher.mined_negatives", "1"),
+                          "mined_deeper": ("--teacher.mined_negatives", "1", "--teacher.mined_depth", "7")}.items():
+        pipeline = pipeline_of(monkeypatch, tmp_path / name, "tiny_test.yaml", *options)
+        records = StageRecords(tmp_path / name)
+        for stage in ("split", "teacher_fit"):
+            records.finished(stage, pipeline.stages[stage].key(records.fingerprint))
+        keys[name] = records.fingerprint("teacher_fit")
+    assert keys["none"] == EXPECTED[("tiny_test.yaml",)]["teacher_fit"]
+    assert len(set(keys.values())) == 4
+
+
+@pytest.mark.parametrize("option, value", [("random_negatives", "-1"), ("mined_negatives", "-2"),
+                                           ("mined_depth", "0")])
+def test_a_negative_count_below_its_range_is_refused(tmp_path, capsys, option, value):
+    assert main(["pipeline", "--config", str(REPO_ROOT / "configs/tiny_test.yaml"), "--run-dir", str(tmp_path / "r"),
+                 f"--teacher.{option}", value]) == 2
+    assert f"teacher.{option} must be a whole number >= {1 if option == 'mined_depth' else 0}" \
+        in capsys.readouterr().err
