@@ -6,6 +6,8 @@ teacher) and the EmbedDistill students. Each writes its retriever directory unde
 
 from __future__ import annotations
 
+import dataclasses
+
 import logging
 import time
 from pathlib import Path
@@ -25,16 +27,18 @@ from graphrel.run import write_parquet
 log = logging.getLogger("graphrel")
 
 
-def _product_embeddings(encoder, name: str, catalogue: Catalogue, cache: Path, key: str, batch_size: int) -> np.ndarray:
-    """The catalogue encoded by ``encoder`` (unit rows), cached as ``cache/NAME.npy`` + key."""
+def _product_embeddings(encoder, name: str, catalogue: Catalogue, cache: Path, key: str, batch_size: int,
+                        precision: str = "float32") -> np.ndarray:
+    """The catalogue encoded by ``encoder`` (unit rows) in ``precision``, cached as ``cache/NAME.npy`` + key."""
     from graphrel.retrieval.encoding.encoders import encode
 
     path, key_path = cache / f"{name}.npy", cache / f"{name}.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
         return np.load(path)
     start = time.perf_counter()
-    vectors = encode(encoder, catalogue.texts, batch_size=batch_size)
-    log.info("retrieval: encoded %d products with %s in %.0f s", len(catalogue), name, time.perf_counter() - start)
+    vectors = encode(encoder, catalogue.texts, batch_size=batch_size, precision=precision)
+    log.info("retrieval: encoded %d products with %s in %.0f s (%s)", len(catalogue), name,
+             time.perf_counter() - start, precision)
     from graphrel.run import atomic_path
 
     with atomic_path(path) as tmp:
@@ -77,7 +81,8 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
         by :func:`~graphrel.retrieval.blend_stage.build_blend_and_match`), {} when it is off.
     """
     (output_dir / "cache").mkdir(parents=True, exist_ok=True)
-    zero_products, zero_key = _build_baselines(catalogue, catalogue_key, config, output_dir)
+    zero_products, zero_key, precision = _build_baselines(catalogue, catalogue_key, config, output_dir)
+    config = dataclasses.replace(config, encode_precision=precision)  # what the checked encoding uses
     example_key = _key(catalogue=catalogue_key, threshold=threshold, n=config.max_train_examples,
                        neg=config.hard_negatives, depth=config.negative_depth, seed=config.seed, k1=config.bm25_k1,
                        b=config.bm25_b, run=_run_fingerprint(pairs, run_dir))
@@ -102,9 +107,10 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
     return names, fused
 
 
-def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str]:
-    """BM25 and zero-shot MiniLM; returns the zero-shot product embeddings and their key."""
-    from graphrel.retrieval.encoding.encoders import count_parameters, load_encoder
+def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str, str]:
+    """BM25 and zero-shot MiniLM; returns the zero-shot product embeddings, their key and the
+    precision of bulk encoding (``c.encode_precision`` if it agrees with float32, else float32)."""
+    from graphrel.retrieval.encoding.encoders import MIN_COSINE, count_parameters, encoding_agreement, load_encoder
 
     root = output_dir / "retrievers"
     key = _key(stage="bm25", catalogue=catalogue_key, k1=c.bm25_k1, b=c.bm25_b)
@@ -112,14 +118,26 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
         save_bm25_retriever(root / "bm25", catalogue=catalogue, k1=c.bm25_k1, b=c.bm25_b)
         _set_key(root / "bm25", key)
     zero = load_encoder(c.backbone)
-    zero_key = _key(encoder=c.backbone, catalogue=catalogue_key)
+    precision = c.encode_precision
+    if precision != "float32":
+        cosine = encoding_agreement(zero, catalogue.texts[:256], batch_size=c.encode_batch_size)
+        if cosine < MIN_COSINE:
+            log.warning("retrieval: %s encoding falls back to float32: lowest cosine with float32 %.5f < %s on "
+                        "%d catalogue texts", precision, cosine, MIN_COSINE, min(256, len(catalogue)))
+            precision = "float32"
+        else:
+            log.info("retrieval: encoding in %s: lowest cosine with float32 %.5f on %d catalogue texts",
+                     precision, cosine, min(256, len(catalogue)))
+    # float32: the key of encodings made before the option (finished stages keep theirs)
+    zero_key = _key(encoder=c.backbone, catalogue=catalogue_key,
+                    **({} if precision == "float32" else {"precision": precision}))
     products = _product_embeddings(zero, "minilm_zero_shot", catalogue, output_dir / "cache", zero_key,
-                                   c.encode_batch_size)
+                                   c.encode_batch_size, precision)
     if not _reusable(root / "minilm_zero_shot", zero_key):
         save_dense_retriever(root / "minilm_zero_shot", query_encoder=zero, catalogue=catalogue,
                              product_embeddings=products, name="minilm_zero_shot",
                              product_encoder_parameters=count_parameters(zero), extra={"build_key": zero_key})
-    return products, zero_key
+    return products, zero_key, precision
 
 
 def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstream: str) -> str:
@@ -142,7 +160,7 @@ def _build_dual_encoder(examples, catalogue, zero_products, c, output_dir, upstr
                                     product_rows=rows if frozen else None)
     seconds = time.perf_counter() - start
     products = zero_products if frozen else _product_embeddings(model, "dual_encoder", catalogue, output_dir / "cache",
-                                                                 key, c.encode_batch_size)
+                                                                 key, c.encode_batch_size, c.encode_precision)
     save_dense_retriever(directory, query_encoder=model, catalogue=catalogue, product_embeddings=products,
                          name="dual_encoder", product_encoder_parameters=count_parameters(model),
                          extra={"build_key": key, "train_seconds": seconds, "product_side": c.dual_encoder_product_side,

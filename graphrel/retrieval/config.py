@@ -32,6 +32,10 @@ class RetrievalConfig:
         seed: sampling, batching and initialisation seed.
         backbone: ``minilm-l6`` (shipped all-MiniLM-L6-v2) or a local sentence-transformers dir.
         encode_batch_size: texts per encoder forward pass (>= 1).
+        encode_precision: ``bfloat16`` or ``float32``: the bulk encoding of the catalogue and the
+            matching queries by MiniLM encoders. bfloat16 (autocast) is used only if, on the
+            catalogue's first 256 texts, every embedding's cosine with its float32 one is >=
+            :data:`~graphrel.retrieval.encoding.encoders.MIN_COSINE`; else float32, and the log says why.
         bm25_k1, bm25_b: BM25 parameters (k1 > 0, 0 <= b <= 1).
         max_train_examples: training (query, positive) rows used (>= 1).
         hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
@@ -93,6 +97,7 @@ class RetrievalConfig:
     seed: int = 0
     backbone: str = "minilm-l6"
     encode_batch_size: int = 128
+    encode_precision: str = "bfloat16"
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     max_train_examples: int = 8000
@@ -164,6 +169,10 @@ class RetrievalConfig:
                      "dual_pooling_test_pairs"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
                 bad(name, "a whole number >= 1")
+        from graphrel.retrieval.encoding.encoders import PRECISIONS
+
+        if self.encode_precision not in PRECISIONS:
+            bad("encode_precision", " or ".join(PRECISIONS))
         for name in ("dual_encoder_batch_size", "student_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 2:
                 bad(name, "a whole number >= 2 (in-batch negatives need two queries)")

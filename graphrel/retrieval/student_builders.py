@@ -57,16 +57,18 @@ def matching_queries(pairs, catalogue, c, *, test_queries) -> list[str]:
     return texts
 
 
-def _teacher_embeddings(encoder, texts: list[str], path: Path, key: str, batch_size: int) -> np.ndarray:
-    """The teacher's unit embeddings of ``texts``, cached in ``path`` (+ ``.key``)."""
+def _teacher_embeddings(encoder, texts: list[str], path: Path, key: str, batch_size: int,
+                        precision: str = "float32") -> np.ndarray:
+    """The teacher's unit embeddings of ``texts`` in ``precision``, cached in ``path`` (+ ``.key``)."""
     from graphrel.retrieval.encoding.encoders import encode
 
     key_path = path.with_suffix(".key")
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
         return np.load(path)
     start = time.perf_counter()
-    vectors = encode(encoder, texts, batch_size=batch_size)
-    log.info("retrieval: %d matching queries encoded by the teacher in %.0f s", len(texts), time.perf_counter() - start)
+    vectors = encode(encoder, texts, batch_size=batch_size, precision=precision)
+    log.info("retrieval: %d matching queries encoded by the teacher in %.0f s (%s)", len(texts),
+             time.perf_counter() - start, precision)
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as handle:
             np.save(handle, vectors)
@@ -109,11 +111,13 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         static = prune_vocabulary(static, list(catalogue.texts) + run_queries(pairs) + list(examples["query"]))
     log.info("retrieval: static embeddings (%d wordpieces x %d) in %.0f s", static.num_embeddings, c.student_dim,
              time.perf_counter() - start)
-    teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size)
+    teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size,
+                       precision=c.encode_precision)
     extra = {}
     if matching:
         vectors = _teacher_embeddings(teacher.query_encoder, matching, Path(output_dir) / "cache" / "matching_queries.npy",
-                                      _key(teacher=teacher_key, texts=setup["matching"]), c.encode_batch_size)
+                                      _key(teacher=teacher_key, texts=setup["matching"]), c.encode_batch_size,
+                                      c.encode_precision)
         extra = dict(matching_queries=matching, matching_teacher_embeddings=vectors,
                      matching_batch_size=c.matching_batch_size, matching_score=c.matching_score)
     for name in todo:

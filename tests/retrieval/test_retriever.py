@@ -61,3 +61,19 @@ def test_time_search_reports_both_speeds(tmp_path, catalogue):
     speed = Retriever.load(tmp_path / "bm25").time_search(["drill", "hose"] * 10, 5, repeats=2)
     assert set(speed) == {"query_encodings_per_second", "queries_per_second"}
     assert all(v > 0 for v in speed.values())
+
+
+def test_bfloat16_encoding_keeps_the_directions_of_float32_and_unknown_precisions_raise(tiny_encoder_dir):
+    from graphrel.retrieval.encoding.encoders import encoding_agreement
+
+    model = load_encoder(tiny_encoder_dir)
+    texts = ["cordless drill 18v", "white paint 1 gal", "brass door hinge", "garden hose 50 ft"]
+    exact, fast = encode(model, texts), encode(model, texts, precision="bfloat16")
+    assert fast.dtype == np.float32 and fast.shape == exact.shape
+    assert np.allclose(np.linalg.norm(fast, axis=1), 1, atol=1e-5)
+    assert not np.array_equal(exact, fast)  # bfloat16 did run
+    cosine = encoding_agreement(model, texts)
+    assert cosine == pytest.approx(float((exact * fast).sum(axis=1).min()), abs=1e-6)
+    assert 0.99 < cosine <= 1.0 + 1e-6
+    with pytest.raises(ValueError, match="precision"):
+        encode(model, texts, precision="float16")
