@@ -106,9 +106,12 @@ def choose_setting(lexical: pd.DataFrame, dense: pd.DataFrame, qrels: dict, *,
     """
     from graphrel.retrieval.measures.evaluation import retrieval_metrics
 
-    runs, grid, points = RanxRuns([lexical, dense]), settings_grid(rrf_k), []
+    from graphrel.retrieval.serving.fusion_grid import FusionGrid
+
+    # the grid's fusions in numpy (ranx's definitions; FusionGrid says why and what checks it)
+    runs, grid, points = FusionGrid(lexical, dense), settings_grid(rrf_k), []
     for setting in grid:
-        figures = retrieval_metrics(fuse_setting(runs, None, setting, depth=CHOICE_DEPTH), qrels)
+        figures = retrieval_metrics(runs.fuse(setting, depth=CHOICE_DEPTH), qrels)
         points.append({**setting, **{k: figures[k] for k in CHOICE_KEYS}})
     best = max(range(len(points)), key=lambda i: (*(points[i][k] for k in CHOICE_KEYS), -i))
     return dict(grid[best]), points
