@@ -221,6 +221,29 @@ def test_the_hybrid_takes_the_best_dense_retriever_on_validation_with_auto(run_w
         run_retrieval(run_with_teacher, tmp_path / "bad", tiny_config(tiny_encoder_dir, hybrid_dense="nope"))
 
 
+def test_bulk_encoding_falls_back_to_float32_when_bfloat16_disagrees(run_with_teacher, tmp_path, tiny_encoder_dir,
+                                                                     monkeypatch, caplog):
+    import numpy as np
+
+    import graphrel.retrieval.encoding.encoders as encoders
+    from graphrel.retrieval.encoding.encoders import encode, load_encoder
+
+    small = dict(ablation=False, symmetric_student=False, blend_and_match=False, hybrid=False,
+                 index_comparison=False, dual_pooling_steps=0)
+    catalogue_texts = lambda out: pd.read_parquet(out / "catalogue.parquet")["product_text"].tolist()  # noqa: E731
+    zero_shot = lambda out: np.load(out / "cache" / "minilm_zero_shot.npy")  # noqa: E731
+    run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    model = load_encoder(tiny_encoder_dir)
+    texts = catalogue_texts(tmp_path / "bf16")
+    np.testing.assert_array_equal(zero_shot(tmp_path / "bf16"),
+                                  encode(model, texts, batch_size=8, precision="bfloat16"))
+    monkeypatch.setattr(encoders, "MIN_COSINE", 1.5)  # nothing agrees that well
+    with caplog.at_level("WARNING", logger="graphrel"):
+        run_retrieval(run_with_teacher, tmp_path / "fp32", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    assert "bfloat16 encoding falls back to float32" in caplog.text
+    np.testing.assert_array_equal(zero_shot(tmp_path / "fp32"), encode(model, texts, batch_size=8))
+
+
 def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_encoder_dir):
     with pytest.raises(GraphrelInputError, match="rerank_retriever"):
         run_retrieval(run_with_teacher, tmp_path / "out", tiny_config(tiny_encoder_dir, rerank_retriever="nope",
