@@ -84,6 +84,7 @@ def test_fine_tuning_pairs_add_the_negatives_of_the_sampled_queries_only_when_as
     pairs = pd.concat([judged, held, catalogue.assign(query_id="t", query="x", label=None, split="transfer")],
                       ignore_index=True)
     config = PipelineConfig()
+    config.teacher.random_negatives = 0
     assert len(fine_tuning_pairs(config, pairs)) == len(judged)
     config.teacher.random_negatives, config.teacher.mined_negatives = 2, 1
     out = fine_tuning_pairs(config, pairs)
