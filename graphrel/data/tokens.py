@@ -45,15 +45,21 @@ class WordpieceCache:
         self._piece_length = np.zeros(1, dtype=np.int64)
         self._pieces = np.zeros(0, dtype=np.int64)
 
-    def _word_ids(self, words: list[str]) -> list[list[int]]:
-        """The tokenizer's wordpiece ids of each word, no special tokens (it lower-cases itself).
+    def _word_pieces(self, words: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """The tokenizer's wordpiece ids of each word, no special tokens (it lower-cases itself):
+        ``(lengths, pieces)``, (W,) pieces per word and all pieces concatenated in word order.
 
-        The Rust tokenizer is asked directly: the Python wrapper's per-call work cost 5x the
-        tokenising itself on a cold batch of 8,928 words (0.27 s against 0.05 s, same ids).
+        The Rust tokenizer is asked directly, once for all the words joined by spaces, and each
+        piece goes to the word its character offset falls in: the Python wrapper's per-call work
+        cost 5x the tokenising itself on a cold batch of 8,928 words (0.27 s against 0.05 s), and
+        one ``Encoding`` per word (``encode_batch``) 2.5x one for all (5.1 ms against 2.1 ms for
+        the 668 words of 100 titles; the same ids for 16,910 real title words).
         """
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:  # a slow (Python) tokenizer: no Rust tokenizer to ask
-            return self.tokenizer(words, add_special_tokens=False)["input_ids"]
+            ids = self.tokenizer(words, add_special_tokens=False)["input_ids"]
+            lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+            return lengths, np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         word_tokenizer = _WORD_TOKENIZERS.get(self.tokenizer)
         if word_tokenizer is None:
             from tokenizers import Tokenizer
@@ -62,18 +68,24 @@ class WordpieceCache:
             word_tokenizer.no_padding()
             word_tokenizer.no_truncation()
             _WORD_TOKENIZERS[self.tokenizer] = word_tokenizer
-        return [encoding.ids for encoding in word_tokenizer.encode_batch(words, add_special_tokens=False)]
+        # words hold no white space (they come from str.split), so the tokenizer's pre-tokenizer
+        # never merges two of them; offsets are into the joined string, whatever the normaliser did
+        characters = np.fromiter(map(len, words), dtype=np.int64, count=len(words))
+        starts = np.cumsum(characters + 1) - characters - 1
+        encoding = word_tokenizer.encode(" ".join(words), add_special_tokens=False)
+        pieces = np.asarray(encoding.ids, dtype=np.int64)
+        piece_starts = np.fromiter((start for start, _ in encoding.offsets), dtype=np.int64, count=len(pieces))
+        owner = np.searchsorted(starts, piece_starts, side="right") - 1
+        return np.bincount(owner, minlength=len(words)).astype(np.int64), pieces
 
     def _add_words(self, words: list[str]) -> None:
         """Ask the tokenizer once for every new white-space token and append its pieces."""
-        ids = self._word_ids(words)
-        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        lengths, flat = self._word_pieces(words)
         starts = len(self._pieces) + np.cumsum(lengths) - lengths
         first = len(self._piece_start)
         self._cache.update(zip(words, range(first, first + len(words))))
         self._piece_start = np.concatenate([self._piece_start, starts])
         self._piece_length = np.concatenate([self._piece_length, lengths])
-        flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
         self._pieces = np.concatenate([self._pieces, flat])
 
     def encode(self, texts: Sequence[str], max_length: int) -> np.ndarray:

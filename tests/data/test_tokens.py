@@ -22,6 +22,18 @@ def test_same_ids_as_the_tokenizer(tokenizer):
     assert (ours == ref).all()
 
 
+def test_unusual_words_get_the_tokenizers_ids(tokenizer):
+    """Words whose normalised form differs in length, vanishes, or splits (accents, CJK, emoji,
+    ligatures, zero-width and combining characters, entities, over-long words): the pieces of
+    one call for all words still go to the right word."""
+    texts = ["café naïve İstanbul ß ﬁ Ⅻ", "日本語テキスト 😀 \u0301 \u200b", "&amp; 1,000 3/4in. W/ ¿qué?", "y" * 150 + " ok",
+             "\u0301 lonely-combining mark", "tab\tsplit and\u00a0nbsp"]
+    ours = WordpieceCache(tokenizer).encode(texts, 48)
+    ref = np.array(tokenizer(texts, add_special_tokens=False, truncation=True, max_length=48,
+                             padding="max_length")["input_ids"])
+    assert (ours == ref).all()
+
+
 def test_words_longer_than_the_saved_truncation_keep_every_piece(tokenizer):
     """The saved tokenizer pads and truncates to 128 pieces; words are asked without either."""
     long_word = "a-" * 100  # 200 wordpieces (punctuation splits) in one white-space token
