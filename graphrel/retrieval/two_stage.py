@@ -57,7 +57,9 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
     Returns:
         ``{"retriever", "depth", "first_stage": {"ndcg@10", "recall@10", "recall@depth"},
         "rerankers": {name: {"ndcg@10", "recall@10", "pairs", "pairs_per_second", "paths"}}}``
-        (and each ``judged_only`` and ``intervals``); metrics in [0, 1], pairs/s of the single
+        (and each ``judged_only`` and ``intervals``, and each re-ranker's ``differences``:
+        ``{"first_stage" or another re-ranker: {"ndcg@10": {"difference", "interval"}}}``, its
+        NDCG@10 minus theirs with a 95% interval); metrics in [0, 1], pairs/s of the single
         scoring pass (None when read from the cache), ``paths`` the pairs each scoring path took (the scorer's
         ``paths()``; ``{}`` for the teacher).
 
@@ -80,6 +82,7 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
     queries = dict(zip(judged.query_ids, judged.queries))
     texts = dict(zip(retriever.catalogue.product_ids, retriever.catalogue.texts))
     cache_dir = Path(cache_dir)
+    lists = {}
     for name, (directory, graph) in pair_models.items():
         path = cache_dir / f"{retriever.name}+{name}.parquet"
         key_path = path.with_suffix(".key")
@@ -103,6 +106,7 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
             write_parquet(reranked, path)
             paths_path.write_text(json.dumps(paths))
             key_path.write_text(wanted)
+        lists[name] = reranked
         metrics = retrieval_metrics(reranked, judged.qrels)
         out["rerankers"][name] = {"ndcg@10": metrics["ndcg@10"], "recall@10": metrics["recall@10"],
                                   "pairs": len(reranked), "pairs_per_second": speed, "paths": paths}
@@ -111,6 +115,10 @@ def two_stage_metrics(retriever_dir: str | Path, judged, pair_models: dict, *, d
             out["rerankers"][name]["judged_only"] = judged_only.figures(reranked, JUDGED_ONLY_KEYS)
         log.info("retrieval: %s top %d re-ranked by %s: NDCG@10 %.3f (first stage %.3f)", retriever.name,
                  out["depth"], name, metrics["ndcg@10"], first["ndcg@10"])
+    if judged_only is not None:  # each re-ranker against the first stage and every other re-ranker
+        for name, reranked in lists.items():
+            others = {"first_stage": run, **{n: r for n, r in lists.items() if n != name}}
+            out["rerankers"][name]["differences"] = judged_only.differences(reranked, others, keys=("ndcg@10",))
     return out
 
 
@@ -149,7 +157,20 @@ def two_stage_markdown(result: dict, teacher: str = "teacher") -> str:
         "unjudged products as misses.", "",
         f"| system | NDCG@10 | recall@10 | judged-only NDCG@10 | judged-only recall@10 "
         f"| % of {teacher} re-ranker NDCG@10 | pairs/s (one pass) |",
-        "|---|---|---|---|---|---|---|", *rows, ""])
+        "|---|---|---|---|---|---|---|", *rows, "", *_differences(result)])
+
+
+def _differences(result: dict) -> list[str]:
+    """One line per re-ranker: its NDCG@10 minus the first stage's and each other re-ranker's."""
+    lines = []
+    for name, m in result["rerankers"].items():
+        if not m.get("differences"):
+            continue
+        parts = [f"{'the first stage' if other == 'first_stage' else other} {d['ndcg@10']['difference']:+.4f} "
+                 f"[{d['ndcg@10']['interval'][0]:+.4f}, {d['ndcg@10']['interval'][1]:+.4f}]"
+                 for other, d in m["differences"].items()]
+        lines.append(f"- NDCG@10 of {name} minus: " + "; ".join(parts) + " (95%, paired bootstrap over queries).")
+    return [*lines, ""] if lines else []
 
 
 def _judged(figures: dict) -> str:

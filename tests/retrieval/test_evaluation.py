@@ -397,5 +397,9 @@ def test_two_stage_reports_judged_only_figures_of_the_first_stage_and_each_re_ra
     assert f"| {model['ndcg@10']:.3f} [{main['ndcg@10'][0]:.3f}, {main['ndcg@10'][1]:.3f}] | " \
            f"{model['recall@10']:.3f} [{main['recall@10'][0]:.3f}, {main['recall@10'][1]:.3f}] | " \
            f"{model['judged_only']['ndcg@10']:.3f} [{low:.3f}, {high:.3f}] |" in table
+    difference = model["differences"]["first_stage"]["ndcg@10"]  # the re-ranker minus the first stage
+    assert difference["difference"] == pytest.approx(model["ndcg@10"] - first["ndcg@10"], abs=1e-12)
+    assert difference["interval"][0] <= difference["difference"] <= difference["interval"][1]
+    assert f"- NDCG@10 of model minus: the first stage {difference['difference']:+.4f}" in table
     assert "judged_only" not in two_stage.two_stage_metrics(
         tmp_path, judged, {"model": (tmp_path, None)}, depth=5, cache_dir=tmp_path / "cache", key="k")["first_stage"]
