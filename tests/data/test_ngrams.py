@@ -151,3 +151,13 @@ def test_match_features_equal_a_set_overlap_of_the_readable_ngrams():
     assert got[0].tolist() == [1.0, pytest.approx(2 / 3), pytest.approx(2 / 3)]
     with pytest.raises(ValueError, match="query bags"):
         match_features(*featurizer.encode(queries[:2]), *featurizer.encode(titles[:3]))
+
+
+def test_batched_word_hashes_equal_one_hash_per_word():
+    from graphrel.data.ngrams import word_hash, word_hashes
+
+    words = ["drill", "café", "日本", "", "x" * 500, "\ud800"]  # a lone surrogate too (surrogatepass)
+    hashes = word_hashes(words)
+    assert hashes.dtype == np.uint64 and hashes.shape == (len(words),)
+    assert hashes.tolist() == [word_hash(w) for w in words]
+    assert word_hashes([]).shape == (0,)
