@@ -38,6 +38,7 @@ import pandas as pd
 from graphrel import run as R
 from graphrel.intervals import PairedBootstrap
 from graphrel.metrics import auc, spearman
+from graphrel.options import whole_number
 from graphrel.pipeline.config_file import run_config
 from graphrel.pipeline.evaluation import label_scale, validation_threshold
 from graphrel.pipeline.report import markdown_table
@@ -99,13 +100,12 @@ def main() -> None:
     parser.add_argument("--mix", type=parse_mix, action="append", default=[],
                         help="RANDOM,MINED negatives per query to fit (repeatable)")
     parser.add_argument("--fit-only", action="store_true", help="fit the --mix teachers and stop")
-    parser.add_argument("--mined-depth", type=int, default=50, help="BM25 hits the mined negatives come from")
-    parser.add_argument("--depth", type=int, default=100, help="products re-ranked per validation query")
-    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--mined-depth", type=whole_number(1, example=50), default=50,
+                        help="BM25 hits the mined negatives come from")
+    parser.add_argument("--depth", type=whole_number(1, example=100), default=100,
+                        help="products re-ranked per validation query")
+    parser.add_argument("--resamples", type=whole_number(1, example=1000), default=1000)
     args = parser.parse_args()
-    for name in ("mined_depth", "depth", "resamples"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
     config = run_config(args.run_dir)
     if config.teacher.random_negatives or config.teacher.mined_negatives:
         parser.error(f"{args.run_dir}'s teacher was fine-tuned with catalogue negatives: pass a run without")
