@@ -38,12 +38,12 @@ def test_json_round_trip(run_dir, opened, busy_query, rich_pair, tmp_path):
 @real_data
 def test_graphml_round_trip(run_dir, opened, busy_query, tmp_path):
     out = tmp_path / "ego.graphml"
-    inspect_command(["--run-dir", str(run_dir), "--query", busy_query, "--max-per-hop", "3",
+    inspect_command(["--run-dir", str(run_dir), "--query", busy_query, "--max-per-hop", "8",
                      "--format", "graphml", "--out", str(out)])
     read = nx.read_graphml(out)
-    ego = neighborhood(opened, query=busy_query, hops=2, max_per_hop=3)
+    ego = neighborhood(opened, query=busy_query, hops=2, max_per_hop=8)
     _same_graph(read, ego)
     assert any("label" in d for _, _, d in read.edges(data=True))
     assert any("label" not in d for _, _, d in read.edges(data=True))  # absent, not NaN
-    assert read.graph["max_per_hop"] == 3 and read.graph["student"] == "student_korder"
+    assert read.graph["max_per_hop"] == 8 and read.graph["student"] == "student_korder"
     assert not list(tmp_path.glob(".*.tmp"))
