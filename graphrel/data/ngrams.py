@@ -235,11 +235,8 @@ class NgramFeaturizer:
         return np.where(ids >= 0, ids, buckets)
 
     def _add_tokens(self, tokens: Iterable[str]) -> None:
-        """Normalise, hash and look up tokens never seen before; extend the word table.
-
-        The new words are hashed in one batch (:func:`word_hashes`): one call per word of
-        :func:`word_hash` and its list appends were 45% of a 100-pair BERT2DNN request.
-        """
+        """Normalise, hash and look up tokens never seen before; extend the word table. New words
+        are hashed in one batch (:func:`word_hashes`): a call each was 45% of a 100-pair request."""
         tokens = list(tokens)
         codes, index, words = self._codes, self._word_index, self._words
         new_words = []
