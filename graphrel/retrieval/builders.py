@@ -128,8 +128,12 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
         else:
             log.info("retrieval: encoding in %s: lowest cosine with float32 %.5f on %d catalogue texts",
                      precision, cosine, min(256, len(catalogue)))
-    # float32: the key of encodings made before the option (finished stages keep theirs)
-    zero_key = _key(encoder=c.backbone, catalogue=catalogue_key,
+    # the encoder's files (weights, tokenizer) are in the key: a new package version re-encodes
+    from graphrel.backbone import MINILM, resolve_backbone
+    from graphrel.retrieval.build_keys import directory_fingerprint
+
+    files = directory_fingerprint(resolve_backbone(MINILM) if str(c.backbone) == MINILM else c.backbone)
+    zero_key = _key(encoder=c.backbone, files=files, catalogue=catalogue_key,
                     **({} if precision == "float32" else {"precision": precision}))
     products = _product_embeddings(zero, "minilm_zero_shot", catalogue, output_dir / "cache", zero_key,
                                    c.encode_batch_size, precision)

@@ -244,6 +244,27 @@ def test_bulk_encoding_falls_back_to_float32_when_bfloat16_disagrees(run_with_te
     np.testing.assert_array_equal(zero_shot(tmp_path / "fp32"), encode(model, texts, batch_size=8))
 
 
+def test_the_catalogue_encoding_is_keyed_by_the_encoders_files(tmp_path, tiny_encoder_dir):
+    import shutil
+
+    from graphrel.retrieval.builders import _build_baselines
+    from graphrel.retrieval.search.catalogue import Catalogue
+
+    from .conftest import toy_pairs
+
+    encoder = tmp_path / "encoder"
+    shutil.copytree(tiny_encoder_dir, encoder)
+    catalogue = Catalogue.from_pairs(toy_pairs())
+    config = tiny_config(encoder)
+    (tmp_path / "out" / "cache").mkdir(parents=True)
+    first = _build_baselines(catalogue, "catalogue", config, tmp_path / "out")[1]
+    assert _build_baselines(catalogue, "catalogue", config, tmp_path / "out")[1] == first  # same files, same key
+    (encoder / "README.md").write_text("another release of the same encoder\n")
+    second = _build_baselines(catalogue, "catalogue", config, tmp_path / "out")[1]
+    assert second != first  # new files: the cached catalogue encoding is not reused
+    assert (tmp_path / "out" / "cache" / "minilm_zero_shot.key").read_text() == second
+
+
 def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_encoder_dir):
     with pytest.raises(GraphrelInputError, match="rerank_retriever"):
         run_retrieval(run_with_teacher, tmp_path / "out", tiny_config(tiny_encoder_dir, rerank_retriever="nope",
