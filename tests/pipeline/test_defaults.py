@@ -135,6 +135,8 @@ def test_lightning_cli_configs_train_the_pipelines_students(config, pipeline_cal
 def test_class_defaults_match_the_documented_ones():
     """Spot checks of the values the pipeline measured best (README / the presets)."""
     assert defaults(KOrderStudent)["neighbourhood_statistics"] is True
+    teacher = PipelineConfig().teacher  # one random catalogue negative per query, none mined (validation)
+    assert (teacher.random_negatives, teacher.mined_negatives) == (1, 0)
     assert defaults(StudentDataModule)["cap"] == PipelineConfig().student.cap == 4
     bert = defaults(Bert2DnnStudent)
     assert (bert["init"], bert["match_features"], bert["label_weight"]) == ("sentence", True, 1.0)
