@@ -211,6 +211,27 @@ def check_matching_queries(matching_queries, matching_teacher_embeddings, *, dim
     return texts, torch.from_numpy(np.ascontiguousarray(vectors))
 
 
+def training_setup(student, examples: pd.DataFrame, product_rows: dict, teacher_query_embeddings, extra, *,
+                   scale: float, seed: int, steps: int, batch_size: int, matching_batch_size: int | None):
+    """What both EmbedDistill students train with, seeded: ``(label_loss, matching_loss, rows,
+    teacher_q, queries, extra_batches)``: the in-batch softmax and L2 embedding-matching losses
+    (sentence-transformers), (E, 1 + negatives) catalogue rows of each example's positive and
+    negatives, (E, d) teacher query embeddings, (E,) query texts, and the batches of extra
+    matching queries (None without them)."""
+    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MultipleNegativesRankingLoss
+
+    torch.manual_seed(seed)
+    label_loss = MultipleNegativesRankingLoss(student, scale=scale)
+    matching_loss = EmbedDistillLoss(student, distance_metric="l2")
+    columns = ["product_id"] + negative_columns(examples, "negative_")
+    rows = np.stack([examples[c].map(product_rows).to_numpy(dtype=np.int64) for c in columns], axis=1)
+    teacher_q = torch.from_numpy(np.ascontiguousarray(teacher_query_embeddings, dtype=np.float32))
+    queries = examples["query"].to_numpy(dtype=object)
+    extra_batches = None if extra is None else matching_batches(
+        len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
+    return label_loss, matching_loss, rows, teacher_q, queries, extra_batches
+
+
 def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddings: np.ndarray,
                              product_rows: dict, teacher_query_embeddings: np.ndarray, weights: LossWeights,
                              steps: int, batch_size: int, learning_rate: float, seed: int,
@@ -246,20 +267,12 @@ def train_asymmetric_student(student, examples: pd.DataFrame, *, product_embeddi
     Raises:
         ValueError: bad extra matching queries (see :func:`check_matching_queries`).
     """
-    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MultipleNegativesRankingLoss
-
     extra = check_matching_queries(matching_queries, matching_teacher_embeddings, dim=product_embeddings.shape[1],
                                    batch_size=matching_batch_size, weights=weights, matching_score=matching_score)
-    torch.manual_seed(seed)
-    label_loss = MultipleNegativesRankingLoss(student, scale=scale)
-    matching_loss = EmbedDistillLoss(student, distance_metric="l2")
-    columns = ["product_id"] + negative_columns(examples, "negative_")
-    rows = np.stack([examples[c].map(product_rows).to_numpy(dtype=np.int64) for c in columns], axis=1)
+    label_loss, matching_loss, rows, teacher_q, queries, extra_batches = training_setup(
+        student, examples, product_rows, teacher_query_embeddings, extra, scale=scale, seed=seed, steps=steps,
+        batch_size=batch_size, matching_batch_size=matching_batch_size)
     products = torch.from_numpy(np.ascontiguousarray(product_embeddings, dtype=np.float32))
-    teacher_q = torch.from_numpy(np.ascontiguousarray(teacher_query_embeddings, dtype=np.float32))
-    queries = examples["query"].to_numpy(dtype=object)
-    extra_batches = None if extra is None else matching_batches(
-        len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
 
     def step_loss(batch: np.ndarray) -> torch.Tensor:
         texts, targets = queries[batch], teacher_q[batch]

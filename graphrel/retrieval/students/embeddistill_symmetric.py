@@ -29,8 +29,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from graphrel.retrieval.students.embeddistill import LossWeights, check_matching_queries, matching_batches, score_distillation
-from graphrel.retrieval.students.training import embed, negative_columns, train_on_distinct_queries
+from graphrel.retrieval.students.embeddistill import (LossWeights, check_matching_queries, matching_batches,
+                                                       score_distillation, training_setup)
+from graphrel.retrieval.students.training import embed, train_on_distinct_queries
 
 
 def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, teacher_product_embeddings: np.ndarray,
@@ -65,8 +66,6 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
         ValueError: an option out of range, embeddings that disagree with the catalogue, or bad
             extra matching queries.
     """
-    from sentence_transformers.sentence_transformer.losses import EmbedDistillLoss, MultipleNegativesRankingLoss
-
     texts = np.asarray([str(t) for t in product_texts], dtype=object)
     teacher_p = np.asarray(teacher_product_embeddings, dtype=np.float32)
     if teacher_p.ndim != 2 or teacher_p.shape[0] != len(texts):
@@ -82,16 +81,10 @@ def train_symmetric_student(student, examples: pd.DataFrame, *, product_texts, t
         raise ValueError("matching_products_batch_size > 0 needs document_weight > 0 (document matching uses them)")
     extra = check_matching_queries(matching_queries, matching_teacher_embeddings, dim=teacher_p.shape[1],
                                    batch_size=matching_batch_size, weights=weights, matching_score=matching_score)
-    torch.manual_seed(seed)
-    label_loss = MultipleNegativesRankingLoss(student, scale=scale)
-    matching_loss = EmbedDistillLoss(student, distance_metric="l2")
-    columns = ["product_id"] + negative_columns(examples, "negative_")
-    rows = np.stack([examples[c].map(product_rows).to_numpy(dtype=np.int64) for c in columns], axis=1)
+    label_loss, matching_loss, rows, teacher_q, queries, extra_batches = training_setup(
+        student, examples, product_rows, teacher_query_embeddings, extra, scale=scale, seed=seed, steps=steps,
+        batch_size=batch_size, matching_batch_size=matching_batch_size)
     teacher_products = torch.from_numpy(np.ascontiguousarray(teacher_p))
-    teacher_q = torch.from_numpy(np.ascontiguousarray(teacher_query_embeddings, dtype=np.float32))
-    queries = examples["query"].to_numpy(dtype=object)
-    extra_batches = None if extra is None else matching_batches(
-        len(extra[0]), batch_size=matching_batch_size or batch_size, steps=steps, seed=seed + 1)
     product_batches = None if not matching_products_batch_size else matching_batches(
         len(texts), batch_size=matching_products_batch_size, steps=steps, seed=seed + 2)
 
