@@ -118,8 +118,20 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
         save_bm25_retriever(root / "bm25", catalogue=catalogue, k1=c.bm25_k1, b=c.bm25_b)
         _set_key(root / "bm25", key)
     zero = load_encoder(c.backbone)
+    # the encoder's files (weights, tokenizer) are in the key: a new package version re-encodes
+    from graphrel.backbone import MINILM, resolve_backbone
+    from graphrel.retrieval.build_keys import directory_fingerprint
+
+    files = directory_fingerprint(resolve_backbone(MINILM) if str(c.backbone) == MINILM else c.backbone)
+
+    def zero_key_of(precision: str) -> str:  # float32: no precision entry, as before the option
+        return _key(encoder=c.backbone, files=files, catalogue=catalogue_key,
+                    **({} if precision == "float32" else {"precision": precision}))
+
     precision = c.encode_precision
-    if precision != "float32":
+    key_path = output_dir / "cache" / "minilm_zero_shot.key"
+    checked_before = key_path.is_file() and key_path.read_text() == zero_key_of(precision)
+    if precision != "float32" and not checked_before:  # a cached encoding in it passed the check
         cosine = encoding_agreement(zero, catalogue.texts[:256], batch_size=c.encode_batch_size)
         if cosine < MIN_COSINE:
             log.warning("retrieval: %s encoding falls back to float32: lowest cosine with float32 %.5f < %s on "
@@ -128,13 +140,7 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
         else:
             log.info("retrieval: encoding in %s: lowest cosine with float32 %.5f on %d catalogue texts",
                      precision, cosine, min(256, len(catalogue)))
-    # the encoder's files (weights, tokenizer) are in the key: a new package version re-encodes
-    from graphrel.backbone import MINILM, resolve_backbone
-    from graphrel.retrieval.build_keys import directory_fingerprint
-
-    files = directory_fingerprint(resolve_backbone(MINILM) if str(c.backbone) == MINILM else c.backbone)
-    zero_key = _key(encoder=c.backbone, files=files, catalogue=catalogue_key,
-                    **({} if precision == "float32" else {"precision": precision}))
+    zero_key = zero_key_of(precision)
     products = _product_embeddings(zero, "minilm_zero_shot", catalogue, output_dir / "cache", zero_key,
                                    c.encode_batch_size, precision)
     if not _reusable(root / "minilm_zero_shot", zero_key):

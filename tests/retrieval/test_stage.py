@@ -237,6 +237,10 @@ def test_bulk_encoding_falls_back_to_float32_when_bfloat16_disagrees(run_with_te
     texts = catalogue_texts(tmp_path / "bf16")
     np.testing.assert_array_equal(zero_shot(tmp_path / "bf16"),
                                   encode(model, texts, batch_size=8, precision="bfloat16"))
+    caplog.clear()
+    with caplog.at_level("INFO", logger="graphrel"):  # cached in bfloat16: the check is not run again
+        run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    assert "lowest cosine" not in caplog.text
     monkeypatch.setattr(encoders, "MIN_COSINE", 1.5)  # nothing agrees that well
     with caplog.at_level("WARNING", logger="graphrel"):
         run_retrieval(run_with_teacher, tmp_path / "fp32", tiny_config(tiny_encoder_dir, **small), pair_models={})
