@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
+import json
 import shutil
 import time
 from pathlib import Path
@@ -82,11 +84,16 @@ def fit_mix(config, run_dir: Path, out: Path, pairs: pd.DataFrame, mix: str, min
     print(f"{mix_name(mix)}: fitted in {seconds:.0f} s")
 
 
+@functools.lru_cache(maxsize=None)  # each teacher scores two sets of pairs: loaded once (~90 MB each)
+def _teacher(teacher_dir: Path, max_length: int, temperature: float):
+    return load_teacher(teacher_dir, max_length=max_length, temperature=temperature)
+
+
 def cached_logits(path: Path, teacher_dir: Path, config, queries, products) -> np.ndarray:
     """The teacher's logits of these pairs (bf16 backend), kept in ``path``."""
     if path.is_file():
         return np.load(path)
-    teacher = load_teacher(teacher_dir, max_length=config.teacher.max_length, temperature=config.teacher.temperature)
+    teacher = _teacher(teacher_dir, config.teacher.max_length, config.teacher.temperature)
     logits = teacher_logits(teacher, list(queries), list(products), progress=False, backend="bf16",
                             batch_size=config.teacher.score_batch_size)
     np.save(path, logits)
@@ -107,7 +114,10 @@ def main() -> None:
     parser.add_argument("--resamples", type=whole_number(1, example=1000), default=1000)
     args = parser.parse_args()
     config = run_config(args.run_dir)
-    if config.teacher.random_negatives or config.teacher.mined_negatives:
+    # what the run's teacher was fitted with: its teacher_fit record (a run's config.yaml written
+    # before the options existed lacks them, and would read as today's defaults)
+    fitted = json.loads((args.run_dir / "stages.json").read_text())["teacher_fit"]["key"]["teacher"]
+    if fitted.get("random_negatives", 0) or fitted.get("mined_negatives", 0):
         parser.error(f"{args.run_dir}'s teacher was fine-tuned with catalogue negatives: pass a run without")
     pairs = pd.read_parquet(args.run_dir / R.PAIRS)
     args.out.mkdir(parents=True, exist_ok=True)
