@@ -229,7 +229,7 @@ def test_bulk_encoding_falls_back_to_float32_when_bfloat16_disagrees(run_with_te
     from graphrel.retrieval.encoding.encoders import encode, load_encoder
 
     small = dict(ablation=False, symmetric_student=False, blend_and_match=False, hybrid=False,
-                 index_comparison=False, dual_pooling_steps=0)
+                 index_comparison=False, dual_pooling_steps=0, encode_precision="bfloat16")
     catalogue_texts = lambda out: pd.read_parquet(out / "catalogue.parquet")["product_text"].tolist()  # noqa: E731
     zero_shot = lambda out: np.load(out / "cache" / "minilm_zero_shot.npy")  # noqa: E731
     run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
