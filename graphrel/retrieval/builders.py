@@ -56,16 +56,19 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
     path, key_path = output_dir / "training_examples.parquet", output_dir / "training_examples.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
         return pd.read_parquet(path)
-    from graphrel.scoring.teacher_labelling import load_teacher
+    from graphrel.scoring.teacher_backends import teacher_forward
+    from graphrel.scoring.teacher_scorer import TeacherScorer
 
     examples = positive_examples(pairs, threshold=threshold, max_examples=config.max_train_examples, seed=config.seed)
     bm25 = BM25Index(catalogue.texts, k1=config.bm25_k1, b=config.bm25_b)
     examples = mine_hard_negatives(examples, pairs, bm25, catalogue, negatives=config.hard_negatives,
                                    depth=config.negative_depth, threshold=threshold, seed=config.seed)
     start = time.perf_counter()
-    examples = add_teacher_logits(examples, load_teacher(run_dir / "teacher"), batch_size=config.teacher_batch_size)
-    log.info("retrieval: %d training examples, negatives scored by the teacher in %.0f s", len(examples),
-             time.perf_counter() - start)
+    teacher = TeacherScorer.load(run_dir / "teacher")  # the backend the positives' run scores came from
+    examples = add_teacher_logits(examples, teacher.teacher, batch_size=config.teacher_batch_size,
+                                  forward=teacher_forward(teacher.teacher, teacher.backend))
+    log.info("retrieval: %d training examples, negatives scored by the teacher (%s backend) in %.0f s", len(examples),
+             teacher.backend, time.perf_counter() - start)
     write_parquet(examples, path)
     key_path.write_text(key)
     return examples
@@ -85,7 +88,8 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
     config = dataclasses.replace(config, encode_precision=precision)  # what the checked encoding uses
     example_key = _key(catalogue=catalogue_key, threshold=threshold, n=config.max_train_examples,
                        neg=config.hard_negatives, depth=config.negative_depth, seed=config.seed, k1=config.bm25_k1,
-                       b=config.bm25_b, run=_run_fingerprint(pairs, run_dir))
+                       b=config.bm25_b, run=_run_fingerprint(pairs, run_dir),
+                       **_teacher_backend_entry(run_dir))
     examples = _training_examples(pairs, catalogue, config, threshold, run_dir, output_dir, example_key)
     de_key = _build_dual_encoder(examples, catalogue, zero_products, config, output_dir, _key(e=example_key, z=zero_key))
     variants = {"embeddistill": (config.label_weight, config.score_weight, config.embedding_weight)}
@@ -105,6 +109,15 @@ def build_retrievers(pairs, catalogue, catalogue_key, config, threshold, run_dir
         names += blend["retrievers"]
         fused = blend["fusion"]
     return names, fused
+
+
+def _teacher_backend_entry(run_dir: Path) -> dict:
+    """``{"teacher_backend": name}`` when the run's teacher scores on another backend than fp32
+    (its scores of the training negatives depend on it); ``{}`` for fp32, as before backends."""
+    from graphrel.scoring.teacher_scorer import run_teacher_backend
+
+    backend = run_teacher_backend(Path(run_dir) / "teacher")
+    return {} if backend == "fp32" else {"teacher_backend": backend}
 
 
 def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str, str]:

@@ -32,11 +32,15 @@ class RetrievalConfig:
         seed: sampling, batching and initialisation seed.
         backbone: ``minilm-l6`` (shipped all-MiniLM-L6-v2) or a local sentence-transformers dir.
         encode_batch_size: texts per encoder forward pass (>= 1).
-        encode_precision: ``float32`` or ``bfloat16``: the bulk encoding of the catalogue and the
-            matching queries by MiniLM encoders. bfloat16 (autocast; about 3.7x faster here, but
+        encode_precision: ``float32`` or ``bfloat16``: the bulk encoding of the catalogue by
+            MiniLM encoders (what the dense retrievers search). bfloat16 (autocast; about 3.7x faster here, but
             dual-encoder recall@100 -0.0011 on validation) is used only if, on the
             catalogue's first 256 texts, every embedding's cosine with its float32 one is >=
             :data:`~graphrel.retrieval.encoding.encoders.MIN_COSINE`; else float32, and the log says why.
+        target_precision: ``float32`` or ``bfloat16``: the dual encoder's embeddings of the
+            EmbedDistill students' training queries and extra matching queries (training targets
+            only, never searched); bfloat16 under the same agreement check, on the first 256
+            matching queries.
         bm25_k1, bm25_b: BM25 parameters (k1 > 0, 0 <= b <= 1).
         max_train_examples: training (query, positive) rows used (>= 1).
         hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
@@ -99,6 +103,7 @@ class RetrievalConfig:
     backbone: str = "minilm-l6"
     encode_batch_size: int = 128
     encode_precision: str = "float32"  # bfloat16 lost dual-encoder recall@100 on validation (README)
+    target_precision: str = "float32"
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     max_train_examples: int = 8000
@@ -172,8 +177,9 @@ class RetrievalConfig:
                 bad(name, "a whole number >= 1")
         from graphrel.retrieval.encoding.encoders import PRECISIONS
 
-        if self.encode_precision not in PRECISIONS:
-            bad("encode_precision", " or ".join(PRECISIONS))
+        for name in ("encode_precision", "target_precision"):
+            if getattr(self, name) not in PRECISIONS:
+                bad(name, " or ".join(PRECISIONS))
         for name in ("dual_encoder_batch_size", "student_batch_size"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 2:
                 bad(name, "a whole number >= 2 (in-batch negatives need two queries)")

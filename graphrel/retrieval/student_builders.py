@@ -57,6 +57,27 @@ def matching_queries(pairs, catalogue, c, *, test_queries) -> list[str]:
     return texts
 
 
+def target_precision(encoder, texts: list[str], c, cache_key_path: Path, key_of) -> str:
+    """The precision of the training targets: ``c.target_precision`` if bfloat16 embeddings of the
+    first 256 ``texts`` by ``encoder`` keep cosine >= ``MIN_COSINE`` with float32 ones (or a cached
+    encoding under ``key_of(precision)`` already passed), else float32 (the log says why)."""
+    from graphrel.retrieval.encoding.encoders import MIN_COSINE, encoding_agreement
+
+    precision = c.target_precision
+    if precision == "float32" or not texts:
+        return "float32"
+    if cache_key_path.is_file() and cache_key_path.read_text() == key_of(precision):
+        return precision
+    cosine = encoding_agreement(encoder, texts[:256], batch_size=c.encode_batch_size)
+    if cosine < MIN_COSINE:
+        log.warning("retrieval: %s training targets fall back to float32: lowest cosine with float32 %.5f < %s "
+                    "on %d matching queries", precision, cosine, MIN_COSINE, min(256, len(texts)))
+        return "float32"
+    log.info("retrieval: training targets in %s: lowest cosine with float32 %.5f on %d matching queries",
+             precision, cosine, min(256, len(texts)))
+    return precision
+
+
 def _teacher_embeddings(encoder, texts: list[str], path: Path, key: str, batch_size: int,
                         precision: str = "float32") -> np.ndarray:
     """The teacher's unit embeddings of ``texts`` in ``precision``, cached in ``path`` (+ ``.key``)."""
@@ -95,9 +116,17 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
     products = np.load(root / "dual_encoder" / "product_embeddings.npy")
     rows = {p: i for i, p in enumerate(catalogue.product_ids)}
     matching = matching_queries(pairs, catalogue, c, test_queries=test_queries)
+    cache = Path(output_dir) / "cache" / "matching_queries.npy"
+
+    def cache_key(precision: str) -> str:  # float32: no precision entry, as before the option
+        return _key(teacher=teacher_key, texts=_key(texts=matching),
+                    **({} if precision == "float32" else {"precision": precision}))
+
+    precision = target_precision(teacher.query_encoder, matching, c, cache.with_suffix(".key"), cache_key)
     setup = dict(teacher=teacher_key, dim=c.student_dim, prune=c.student_prune_vocabulary, steps=c.student_steps,
                  bs=c.student_batch_size, lr=c.student_learning_rate, scale=c.scale, seed=c.seed,
-                 matching=_key(texts=matching), matching_bs=c.matching_batch_size, matching_score=c.matching_score)
+                 matching=_key(texts=matching), matching_bs=c.matching_batch_size, matching_score=c.matching_score,
+                 **({} if precision == "float32" else {"targets": precision}))
     names = list(variants) + ([SYMMETRIC] if c.symmetric_student else [])
     keys = {name: _key(weights=variants.get(name, (c.label_weight, c.score_weight, c.embedding_weight)),
                        kind="symmetric" if name == SYMMETRIC else "asymmetric",
@@ -111,13 +140,11 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         static = prune_vocabulary(static, list(catalogue.texts) + run_queries(pairs) + list(examples["query"]))
     log.info("retrieval: static embeddings (%d wordpieces x %d) in %.0f s", static.num_embeddings, c.student_dim,
              time.perf_counter() - start)
-    teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size,
-                       precision=c.encode_precision)
+    teacher_q = encode(teacher.query_encoder, examples["query"], batch_size=c.encode_batch_size, precision=precision)
     extra = {}
     if matching:
-        vectors = _teacher_embeddings(teacher.query_encoder, matching, Path(output_dir) / "cache" / "matching_queries.npy",
-                                      _key(teacher=teacher_key, texts=setup["matching"]), c.encode_batch_size,
-                                      c.encode_precision)
+        vectors = _teacher_embeddings(teacher.query_encoder, matching, cache, cache_key(precision), c.encode_batch_size,
+                                      precision)
         extra = dict(matching_queries=matching, matching_teacher_embeddings=vectors,
                      matching_batch_size=c.matching_batch_size, matching_score=c.matching_score)
     for name in todo:
@@ -130,7 +157,8 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
                       scale=c.scale, **(extra if uses_matching else {}))
         start = time.perf_counter()
         manifest = {"build_key": keys[name], "loss_weights": dict(zip(("label", "score", "embedding"), weights)),
-                    "matching_queries": len(matching) if uses_matching else 0, "static_rows": static.num_embeddings}
+                    "matching_queries": len(matching) if uses_matching else 0, "static_rows": static.num_embeddings,
+                    "target_precision": precision}
         if name == SYMMETRIC:
             from graphrel.retrieval.students.embeddistill_symmetric import save_symmetric_student, train_symmetric_student
 

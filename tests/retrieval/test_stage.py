@@ -248,6 +248,53 @@ def test_bulk_encoding_falls_back_to_float32_when_bfloat16_disagrees(run_with_te
     np.testing.assert_array_equal(zero_shot(tmp_path / "fp32"), encode(model, texts, batch_size=8))
 
 
+def test_training_targets_in_bfloat16_only_when_they_agree(run_with_teacher, tmp_path, tiny_encoder_dir, monkeypatch,
+                                                           caplog):
+    import json
+
+    import numpy as np
+
+    import graphrel.retrieval.encoding.encoders as encoders
+
+    small = dict(ablation=False, symmetric_student=False, blend_and_match=False, hybrid=False,
+                 index_comparison=False, dual_pooling_steps=0, target_precision="bfloat16")
+    manifest = lambda out: json.loads((out / "retrievers" / "embeddistill" / "manifest.json").read_text())  # noqa: E731
+    targets = lambda out: np.load(out / "cache" / "matching_queries.npy")  # noqa: E731
+    with caplog.at_level("INFO", logger="graphrel"):
+        run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    assert "training targets in bfloat16" in caplog.text
+    assert manifest(tmp_path / "bf16")["target_precision"] == "bfloat16"
+    stored = targets(tmp_path / "bf16")
+    monkeypatch.setattr(encoders, "MIN_COSINE", 1.5)  # nothing agrees that well
+    with caplog.at_level("WARNING", logger="graphrel"):
+        run_retrieval(run_with_teacher, tmp_path / "fp32", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    assert "bfloat16 training targets fall back to float32" in caplog.text
+    assert manifest(tmp_path / "fp32")["target_precision"] == "float32"
+    assert manifest(tmp_path / "fp32")["build_key"] != manifest(tmp_path / "bf16")["build_key"]
+    assert targets(tmp_path / "fp32").shape == stored.shape and not np.array_equal(targets(tmp_path / "fp32"), stored)
+
+
+def test_training_negatives_are_scored_on_the_runs_teacher_backend(run_with_teacher, tmp_path, tiny_encoder_dir,
+                                                                  monkeypatch):
+    import json
+
+    import graphrel.scoring.teacher_backends as backends
+    from graphrel.scoring.teacher_backends import RECORD
+
+    asked = []
+    real = backends.teacher_forward
+    monkeypatch.setattr(backends, "teacher_forward",
+                        lambda teacher, backend: asked.append(backend) or real(teacher, backend))
+    small = dict(ablation=False, symmetric_student=False, blend_and_match=False, hybrid=False,
+                 index_comparison=False, dual_pooling_steps=0)
+    run_retrieval(run_with_teacher, tmp_path / "fp32", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    (run_with_teacher / RECORD).write_text(json.dumps({"backend": "bf16"}))  # the run's scores came from bf16
+    run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
+    assert asked == ["fp32", "bf16"]
+    keys = [(tmp_path / name / "training_examples.key").read_text() for name in ("fp32", "bf16")]
+    assert keys[0] != keys[1]  # examples scored on another backend are not reused
+
+
 def test_the_catalogue_encoding_is_keyed_by_the_encoders_files(tmp_path, tiny_encoder_dir):
     import shutil
 
@@ -280,7 +327,7 @@ def test_an_unknown_first_stage_is_refused(run_with_teacher, tmp_path, tiny_enco
     ("hard_negatives", -1), ("negative_depth", 1), ("bm25_b", 1.5), ("label_weight", -1.0),
     ("timing_repeats", 0), ("max_test_queries", 0), ("dual_encoder_product_side", "both"), ("threads", 0),
     ("rerank_depth", 0), ("hybrid_dense", "bm25"), ("hybrid_dense", ""), ("generated_queries_per_product", -1), ("matching_batch_size", 0), ("document_weight", -1.0), ("blend_top_k", -1), ("xmc_max_leaves", 1), ("blend_weighting", "both"), ("dual_pooling_steps", -1), ("dual_pooling_test_pairs", 0),
-    ("encode_precision", "float16"),
+    ("encode_precision", "float16"), ("target_precision", "float16"),
 ])
 def test_every_numeric_option_is_checked(option, value):
     with pytest.raises(GraphrelInputError, match=f"retrieval.{option}"):
