@@ -39,8 +39,9 @@ class RetrievalConfig:
             :data:`~graphrel.retrieval.encoding.encoders.MIN_COSINE`; else float32, and the log says why.
         target_precision: ``float32`` or ``bfloat16``: the dual encoder's embeddings of the
             EmbedDistill students' training queries and extra matching queries (training targets
-            only, never searched); bfloat16 under the same agreement check, on the first 256
-            matching queries.
+            only, never searched); bfloat16 (the default: neither student's validation recall@100
+            nor NDCG@10 lower than with float32 targets beyond its interval) under the same
+            agreement check, on the first 256 matching queries.
         bm25_k1, bm25_b: BM25 parameters (k1 > 0, 0 <= b <= 1).
         max_train_examples: training (query, positive) rows used (>= 1).
         hard_negatives: BM25 hard negatives per example (>= 1), drawn from the top ``negative_depth``.
@@ -103,7 +104,7 @@ class RetrievalConfig:
     backbone: str = "minilm-l6"
     encode_batch_size: int = 128
     encode_precision: str = "float32"  # bfloat16 lost dual-encoder recall@100 on validation (README)
-    target_precision: str = "float32"
+    target_precision: str = "bfloat16"  # no difference from float32 on validation (README)
     bm25_k1: float = 1.5
     bm25_b: float = 0.75
     max_train_examples: int = 8000
