@@ -54,6 +54,24 @@ def test_search_equals_scikit_learn_brute_force_cosine():
     assert untied.sum() > 20 and (found[untied] == expected[untied]).all()
 
 
+def test_small_batches_get_scikit_learns_tf_idf_rows_bit_for_bit():
+    """The few-keys path (online requests) makes the same CSR rows as the vectorizer's transform."""
+    from graphrel.data.query_neighbours import SMALL_BATCH
+
+    rng = np.random.default_rng(1)
+    words = ["angle", "bracket", "deck", "screws", "pvc", "elbow", "1/2 in.", "ß", "ｱ", "x" * 40]
+    logged = [" ".join(rng.choice(words, size=rng.integers(1, 5))) for _ in range(200)]
+    search = NearestLoggedQueries(logged, m=3)
+    keys = [" ".join(rng.choice(words, size=rng.integers(1, 5))) + "s" for _ in range(3 * SMALL_BATCH)]
+    keys += ["", "qqqq zzzz", "angle angle angle"]  # no n-gram; none in the vocabulary; repeats
+    for start in range(0, len(keys), 5):
+        batch = np.asarray(keys[start:start + 5], dtype=object)
+        mine, theirs = search._transform(batch), search.vectorizer.transform(batch)
+        assert mine.dtype == theirs.dtype == np.float32 and mine.shape == theirs.shape
+        for part in ("indptr", "indices", "data"):
+            assert np.array_equal(getattr(mine, part), getattr(theirs, part)), part
+
+
 def test_repeated_queries_get_the_same_neighbours():
     logged = NearestLoggedQueries(LOGGED, m=2, min_similarity=0.0)
     ids, similarity = logged.search(["deck screw", "garden hoses", "deck screw"])
