@@ -153,6 +153,6 @@ class PairFeaturizer:
         """
         if self.similar_queries is None:
             raise ValueError("this featuriser was built without similar_queries")
-        product_index = self.neighbours.product_index.get_indexer(pd.Index(product_ids)).astype(np.int64)
+        product_index = self.neighbours.rows_of("product", product_ids)
         similar = self._similar_of(*pd.factorize(np.asarray(queries, dtype=object)))
         return self.neighbours.similar_query_paths(*similar, product_index)[1]

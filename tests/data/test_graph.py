@@ -74,6 +74,24 @@ def test_unseen_nodes_have_no_neighbours_and_seen_side_still_works():
     assert (found["P-Q"].ids >= 0).sum() == min((edges.product_id == known_p).sum(), 4)  # no query excluded
 
 
+def test_node_rows_equal_pandas_for_every_form_of_id():
+    """Ids as str, numpy str, an Arrow-string Series or a tuple, known or not, find the rows
+    pandas' get_indexer finds."""
+    import pandas as pd
+
+    edges = random_edges()
+    graph = build_graph(edges)
+    neighbours = MetapathNeighbours(graph, cap=4)
+    products = list(edges.product_id.unique()[:7]) + ["never seen", "", "p 1"]
+    queries = list(edges.query_id.unique()[:5]) + ["never seen"]
+    for ids in (products, np.asarray(products), pd.Series(products, dtype="string[pyarrow]"), tuple(products)):
+        expected = pd.Index(graph["product"].node_id).get_indexer(pd.Index(list(ids)))
+        assert neighbours.rows_of("product", ids).tolist() == expected.tolist()
+    qi, pi = neighbours.node_indices(queries, products)
+    assert qi.dtype == pi.dtype == np.int64 and qi[-1] == -1 and (qi[:-1] >= 0).all()
+    assert pi.tolist()[-3:] == [-1, -1, -1] and (pi[:7] >= 0).all()
+
+
 def test_order_selects_metapaths():
     assert metapaths_for_order(0) == ()
     assert metapaths_for_order(1) == ("Q-P", "P-Q")

@@ -338,6 +338,11 @@ def test_killed_score_resumes_to_the_uninterrupted_output(tiny_run, tmp_path, ca
     reference = tmp_path / "reference.parquet"
     score_file(model, source, reference, chunk_size=500, batch_size=64)
     resumed, uninterrupted = pd.read_parquet(out), pd.read_parquet(reference)
-    pd.testing.assert_frame_equal(resumed, uninterrupted, check_exact=True)
+    # every row, id and order exactly; scores to float32 rounding: the killed process's shards
+    # come from another process, whose matrix kernels may round the last bits differently (about
+    # one run in four here, 1.2% of scores off by 1e-6, with or without any change to scoring)
+    pd.testing.assert_frame_equal(resumed.drop(columns="score"), uninterrupted.drop(columns="score"),
+                                  check_exact=True)
+    np.testing.assert_allclose(resumed["score"], uninterrupted["score"], rtol=0, atol=1e-5)
     assert resumed["row_id"].tolist() == list(range(1, 3001))
     assert resumed["score"].between(0, 1).all()
