@@ -29,10 +29,12 @@ from graphrel.run import load_run_pairs
 DEPTH = 100
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def validation_setup(description: str, out_help: str):
+    """Parse ``--run-dir`` / ``--out``; return ``(args, stage directory, catalogue, pairs without
+    test labels, the validation queries with a relevant product)``."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run-dir", type=Path, required=True, help="a run with a finished retrieval stage")
-    parser.add_argument("--out", type=Path, required=True, help="scratch directory for the two encodings")
+    parser.add_argument("--out", type=Path, required=True, help=out_help)
     args = parser.parse_args()
     stage = args.run_dir / "retrieval"
     catalogue = Catalogue.load(stage)
@@ -40,6 +42,24 @@ def main() -> None:
     scale = json.loads((args.run_dir / "label_scale.json").read_text())
     val = judged_test_queries(pairs, threshold=normalised_threshold(RetrievalConfig().relevance_threshold, scale),
                               splits=("val",))
+    return args, stage, catalogue, pairs, val
+
+
+def difference_row(label: dict, per: dict, boot: PairedBootstrap) -> dict:
+    """``label`` plus, for recall@100 and NDCG@10, the float32 and bfloat16 means and bf16 - fp32
+    with its 95% interval; ``per``: precision -> per-query metrics frame (same query order)."""
+    row = dict(label)
+    for key in ("recall@100", "ndcg@10"):
+        fast, exact = per["bfloat16"][key].to_numpy(), per["float32"][key].to_numpy()
+        low, high = boot.mean_interval(fast, exact)
+        row[f"{key} float32"] = f"{exact.mean():.4f}"
+        row[f"{key} bfloat16"] = f"{fast.mean():.4f}"
+        row[f"{key} bf16 - fp32 [95%]"] = f"{fast.mean() - exact.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+    return row
+
+
+def main() -> None:
+    args, stage, catalogue, pairs, val = validation_setup(__doc__.splitlines()[0], "scratch directory for the two encodings")
     args.out.mkdir(parents=True, exist_ok=True)
     zero = load_encoder(RetrievalConfig().backbone)
     products, seconds = {}, {}
@@ -64,13 +84,7 @@ def main() -> None:
             indices, scores = top_k(queries @ vectors.T, DEPTH)
             run = run_frame(val.query_ids, catalogue.product_ids, indices, scores)
             per[precision] = per_query_metrics(run, val.qrels).reindex(ids)
-        row = {"retriever": name}
-        for key in ("recall@100", "ndcg@10"):
-            low, high = boot.mean_interval(per["bfloat16"][key].to_numpy(), per["float32"][key].to_numpy())
-            row[f"{key} float32"] = f"{per['float32'][key].mean():.4f}"
-            row[f"{key} bfloat16"] = f"{per['bfloat16'][key].mean():.4f}"
-            row[f"{key} bf16 - fp32 [95%]"] = (f"{per['bfloat16'][key].mean() - per['float32'][key].mean():+.4f} "
-                                              f"[{low:+.4f}, {high:+.4f}]")
+        row = difference_row({"retriever": name}, per, boot)
         rows.append(row)
     print(f"{len(catalogue):,} products, {len(ids):,} validation queries with a relevant product; cosine of each "
           f"product's two embeddings: lowest {cosine.min():.5f}, mean {cosine.mean():.6f}; encoding seconds "

@@ -16,40 +16,29 @@ the stage's by a few generated queries.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from compare_encode_precision_on_validation import difference_row, validation_setup  # tools/, beside this file
 from graphrel.intervals import PairedBootstrap
 from graphrel.pipeline.report import markdown_table
 from graphrel.retrieval.config import RetrievalConfig
 from graphrel.retrieval.measures.evaluation import per_query_metrics
-from graphrel.retrieval.search.catalogue import TEST_SPLITS, Catalogue, judged_test_queries, normalised_threshold
+from graphrel.retrieval.search.catalogue import TEST_SPLITS
 from graphrel.retrieval.serving.retriever import Retriever
 from graphrel.retrieval.student_builders import build_students
-from graphrel.run import load_run_pairs
 
 DEPTH = 100
 PRECISIONS = ("float32", "bfloat16")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run-dir", type=Path, required=True, help="a run with a finished retrieval stage")
-    parser.add_argument("--out", type=Path, required=True, help="scratch directory for the students")
-    args = parser.parse_args()
-    stage = args.run_dir / "retrieval"
+    args, stage, catalogue, pairs, val = validation_setup(__doc__.splitlines()[0], "scratch directory for the students")
     config = RetrievalConfig()
-    catalogue = Catalogue.load(stage)
-    pairs = load_run_pairs(args.run_dir)  # validation labels only
-    scale = json.loads((args.run_dir / "label_scale.json").read_text())
-    val = judged_test_queries(pairs, threshold=normalised_threshold(config.relevance_threshold, scale),
-                              splits=("val",))
     test_texts = list(pairs.loc[pairs["split"].isin(TEST_SPLITS), "query"].astype(str).unique())
     examples = pd.read_parquet(stage / "training_examples.parquet")
     dual_encoder = stage / "retrievers" / "dual_encoder"
@@ -74,13 +63,7 @@ def main() -> None:
     boot = PairedBootstrap(np.array(ids), np.zeros(len(ids)), resamples=1000, seed=0)
     rows = []
     for name in sorted({name for _, name in per}):
-        row = {"student": name}
-        for key in ("recall@100", "ndcg@10"):
-            fast, exact = per["bfloat16", name][key].to_numpy(), per["float32", name][key].to_numpy()
-            low, high = boot.mean_interval(fast, exact)
-            row[f"{key} float32"] = f"{exact.mean():.4f}"
-            row[f"{key} bfloat16"] = f"{fast.mean():.4f}"
-            row[f"{key} bf16 - fp32 [95%]"] = f"{fast.mean() - exact.mean():+.4f} [{low:+.4f}, {high:+.4f}]"
+        row = difference_row({"student": name}, {p: per[p, name] for p in PRECISIONS}, boot)
         rows.append(row)
     print(f"{len(ids):,} validation queries with a relevant product; build seconds (targets + both students) "
           f"{ {k: round(v) for k, v in seconds.items()} } (a cached target encoding is not timed again)\n")
