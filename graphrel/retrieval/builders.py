@@ -56,7 +56,6 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
     path, key_path = output_dir / "training_examples.parquet", output_dir / "training_examples.key"
     if path.is_file() and key_path.is_file() and key_path.read_text() == key:
         return pd.read_parquet(path)
-    from graphrel.scoring.teacher_backends import teacher_forward
     from graphrel.scoring.teacher_scorer import TeacherScorer
 
     examples = positive_examples(pairs, threshold=threshold, max_examples=config.max_train_examples, seed=config.seed)
@@ -65,8 +64,7 @@ def _training_examples(pairs, catalogue, config, threshold, run_dir: Path, outpu
                                    depth=config.negative_depth, threshold=threshold, seed=config.seed)
     start = time.perf_counter()
     teacher = TeacherScorer.load(run_dir / "teacher")  # the backend the positives' run scores came from
-    examples = add_teacher_logits(examples, teacher.teacher, batch_size=config.teacher_batch_size,
-                                  forward=teacher_forward(teacher.teacher, teacher.backend))
+    examples = add_teacher_logits(examples, teacher, batch_size=config.teacher_batch_size)
     log.info("retrieval: %d training examples, negatives scored by the teacher (%s backend) in %.0f s", len(examples),
              teacher.backend, time.perf_counter() - start)
     write_parquet(examples, path)
@@ -123,7 +121,7 @@ def _teacher_backend_entry(run_dir: Path) -> dict:
 def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarray, str, str]:
     """BM25 and zero-shot MiniLM; returns the zero-shot product embeddings, their key and the
     precision of bulk encoding (``c.encode_precision`` if it agrees with float32, else float32)."""
-    from graphrel.retrieval.encoding.encoders import MIN_COSINE, count_parameters, encoding_agreement, load_encoder
+    from graphrel.retrieval.encoding.encoders import checked_precision, count_parameters, load_encoder
 
     root = output_dir / "retrievers"
     key = _key(stage="bm25", catalogue=catalogue_key, k1=c.bm25_k1, b=c.bm25_b)
@@ -141,18 +139,10 @@ def _build_baselines(catalogue, catalogue_key, c, output_dir) -> tuple[np.ndarra
         return _key(encoder=c.backbone, files=files, catalogue=catalogue_key,
                     **({} if precision == "float32" else {"precision": precision}))
 
-    precision = c.encode_precision
     key_path = output_dir / "cache" / "minilm_zero_shot.key"
-    checked_before = key_path.is_file() and key_path.read_text() == zero_key_of(precision)
-    if precision != "float32" and not checked_before:  # a cached encoding in it passed the check
-        cosine = encoding_agreement(zero, catalogue.texts[:256], batch_size=c.encode_batch_size)
-        if cosine < MIN_COSINE:
-            log.warning("retrieval: %s encoding falls back to float32: lowest cosine with float32 %.5f < %s on "
-                        "%d catalogue texts", precision, cosine, MIN_COSINE, min(256, len(catalogue)))
-            precision = "float32"
-        else:
-            log.info("retrieval: encoding in %s: lowest cosine with float32 %.5f on %d catalogue texts",
-                     precision, cosine, min(256, len(catalogue)))
+    cached = key_path.is_file() and key_path.read_text() == zero_key_of(c.encode_precision)  # it passed the check
+    precision = checked_precision(zero, catalogue.texts, c.encode_precision, what="encoding",
+                                  texts_name="catalogue texts", batch_size=c.encode_batch_size, passed_before=cached)
     zero_key = zero_key_of(precision)
     products = _product_embeddings(zero, "minilm_zero_shot", catalogue, output_dir / "cache", zero_key,
                                    c.encode_batch_size, precision)

@@ -57,27 +57,6 @@ def matching_queries(pairs, catalogue, c, *, test_queries) -> list[str]:
     return texts
 
 
-def target_precision(encoder, texts: list[str], c, cache_key_path: Path, key_of) -> str:
-    """The precision of the training targets: ``c.target_precision`` if bfloat16 embeddings of the
-    first 256 ``texts`` by ``encoder`` keep cosine >= ``MIN_COSINE`` with float32 ones (or a cached
-    encoding under ``key_of(precision)`` already passed), else float32 (the log says why)."""
-    from graphrel.retrieval.encoding.encoders import MIN_COSINE, encoding_agreement
-
-    precision = c.target_precision
-    if precision == "float32" or not texts:
-        return "float32"
-    if cache_key_path.is_file() and cache_key_path.read_text() == key_of(precision):
-        return precision
-    cosine = encoding_agreement(encoder, texts[:256], batch_size=c.encode_batch_size)
-    if cosine < MIN_COSINE:
-        log.warning("retrieval: %s training targets fall back to float32: lowest cosine with float32 %.5f < %s "
-                    "on %d matching queries", precision, cosine, MIN_COSINE, min(256, len(texts)))
-        return "float32"
-    log.info("retrieval: training targets in %s: lowest cosine with float32 %.5f on %d matching queries",
-             precision, cosine, min(256, len(texts)))
-    return precision
-
-
 def _teacher_embeddings(encoder, texts: list[str], path: Path, key: str, batch_size: int,
                         precision: str = "float32") -> np.ndarray:
     """The teacher's unit embeddings of ``texts`` in ``precision``, cached in ``path`` (+ ``.key``)."""
@@ -109,7 +88,7 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
     """
     from graphrel.retrieval.students.embeddistill import LossWeights, build_asymmetric_student, distil_static_embeddings
     from graphrel.retrieval.students.embeddistill import prune_vocabulary, train_asymmetric_student
-    from graphrel.retrieval.encoding.encoders import encode
+    from graphrel.retrieval.encoding.encoders import checked_precision, encode
 
     root = Path(output_dir) / "retrievers"
     teacher = Retriever.load(root / "dual_encoder")
@@ -122,7 +101,10 @@ def build_students(variants: dict, examples, pairs, catalogue, c, output_dir: Pa
         return _key(teacher=teacher_key, texts=_key(texts=matching),
                     **({} if precision == "float32" else {"precision": precision}))
 
-    precision = target_precision(teacher.query_encoder, matching, c, cache.with_suffix(".key"), cache_key)
+    key_path = cache.with_suffix(".key")
+    cached = key_path.is_file() and key_path.read_text() == cache_key(c.target_precision)  # it passed the check
+    precision = checked_precision(teacher.query_encoder, matching, c.target_precision, what="target encoding",
+                                  texts_name="matching queries", batch_size=c.encode_batch_size, passed_before=cached)
     setup = dict(teacher=teacher_key, dim=c.student_dim, prune=c.student_prune_vocabulary, steps=c.student_steps,
                  bs=c.student_batch_size, lr=c.student_learning_rate, scale=c.scale, seed=c.seed,
                  matching=_key(texts=matching), matching_bs=c.matching_batch_size, matching_score=c.matching_score,

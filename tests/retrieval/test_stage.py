@@ -262,13 +262,13 @@ def test_training_targets_in_bfloat16_only_when_they_agree(run_with_teacher, tmp
     targets = lambda out: np.load(out / "cache" / "matching_queries.npy")  # noqa: E731
     with caplog.at_level("INFO", logger="graphrel"):
         run_retrieval(run_with_teacher, tmp_path / "bf16", tiny_config(tiny_encoder_dir, **small), pair_models={})
-    assert "training targets in bfloat16" in caplog.text
+    assert "target encoding in bfloat16" in caplog.text
     assert manifest(tmp_path / "bf16")["target_precision"] == "bfloat16"
     stored = targets(tmp_path / "bf16")
     monkeypatch.setattr(encoders, "MIN_COSINE", 1.5)  # nothing agrees that well
     with caplog.at_level("WARNING", logger="graphrel"):
         run_retrieval(run_with_teacher, tmp_path / "fp32", tiny_config(tiny_encoder_dir, **small), pair_models={})
-    assert "bfloat16 training targets fall back to float32" in caplog.text
+    assert "bfloat16 target encoding falls back to float32" in caplog.text
     assert manifest(tmp_path / "fp32")["target_precision"] == "float32"
     assert manifest(tmp_path / "fp32")["build_key"] != manifest(tmp_path / "bf16")["build_key"]
     assert targets(tmp_path / "fp32").shape == stored.shape and not np.array_equal(targets(tmp_path / "fp32"), stored)

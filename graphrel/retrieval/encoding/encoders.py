@@ -7,6 +7,7 @@ local directory (``HF_HUB_OFFLINE=1``; the backbone all-MiniLM-L6-v2 comes from 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,8 @@ import numpy as np
 import graphrel.backbone  # noqa: F401  (sets HF_HUB_OFFLINE=1 before sentence-transformers loads)
 from graphrel.errors import GraphrelInputError
 from graphrel.retrieval.search.index import l2_normalise
+
+log = logging.getLogger("graphrel")
 
 
 def load_encoder(path: str | Path):
@@ -86,3 +89,24 @@ def encoding_agreement(model, texts, *, batch_size: int = 256) -> float:
 def count_parameters(model) -> int:
     """Number of parameters (trainable or not) of a torch module."""
     return int(sum(p.numel() for p in model.parameters()))
+
+
+def checked_precision(model, texts, precision: str, *, what: str, texts_name: str, passed_before: bool,
+                      batch_size: int = 256) -> str:
+    """The bulk-encoding precision to use: ``precision`` if it is float32, if an encoding cached in
+    it already passed (``passed_before``), or if :func:`encoding_agreement` on the first 256
+    ``texts`` is >= :data:`MIN_COSINE`; else float32. The check and a fall-back are logged,
+    naming ``what`` is encoded (e.g. ``"encoding"``) and ``texts_name`` (e.g. ``"catalogue texts"``)."""
+    if precision == "float32" or not len(texts):
+        return "float32"
+    if passed_before:
+        return precision
+    sample = list(texts[:256])
+    cosine = encoding_agreement(model, sample, batch_size=batch_size)
+    if cosine < MIN_COSINE:
+        log.warning("retrieval: %s %s falls back to float32: lowest cosine with float32 %.5f < %s on %d %s",
+                    precision, what, cosine, MIN_COSINE, len(sample), texts_name)
+        return "float32"
+    log.info("retrieval: %s in %s: lowest cosine with float32 %.5f on %d %s", what, precision, cosine, len(sample),
+             texts_name)
+    return precision

@@ -85,20 +85,16 @@ def mine_hard_negatives(examples: pd.DataFrame, pairs: pd.DataFrame, bm25: BM25I
     return out
 
 
-def add_teacher_logits(examples: pd.DataFrame, teacher, *, batch_size: int = 128, progress: bool = False,
-                       forward=None) -> pd.DataFrame:
+def add_teacher_logits(examples: pd.DataFrame, teacher, *, batch_size: int = 128, progress: bool = False) -> pd.DataFrame:
     """The cross-encoder teacher's logits of each (query, positive) and (query, negative_j) pair.
 
     Positives that already carry ``teacher_logit`` (the run's teacher_scores) keep it; every
-    negative is scored with :func:`graphrel.scoring.teacher_labelling.teacher_logits` (length-sorted
-    batches) through ``forward`` (a :func:`~graphrel.scoring.teacher_backends.teacher_forward` of
-    ``teacher``: the backend the run's teacher scores were made on; None: fp32).
+    negative is scored by ``teacher``, a :class:`~graphrel.scoring.teacher_scorer.TeacherScorer`
+    (on the backend the run's teacher scores were made on; length-sorted batches).
 
     Returns:
         ``examples`` plus ``teacher_positive`` and ``teacher_negative_1..n`` (float32 logits).
     """
-    from graphrel.scoring.teacher_labelling import teacher_logits
-
     out = examples.copy()
     negative_columns = sorted((c for c in out.columns if c.startswith("negative_text_")),
                               key=lambda c: int(c.rsplit("_", 1)[1]))
@@ -109,7 +105,7 @@ def add_teacher_logits(examples: pd.DataFrame, teacher, *, batch_size: int = 128
     else:
         queries += list(out["query"])
         products += list(out["product_text"])
-    logits = teacher_logits(teacher, queries, products, batch_size=batch_size, progress=progress, forward=forward)
+    logits = teacher.logits(queries, products, batch_size=batch_size, progress=progress)
     n = len(out)
     for j, column in enumerate(negative_columns):
         out[f"teacher_negative_{column.rsplit('_', 1)[1]}"] = logits[j * n:(j + 1) * n]
