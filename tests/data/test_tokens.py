@@ -77,3 +77,32 @@ def test_real_titles_match_tokenizer(tokenizer, home_depot_path):
     ref = np.array(tokenizer(titles, add_special_tokens=False, truncation=True, max_length=48,
                              padding="max_length")["input_ids"])
     assert (ours == ref).all(1).mean() >= 0.999
+
+
+def test_whole_vocabulary_words_skip_the_tokenizer_and_keep_its_ids(tokenizer, monkeypatch):
+    """ASCII words of letters and digits found whole in the vocabulary (any case) are looked up;
+    every other word is still asked, and the ids are the tokenizer's."""
+    asked = []
+    rust_pieces = WordpieceCache._rust_pieces
+
+    def spy(word_tokenizer, words):
+        asked.extend(words)
+        return rust_pieces(word_tokenizer, words)
+
+    monkeypatch.setattr(WordpieceCache, "_rust_pieces", staticmethod(spy))
+    texts = ["Pipe PIPE pipe 12 Gauge", "\u212a elbow 3/4in. unbelievably", "CLS cls [CLS] MASK a[MASK]b x" + "y" * 120,
+             "only whole words here", "WiFi Café"]
+    ours = WordpieceCache(tokenizer).encode(texts, 32)
+    ref = np.array(tokenizer(texts, add_special_tokens=False, truncation=True, max_length=32,
+                             padding="max_length")["input_ids"])
+    assert (ours == ref).all()
+    # "Pipe", "PIPE", "12", "elbow", "only" ... never reach a tokenizer; other ASCII words reach it
+    # lower-cased, and as they are: the Kelvin sign (it lower-cases to ASCII "k"), other non-ASCII
+    # words, and words holding an added token ("[CLS]" is one piece, "[cls]" five)
+    asked_lowered = {word.lower() for word in asked}
+    assert {"pipe", "12", "gauge", "elbow", "only", "whole", "words", "here"}.isdisjoint(asked_lowered)
+    assert {"3/4in.", "unbelievably", "x" + "y" * 120, "wifi"} <= set(asked)
+    assert {"\u212a", "[CLS]", "Café"} <= set(asked)
+    whole_only = WordpieceCache(tokenizer)
+    asked.clear()
+    assert (whole_only.encode(["only whole words here"], 8) == ref[3, :8]).all() and asked == []
