@@ -144,3 +144,21 @@ def test_bad_ranking_settings_are_refused():
         tiny_student(2, ranking_loss="listwise", ranking_weight=-1.0)
     with pytest.raises(ValueError, match="similar_queries"):
         tiny_student(2, similar_queries=-1)
+
+
+def test_inference_neighbours_equal_the_training_path(featurizer, pairs):
+    """At inference all metapaths' neighbours come from one stacked table of both node types;
+    with gradients on (the training path) each is projected from its own type's vectors. Same
+    logits and attention, known and absent neighbours alike."""
+    _, graph = students(featurizer, text_fallback=False)
+    sample = pairs.iloc[::3]
+    batch = featurizer.from_texts(list(sample.query_id) + ["new"], list(sample["query"]) + ["drill bit q3"],
+                                  list(sample.product_id) + ["P-none"], list(sample.product_text) + ["drill bit set"])
+    assert (batch["Q-P/ids"] < 0).any() and (batch["Q~Q/ids"] >= 0).any()  # both kinds of neighbour
+    with torch.inference_mode():
+        fast, fast_attention = graph(batch, return_attention=True)
+    with torch.enable_grad():
+        slow, slow_attention = graph(batch, return_attention=True)
+    torch.testing.assert_close(fast, slow.detach(), rtol=1e-5, atol=1e-6)
+    for name in graph.metapaths:
+        torch.testing.assert_close(fast_attention[name], slow_attention[name].detach(), rtol=1e-5, atol=1e-6)
