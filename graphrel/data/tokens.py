@@ -22,7 +22,7 @@ import numpy as np
 # Marks the end of each text in the joined string (private use: no tokenizer meaning).
 _END = "\ue000"
 # Per Hugging Face tokenizer: its Rust tokenizer without the padding and truncation its saved
-# settings carry (they are set per call by the Python wrapper), and its whole words (_word_tokenizer).
+# settings carry (they are set per call by the Python wrapper), and its _BertShortcuts.
 _WORD_TOKENIZERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 # Control characters (C0 except tab/newline/CR, DEL, C1) are deleted, as BERT's tokenizer does.
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
@@ -102,8 +102,8 @@ class WordpieceCache:
         piece goes to the word its character offset falls in: the Python wrapper's per-call work
         cost 5x the tokenising itself on a cold batch of 8,928 words (0.27 s against 0.05 s), and
         one ``Encoding`` per word (``encode_batch``) 2.5x one for all (5.1 ms against 2.1 ms for
-        the 668 words of 100 titles; the same ids for 16,910 real title words). For BERT's tokenizer, ASCII
-        words take :class:`_BertShortcuts`.
+        the 668 words of 100 titles; the same ids for 16,910 real title words). For BERT's
+        tokenizer, ASCII words take :class:`_BertShortcuts`.
         """
         backend = getattr(self.tokenizer, "backend_tokenizer", None)
         if backend is None:  # a slow (Python) tokenizer: no Rust tokenizer to ask
