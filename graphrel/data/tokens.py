@@ -115,9 +115,7 @@ class WordpieceCache:
             return self._rust_pieces(word_tokenizer, words)
         joined = " ".join(words)
         lowered = joined.lower() if shortcuts.lowercase else joined
-        keys = lowered.split(" ")
-        if len(keys) != len(words):  # (lower-casing never adds or removes a space: a safeguard)
-            keys = [w.lower() if shortcuts.lowercase else w for w in words]
+        keys = lowered.split(" ")  # words hold no space, and lower-casing makes none
         if joined.isascii():
             is_ascii = np.ones(len(words), dtype=bool)
         else:
